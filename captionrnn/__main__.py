@@ -1,0 +1,5 @@
+import sys
+
+from captionrnn.cli import main
+
+sys.exit(main())

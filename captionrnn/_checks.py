@@ -1,0 +1,63 @@
+"""Input validation shared by every layer: clear ``ValueError`` messages instead of broadcasting errors."""
+import numpy as np
+
+
+def _fmt(shape):
+    return "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def check_shape(name, arr, expected, legend):
+    """Raise ``ValueError`` unless ``arr`` has ``len(expected)`` dims matching ``expected``.
+
+    - name: argument name, used in the message
+    - expected: tuple of ints (must match) or None (any size)
+    - legend: the shape in letters, e.g. ``"(N, T, D)"``
+    """
+    shape = np.shape(arr)
+    if len(shape) != len(expected):
+        raise ValueError(f"{name} must have {len(expected)} dimensions {legend}, got shape {shape}")
+    for got, want in zip(shape, expected):
+        if want is not None and got != want:
+            raise ValueError(f"{name} has shape {shape} but {legend} = {_fmt(expected)} was expected "
+                             "from the other arguments")
+
+
+def check_float(name, arr):
+    """Raise ``ValueError`` unless ``arr`` is a floating-point NumPy array."""
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
+        got = type(arr).__name__ if not isinstance(arr, np.ndarray) else f"dtype {arr.dtype}"
+        raise ValueError(f"{name} must be a float32 or float64 numpy array, got {got}; "
+                         f"convert with np.asarray({name}, dtype=np.float32)")
+
+
+def check_indices(name, idx, upper):
+    """Raise ``ValueError`` unless ``idx`` is an integer array with every entry in ``[0, upper)``."""
+    idx = np.asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer word indices, got dtype {idx.dtype}; "
+                         f"convert with {name}.astype(np.int64)")
+    if idx.size and (idx.min() < 0 or idx.max() >= upper):
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise ValueError(f"{name} holds index {int(bad)} outside the vocabulary [0, {upper}); "
+                         "every index must be a row of the embedding / a column of the scores")
+
+
+def check_cell(x, h, Wx, Wh, biases, gates, seq, h_name):
+    """Validate the arguments of a recurrent cell with ``gates`` weight blocks of width H.
+
+    - x: (N, D) for a step, (N, T, D) for a sequence (``seq=True``)
+    - h: the previous / initial hidden state (N, H), named ``h_name`` in messages
+    - Wx: (D, gates*H); Wh: (H, gates*H); biases: dict name -> array (gates*H,)
+    """
+    check_float("x", x)
+    legend = "(N, T, D)" if seq else "(N, D)"
+    check_shape("x", x, (None,) * (3 if seq else 2), legend)
+    N, D = x.shape[0], x.shape[-1]
+    check_float(h_name, h)
+    check_shape(h_name, h, (N, None), "(N, H)")
+    H = h.shape[1]
+    G = f"{gates}H" if gates > 1 else "H"
+    check_shape("Wx", Wx, (D, gates * H), f"(D, {G})")
+    check_shape("Wh", Wh, (H, gates * H), f"(H, {G})")
+    for name, bias in biases.items():
+        check_shape(name, bias, (gates * H,), f"({G},)")

@@ -1,0 +1,56 @@
+"""One switch for the compute backend.
+
+``'numba'`` (default) runs the fused Numba kernels in :mod:`captionrnn.kernels`;
+``'numpy'`` runs the readable reference code only. Choose with the environment
+variable ``CAPTIONRNN_BACKEND=numpy|numba`` (read at import) or at run time::
+
+    import captionrnn
+    captionrnn.set_backend("numpy")
+    with captionrnn.use_backend("numba"):
+        ...
+
+Both backends take the same inputs and give the same results (to 1e-12 in float64);
+a cache made by one backend's forward may be passed to either backend's backward.
+"""
+import os
+from contextlib import contextmanager
+
+BACKENDS = ("numba", "numpy")
+
+
+def _validate(name):
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}; "
+                         "set CAPTIONRNN_BACKEND or call captionrnn.set_backend() with one of those")
+    return name
+
+
+_current = _validate(os.environ.get("CAPTIONRNN_BACKEND", "numba").strip().lower() or "numba")
+
+
+def get_backend():
+    """Return the active backend name, ``'numba'`` or ``'numpy'``."""
+    return _current
+
+
+def set_backend(name):
+    """Select the backend for all later calls: ``'numba'`` or ``'numpy'``."""
+    global _current
+    _current = _validate(name)
+
+
+@contextmanager
+def use_backend(name):
+    """Context manager that selects a backend inside a ``with`` block, then restores the previous one."""
+    global _current
+    previous = _current
+    _current = _validate(name)
+    try:
+        yield
+    finally:
+        _current = previous
+
+
+def use_numba():
+    """True when the fast Numba path should run."""
+    return _current == "numba"

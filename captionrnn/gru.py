@@ -1,0 +1,140 @@
+"""GRU layer in PyTorch's ``nn.GRU`` form, gate blocks r, z, n.
+
+With ax = x Wx + bx and ah = h_{t-1} Wh + bh split into three (N, H) blocks:
+r = sigmoid(ax_r + ah_r), z = sigmoid(ax_z + ah_z), n = tanh(ax_n + r * ah_n),
+h_t = (1 - z) * n + z * h_{t-1}.
+torch's weight_ih_l0 is Wx.T, weight_hh_l0 is Wh.T, bias_ih_l0 is bx, bias_hh_l0 is bh.
+Shapes use the package legend. Derivations: docs/bptt.md#gru.
+"""
+import numpy as np
+
+from captionrnn._checks import check_cell, check_shape
+from captionrnn.backend import use_numba
+from captionrnn.layers import sigmoid
+
+
+def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
+    """One GRU timestep.
+
+    Inputs:
+    - x: inputs at this timestep, shape (N, D)
+    - prev_h: previous hidden state, shape (N, H)
+    - Wx: input-to-gates weights, shape (D, 3H)
+    - Wh: hidden-to-gates weights, shape (H, 3H)
+    - bx: input bias, shape (3H,)
+    - bh: recurrent bias, shape (3H,)
+
+    Returns a tuple of:
+    - next_h: shape (N, H)
+    - cache: values needed by gru_step_backward
+    """
+    check_cell(x, prev_h, Wx, Wh, {"bx": bx, "bh": bh}, 3, False, "prev_h")
+    H = prev_h.shape[1]
+    ax = x @ Wx + bx  # (N, 3H)
+    ah = prev_h @ Wh + bh  # (N, 3H)
+    if use_numba():
+        from captionrnn import kernels
+        r, z, n, next_h = kernels.gru_gates_forward(ax, ah, prev_h)
+    else:
+        r = sigmoid(ax[:, :H] + ah[:, :H])
+        z = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
+        n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
+        next_h = (1 - z) * n + z * prev_h
+    hn = ah[:, 2 * H:]  # h Wh_n + bh_n: the part r gates, needed for dr
+    cache = (x, prev_h, Wx, Wh, r, z, n, hn)
+    return next_h, cache
+
+
+def gru_step_backward(dnext_h, cache):
+    """Backward pass of one GRU timestep.
+
+    Inputs:
+    - dnext_h: gradient with respect to next_h, shape (N, H)
+    - cache: from gru_step_forward
+
+    Returns a tuple of:
+    - dx: shape (N, D); dprev_h: shape (N, H); dWx: shape (D, 3H); dWh: shape (H, 3H);
+      dbx: shape (3H,); dbh: shape (3H,)
+
+    Derivation: docs/bptt.md#gru-step
+    """
+    x, prev_h, Wx, Wh, r, z, n, hn = cache
+    check_shape("dnext_h", dnext_h, prev_h.shape, "(N, H)")
+    if use_numba():
+        from captionrnn import kernels
+        dax, dah, dprev_h = kernels.gru_gates_backward(dnext_h, prev_h, r, z, n, hn)
+    else:
+        dn = dnext_h * (1 - z)
+        dz = dnext_h * (prev_h - n)
+        dan = dn * (1 - n ** 2)  # gradient of n's pre-activation
+        dar = dan * hn * r * (1 - r)
+        daz = dz * z * (1 - z)
+        dax = np.concatenate([dar, daz, dan], axis=1)  # (N, 3H)
+        dah = np.concatenate([dar, daz, dan * r], axis=1)  # (N, 3H): r scales ah_n
+        dprev_h = dnext_h * z  # the direct path through z * h
+    dx = dax @ Wx.T
+    dprev_h = dprev_h + dah @ Wh.T
+    dWx = x.T @ dax
+    dWh = prev_h.T @ dah
+    dbx = dax.sum(axis=0)
+    dbh = dah.sum(axis=0)
+    return dx, dprev_h, dWx, dWh, dbx, dbh
+
+
+def gru_forward(x, h0, Wx, Wh, bx, bh):
+    """Run a GRU over a whole sequence.
+
+    Inputs:
+    - x: inputs, shape (N, T, D)
+    - h0: initial hidden state, shape (N, H)
+    - Wx: shape (D, 3H); Wh: shape (H, 3H); bx: shape (3H,); bh: shape (3H,)
+
+    Returns a tuple of:
+    - h: hidden states for every timestep, shape (N, T, H)
+    - cache: values needed by gru_backward
+    """
+    check_cell(x, h0, Wx, Wh, {"bx": bx, "bh": bh}, 3, True, "h0")
+    if use_numba():
+        from captionrnn import kernels
+        return kernels.gru_forward(x, h0, Wx, Wh, bx, bh)
+    N, T, _ = x.shape
+    h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx, Wh, bx, bh))
+    prev_h = h0
+    caches = []
+    for t in range(T):
+        prev_h, step_cache = gru_step_forward(x[:, t], prev_h, Wx, Wh, bx, bh)
+        h[:, t] = prev_h
+        caches.append(step_cache)
+    return h, caches
+
+
+def gru_backward(dh, cache):
+    """Backpropagation through time for :func:`gru_forward`.
+
+    Inputs:
+    - dh: per-timestep upstream gradients of the hidden states, shape (N, T, H)
+    - cache: from gru_forward
+
+    Returns a tuple of:
+    - dx: shape (N, T, D); dh0: shape (N, H); dWx: shape (D, 3H); dWh: shape (H, 3H);
+      dbx: shape (3H,); dbh: shape (3H,)
+
+    Derivation: docs/bptt.md#gru-through-time
+    """
+    if not isinstance(cache, list):  # made by the Numba forward
+        from captionrnn import kernels
+        return kernels.gru_backward(dh, cache)
+    x0, h_prev0, Wx, Wh = cache[0][:4]
+    N, T, D, H = h_prev0.shape[0], len(cache), x0.shape[1], Wh.shape[0]
+    check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    dx = np.empty((N, T, D), dtype=dh.dtype)
+    dWx, dWh = np.zeros_like(Wx), np.zeros_like(Wh)
+    dbx, dbh = np.zeros(3 * H, dtype=Wx.dtype), np.zeros(3 * H, dtype=Wx.dtype)
+    dprev_h = np.zeros((N, H), dtype=dh.dtype)
+    for t in reversed(range(T)):
+        dx[:, t], dprev_h, dWx_t, dWh_t, dbx_t, dbh_t = gru_step_backward(dh[:, t] + dprev_h, cache[t])
+        dWx += dWx_t
+        dWh += dWh_t
+        dbx += dbx_t
+        dbh += dbh_t
+    return dx, dprev_h, dWx, dWh, dbx, dbh

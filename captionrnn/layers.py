@@ -1,0 +1,189 @@
+"""Affine maps, word embeddings, the temporal softmax loss and a stable sigmoid.
+
+Shapes use the package legend (N batch, T timesteps, D input, M output, W word
+vector, V vocabulary). Derivations: docs/bptt.md.
+"""
+import numpy as np
+
+from captionrnn._checks import check_float, check_indices, check_shape
+from captionrnn.backend import use_numba
+
+
+def sigmoid(x):
+    """Logistic sigmoid 1 / (1 + exp(-x)), numerically stable for large |x|.
+
+    exp is only ever taken of -|x|, so it never overflows; x keeps its dtype.
+
+    - x: array of any shape
+    Returns an array of the same shape and dtype.
+    """
+    x = np.asarray(x)
+    z = np.exp(-np.abs(x))  # in (0, 1]
+    return np.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+
+
+def affine_forward(x, w, b):
+    """Fully connected layer: out = x w + b, with x flattened to rows.
+
+    Inputs:
+    - x: inputs, shape (N, d_1, ..., d_k) with d_1 * ... * d_k = D
+    - w: weights, shape (D, M)
+    - b: bias, shape (M,)
+
+    Returns a tuple of:
+    - out: shape (N, M)
+    - cache: (x, w, b)
+    """
+    check_float("x", x)
+    check_shape("w", w, (int(np.prod(x.shape[1:])), None), "(D, M)")
+    check_shape("b", b, (w.shape[1],), "(M,)")
+    out = x.reshape(x.shape[0], -1) @ w + b
+    return out, (x, w, b)
+
+
+def affine_backward(dout, cache):
+    """Backward pass of :func:`affine_forward`.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, M)
+    - cache: from affine_forward
+
+    Returns a tuple of:
+    - dx: shape (N, d_1, ..., d_k); dw: shape (D, M); db: shape (M,)
+
+    Derivation: docs/bptt.md#affine-layer
+    """
+    x, w, b = cache
+    check_shape("dout", dout, (x.shape[0], w.shape[1]), "(N, M)")
+    x2 = x.reshape(x.shape[0], -1)  # (N, D)
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x2.T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db
+
+
+def temporal_affine_forward(x, w, b):
+    """The same affine map applied at every timestep.
+
+    Inputs:
+    - x: inputs, shape (N, T, D)
+    - w: weights, shape (D, M)
+    - b: bias, shape (M,)
+
+    Returns a tuple of:
+    - out: shape (N, T, M)
+    - cache: (x, w, b, out)
+    """
+    check_float("x", x)
+    check_shape("x", x, (None, None, None), "(N, T, D)")
+    check_shape("w", w, (x.shape[2], None), "(D, M)")
+    check_shape("b", b, (w.shape[1],), "(M,)")
+    N, T, D = x.shape
+    out = (x.reshape(N * T, D) @ w + b).reshape(N, T, w.shape[1])
+    return out, (x, w, b, out)
+
+
+def temporal_affine_backward(dout, cache):
+    """Backward pass of :func:`temporal_affine_forward`.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, T, M)
+    - cache: from temporal_affine_forward
+
+    Returns a tuple of:
+    - dx: shape (N, T, D); dw: shape (D, M); db: shape (M,)
+
+    Derivation: docs/bptt.md#temporal-affine-layer
+    """
+    x, w, b, out = cache
+    N, T, D = x.shape
+    M = w.shape[1]
+    check_shape("dout", dout, (N, T, M), "(N, T, M)")
+    dout2 = dout.reshape(N * T, M)
+    dx = (dout2 @ w.T).reshape(N, T, D)
+    dw = x.reshape(N * T, D).T @ dout2
+    db = dout2.sum(axis=0)
+    return dx, dw, db
+
+
+def word_embedding_forward(x, W):
+    """Look up a vector for every word index.
+
+    Inputs:
+    - x: integer word indices, shape (N, T), each in [0, V)
+    - W: word vectors, shape (V, W)
+
+    Returns a tuple of:
+    - out: shape (N, T, W)
+    - cache: (x, W)
+    """
+    check_float("W", W)
+    check_shape("W", W, (None, None), "(V, W)")
+    check_shape("x", x, (None, None), "(N, T)")
+    check_indices("x", x, W.shape[0])
+    return W[x], (x, W)
+
+
+def word_embedding_backward(dout, cache):
+    """Backward pass of :func:`word_embedding_forward`; gradients of repeated words accumulate.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, T, W)
+    - cache: from word_embedding_forward
+
+    Returns:
+    - dW: gradient of the word vectors, shape (V, W)
+
+    Derivation: docs/bptt.md#word-embedding
+    """
+    x, W = cache
+    check_shape("dout", dout, x.shape + (W.shape[1],), "(N, T, W)")
+    if use_numba():
+        from captionrnn import kernels
+        return kernels.embedding_backward(x, dout, W.shape[0])
+    dW = np.zeros(W.shape, dtype=dout.dtype)
+    np.add.at(dW, x, dout)  # a plain dW[x] += dout would drop repeated indices
+    return dW
+
+
+def temporal_softmax_loss(x, y, mask, verbose=False):
+    """Softmax cross-entropy summed over the unmasked timesteps and averaged over the batch.
+
+    loss = -(1/N) sum_{n,t: mask[n,t]} log softmax(x[n,t])[y[n,t]]
+
+    Inputs:
+    - x: scores, shape (N, T, V)
+    - y: integer targets, shape (N, T), each in [0, V)
+    - mask: bool, shape (N, T); False entries contribute nothing
+    - verbose: print the shape of dx
+
+    Returns a tuple of:
+    - loss: scalar of x's dtype
+    - dx: gradient of the loss with respect to x, shape (N, T, V)
+
+    Derivation: docs/bptt.md#temporal-softmax-loss
+    """
+    check_float("x", x)
+    check_shape("x", x, (None, None, None), "(N, T, V)")
+    N, T, V = x.shape
+    check_shape("y", y, (N, T), "(N, T)")
+    check_shape("mask", mask, (N, T), "(N, T)")
+    check_indices("y", y, V)
+    if use_numba():
+        from captionrnn import kernels
+        loss, dx = kernels.softmax_loss(x, y, mask)
+    else:
+        x_flat = x.reshape(N * T, V)
+        y_flat = y.reshape(N * T)
+        mask_flat = np.asarray(mask, dtype=bool).reshape(N * T)
+        shifted = x_flat - x_flat.max(axis=1, keepdims=True)  # exp never overflows
+        log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_probs = shifted - log_z  # (N*T, V)
+        loss = -log_probs[np.arange(N * T), y_flat][mask_flat].sum() / N
+        dx = np.exp(log_probs)
+        dx[np.arange(N * T), y_flat] -= 1
+        dx *= mask_flat[:, None] / N
+        dx = dx.reshape(N, T, V)
+    if verbose:
+        print("dx:", dx.shape)
+    return x.dtype.type(loss), dx

@@ -1,0 +1,144 @@
+"""LSTM layer with gate blocks in the order i, f, o, g.
+
+a = x Wx + h_{t-1} Wh + b, split into four (N, H) blocks:
+i = sigmoid(a_i), f = sigmoid(a_f), o = sigmoid(a_o), g = tanh(a_g),
+c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t).
+Shapes use the package legend. Derivations: docs/bptt.md#lstm.
+"""
+import numpy as np
+
+from captionrnn._checks import check_cell, check_float, check_shape
+from captionrnn.backend import use_numba
+from captionrnn.layers import sigmoid
+
+
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    """One LSTM timestep.
+
+    Inputs:
+    - x: inputs at this timestep, shape (N, D)
+    - prev_h: previous hidden state, shape (N, H)
+    - prev_c: previous cell state, shape (N, H)
+    - Wx: input-to-gates weights, shape (D, 4H)
+    - Wh: hidden-to-gates weights, shape (H, 4H)
+    - b: gate biases, shape (4H,)
+
+    Returns a tuple of:
+    - next_h: shape (N, H)
+    - next_c: shape (N, H)
+    - cache: values needed by lstm_step_backward
+    """
+    check_cell(x, prev_h, Wx, Wh, {"b": b}, 4, False, "prev_h")
+    check_float("prev_c", prev_c)
+    check_shape("prev_c", prev_c, prev_h.shape, "(N, H)")
+    H = prev_h.shape[1]
+    a = x @ Wx + prev_h @ Wh + b  # (N, 4H)
+    if use_numba():
+        from captionrnn import kernels
+        i, f, o, g, next_c, tanh_c, next_h = kernels.lstm_gates_forward(a, prev_c)
+    else:
+        i = sigmoid(a[:, :H])
+        f = sigmoid(a[:, H:2 * H])
+        o = sigmoid(a[:, 2 * H:3 * H])
+        g = np.tanh(a[:, 3 * H:])
+        next_c = f * prev_c + i * g
+        tanh_c = np.tanh(next_c)
+        next_h = o * tanh_c
+    cache = (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c)
+    return next_h, next_c, cache
+
+
+def lstm_step_backward(dnext_h, dnext_c, cache):
+    """Backward pass of one LSTM timestep.
+
+    Inputs:
+    - dnext_h: gradient with respect to next_h, shape (N, H)
+    - dnext_c: gradient with respect to next_c, shape (N, H)
+    - cache: from lstm_step_forward
+
+    Returns a tuple of:
+    - dx: shape (N, D); dprev_h: shape (N, H); dprev_c: shape (N, H);
+      dWx: shape (D, 4H); dWh: shape (H, 4H); db: shape (4H,)
+
+    Derivation: docs/bptt.md#lstm-step
+    """
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
+    check_shape("dnext_h", dnext_h, prev_h.shape, "(N, H)")
+    check_shape("dnext_c", dnext_c, prev_h.shape, "(N, H)")
+    if use_numba():
+        from captionrnn import kernels
+        da, dprev_c = kernels.lstm_gates_backward(dnext_h, dnext_c, prev_c, i, f, o, g, tanh_c)
+    else:
+        dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)  # (N, H): both paths into c_t
+        di = dc * g
+        df = dc * prev_c
+        do = dnext_h * tanh_c
+        dg = dc * i
+        dprev_c = dc * f
+        # Through the nonlinearities: sigmoid' = s(1 - s), tanh' = 1 - tanh^2.
+        da = np.concatenate([di * i * (1 - i), df * f * (1 - f),
+                             do * o * (1 - o), dg * (1 - g ** 2)], axis=1)  # (N, 4H)
+    dx = da @ Wx.T
+    dprev_h = da @ Wh.T
+    dWx = x.T @ da
+    dWh = prev_h.T @ da
+    db = da.sum(axis=0)
+    return dx, dprev_h, dprev_c, dWx, dWh, db
+
+
+def lstm_forward(x, h0, Wx, Wh, b):
+    """Run an LSTM over a whole sequence; the initial cell state is zero.
+
+    Inputs:
+    - x: inputs, shape (N, T, D)
+    - h0: initial hidden state, shape (N, H)
+    - Wx: shape (D, 4H); Wh: shape (H, 4H); b: shape (4H,)
+
+    Returns a tuple of:
+    - h: hidden states for every timestep, shape (N, T, H)
+    - cache: values needed by lstm_backward
+    """
+    check_cell(x, h0, Wx, Wh, {"b": b}, 4, True, "h0")
+    if use_numba():
+        from captionrnn import kernels
+        return kernels.lstm_forward(x, h0, Wx, Wh, b)
+    N, T, _ = x.shape
+    h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx, Wh, b))
+    prev_h, prev_c = h0, np.zeros_like(h0)
+    caches = []
+    for t in range(T):
+        prev_h, prev_c, step_cache = lstm_step_forward(x[:, t], prev_h, prev_c, Wx, Wh, b)
+        h[:, t] = prev_h
+        caches.append(step_cache)
+    return h, caches
+
+
+def lstm_backward(dh, cache):
+    """Backpropagation through time for :func:`lstm_forward`.
+
+    Inputs:
+    - dh: per-timestep upstream gradients of the hidden states, shape (N, T, H)
+    - cache: from lstm_forward
+
+    Returns a tuple of:
+    - dx: shape (N, T, D); dh0: shape (N, H); dWx: shape (D, 4H); dWh: shape (H, 4H); db: shape (4H,)
+
+    Derivation: docs/bptt.md#lstm-through-time
+    """
+    if not isinstance(cache, list):  # made by the Numba forward
+        from captionrnn import kernels
+        return kernels.lstm_backward(dh, cache)
+    x0, h_prev0, _, Wx, Wh = cache[0][:5]
+    N, T, D, H = h_prev0.shape[0], len(cache), x0.shape[1], Wh.shape[0]
+    check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    dx = np.empty((N, T, D), dtype=dh.dtype)
+    dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(4 * H, dtype=Wx.dtype)
+    dprev_h = np.zeros((N, H), dtype=dh.dtype)
+    dprev_c = np.zeros((N, H), dtype=dh.dtype)  # the loss never reads c_T directly
+    for t in reversed(range(T)):
+        dx[:, t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(
+            dh[:, t] + dprev_h, dprev_c, cache[t])
+        dWx += dWx_t
+        dWh += dWh_t
+        db += db_t
+    return dx, dprev_h, dWx, dWh, db
