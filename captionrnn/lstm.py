@@ -12,8 +12,11 @@ from captionrnn.backend import use_numba
 from captionrnn.layers import sigmoid
 
 
-def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
-    """One LSTM timestep.
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b, attn=None, Wattn=None):
+    """One LSTM timestep, optionally with an attention context added to the gates.
+
+    Plain: a = x Wx + prev_h Wh + b. With a context (both ``attn`` and ``Wattn``):
+    a = x Wx + prev_h Wh + attn Wattn + b (see :mod:`captionrnn.attention`).
 
     Inputs:
     - x: inputs at this timestep, shape (N, D)
@@ -22,6 +25,8 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     - Wx: input-to-gates weights, shape (D, 4H)
     - Wh: hidden-to-gates weights, shape (H, 4H)
     - b: gate biases, shape (4H,)
+    - attn: optional attention context, shape (N, H)
+    - Wattn: optional context-to-gates weights, shape (H, 4H); given exactly when attn is
 
     Returns a tuple of:
     - next_h: shape (N, H)
@@ -31,8 +36,18 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     check_cell(x, prev_h, Wx, Wh, {"b": b}, 4, False, "prev_h")
     check_float("prev_c", prev_c)
     check_shape("prev_c", prev_c, prev_h.shape, "(N, H)")
+    if (attn is None) != (Wattn is None):
+        raise ValueError("attn and Wattn go together: pass both for an attention step, or neither "
+                         f"for a plain LSTM step (got attn={'None' if attn is None else 'an array'}, "
+                         f"Wattn={'None' if Wattn is None else 'an array'})")
     H = prev_h.shape[1]
-    a = x @ Wx + prev_h @ Wh + b  # (N, 4H)
+    if attn is None:
+        a = x @ Wx + prev_h @ Wh + b  # (N, 4H)
+    else:
+        check_float("attn", attn)
+        check_shape("attn", attn, prev_h.shape, "(N, H)")
+        check_shape("Wattn", Wattn, (H, 4 * H), "(H, 4H)")
+        a = x @ Wx + prev_h @ Wh + attn @ Wattn + b  # (N, 4H)
     if use_numba():
         from captionrnn import kernels
         i, f, o, g, next_c, tanh_c, next_h = kernels.lstm_gates_forward(a, prev_c)
@@ -45,6 +60,8 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
         tanh_c = np.tanh(next_c)
         next_h = o * tanh_c
     cache = (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c)
+    if attn is not None:
+        cache += (attn, Wattn)  # a 12-tuple tells lstm_step_backward to return dattn, dWattn too
     return next_h, next_c, cache
 
 
@@ -59,10 +76,13 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     Returns a tuple of:
     - dx: shape (N, D); dprev_h: shape (N, H); dprev_c: shape (N, H);
       dWx: shape (D, 4H); dWh: shape (H, 4H); db: shape (4H,)
+    - and, only when the forward step had a context, also
+      dattn: shape (N, H); dWattn: shape (H, 4H)
 
-    Derivation: docs/bptt.md#lstm-step
+    Derivation: docs/bptt.md#lstm-step; the context terms:
+    docs/attention.md#lstm-step-with-a-context
     """
-    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache[:10]
     check_shape("dnext_h", dnext_h, prev_h.shape, "(N, H)")
     check_shape("dnext_c", dnext_c, prev_h.shape, "(N, H)")
     if use_numba():
@@ -83,6 +103,11 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     dWx = x.T @ da
     dWh = prev_h.T @ da
     db = da.sum(axis=0)
+    if len(cache) == 12:
+        attn, Wattn = cache[10:]
+        dattn = da @ Wattn.T  # (N, H)
+        dWattn = attn.T @ da  # (H, 4H)
+        return dx, dprev_h, dprev_c, dWx, dWh, db, dattn, dWattn
     return dx, dprev_h, dprev_c, dWx, dWh, db
 
 
