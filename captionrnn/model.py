@@ -1,0 +1,382 @@
+"""CaptioningRNN: image features -> recurrent decoder -> a caption (CS231n assignment 3).
+
+    h0 = features W_proj + b_proj                        (N, H)
+    x_t = W_embed[word_t]                                (N, T, W)
+    h = cell(x, h0)                                      (N, T, H)   rnn | lstm | gru
+    scores_t = h_t W_vocab + b_vocab                     (N, T, V)
+    loss = softmax cross-entropy of the next word, <NULL> targets masked, summed over T, averaged over N
+
+The recurrent cell is looked up in :data:`CELLS`, one small table, so a new cell (the attention LSTM)
+plugs in without touching ``loss``, ``step`` or ``sample``. Shapes use the package legend
+(N batch, T timesteps, D features, W word vector, H hidden, V vocabulary).
+"""
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from captionrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from captionrnn.gru import gru_backward, gru_forward, gru_step_forward
+from captionrnn.layers import (affine_backward, affine_forward, temporal_affine_backward,
+                               temporal_affine_forward, temporal_softmax_loss, word_embedding_backward,
+                               word_embedding_forward)
+from captionrnn.lstm import lstm_backward, lstm_forward, lstm_step_forward
+from captionrnn.rnn import rnn_backward, rnn_forward, rnn_step_forward
+
+MODEL_FORMAT_VERSION = 1
+
+
+def _pooled_encode(features, W_proj, b_proj):
+    """Pooled features (N, D) -> initial hidden state h0 (N, H)."""
+    return affine_forward(features, W_proj, b_proj)
+
+
+def _pooled_encode_backward(dh0, cache):
+    _, dW_proj, db_proj = affine_backward(dh0, cache)
+    return dW_proj, db_proj
+
+
+@dataclass(frozen=True)
+class Cell:
+    """How the model drives one kind of recurrent cell.
+
+    - gates: number of (H)-wide blocks in Wx (W, gates*H), Wh (H, gates*H) and b (gates*H,)
+    - forward(x, enc, p) -> (h, cache): x (N, T, W), enc from ``encode``, p the model params; h (N, T, H)
+    - backward(dh, cache) -> (dx, denc, grads): grads a dict for Wx, Wh, b and the extra params
+    - initial_state(enc, p) -> state: dict of arrays whose first axis is the batch
+    - step(x, state, p) -> (h, new_state): one timestep, x (N, W), h (N, H)
+    - extra_params: ((name, init), ...) created after Wx, Wh, b; ``init(rng, W, H) -> array`` (float64)
+    - encode(features, W_proj, b_proj) -> (enc, cache) and encode_backward(denc, cache) -> (dW_proj, db_proj):
+      default is the affine map of pooled (N, D) features to h0 (N, H)
+    - spatial: features are (N, D, h, w) maps instead of (N, D) vectors
+    """
+    gates: int
+    forward: Callable
+    backward: Callable
+    initial_state: Callable
+    step: Callable
+    extra_params: tuple = ()
+    encode: Callable = _pooled_encode
+    encode_backward: Callable = _pooled_encode_backward
+    spatial: bool = field(default=False)
+
+
+def _rnn_backward(dh, cache):
+    dx, dh0, dWx, dWh, db = rnn_backward(dh, cache)
+    return dx, dh0, {"Wx": dWx, "Wh": dWh, "b": db}
+
+
+def _rnn_step(x, state, p):
+    h, _ = rnn_step_forward(x, state["h"], p["Wx"], p["Wh"], p["b"])
+    return h, {"h": h}
+
+
+def _lstm_backward(dh, cache):
+    dx, dh0, dWx, dWh, db = lstm_backward(dh, cache)
+    return dx, dh0, {"Wx": dWx, "Wh": dWh, "b": db}
+
+
+def _lstm_step(x, state, p):
+    h, c, _ = lstm_step_forward(x, state["h"], state["c"], p["Wx"], p["Wh"], p["b"])
+    return h, {"h": h, "c": c}
+
+
+def _gru_backward(dh, cache):
+    dx, dh0, dWx, dWh, dbx, dbh = gru_backward(dh, cache)
+    return dx, dh0, {"Wx": dWx, "Wh": dWh, "b": dbx, "bh": dbh}
+
+
+def _gru_step(x, state, p):
+    h, _ = gru_step_forward(x, state["h"], p["Wx"], p["Wh"], p["b"], p["bh"])
+    return h, {"h": h}
+
+
+CELLS = {
+    "rnn": Cell(gates=1,
+                forward=lambda x, h0, p: rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"]),
+                backward=_rnn_backward,
+                initial_state=lambda h0, p: {"h": h0},
+                step=_rnn_step),
+    "lstm": Cell(gates=4,
+                 forward=lambda x, h0, p: lstm_forward(x, h0, p["Wx"], p["Wh"], p["b"]),
+                 backward=_lstm_backward,
+                 initial_state=lambda h0, p: {"h": h0, "c": np.zeros_like(h0)},
+                 step=_lstm_step),
+    # PyTorch's GRU form: ``b`` is the input bias bx, ``bh`` the recurrent bias (zero at init).
+    "gru": Cell(gates=3,
+                forward=lambda x, h0, p: gru_forward(x, h0, p["Wx"], p["Wh"], p["b"], p["bh"]),
+                backward=_gru_backward,
+                initial_state=lambda h0, p: {"h": h0},
+                step=_gru_step,
+                extra_params=(("bh", lambda rng, W, H: np.zeros(3 * H)),)),
+}
+
+
+class CaptioningRNN:
+    """A recurrent captioning model with parameters in ``self.params`` (CS231n's CaptioningRNN).
+
+    Parameters (in this order, CS231n's initialisation, all cast to ``dtype``):
+    ``W_embed`` (V, W) randn/100, ``W_proj`` (D, H) randn/sqrt(D), ``b_proj`` (H,) zeros,
+    ``Wx`` (W, gH) randn/sqrt(W), ``Wh`` (H, gH) randn/sqrt(H), ``b`` (gH,) zeros, the cell's extra
+    params (GRU: ``bh`` (3H,) zeros), ``W_vocab`` (H, V) randn/sqrt(H), ``b_vocab`` (V,) zeros;
+    g = 1 (rnn), 4 (lstm, gates i, f, o, g) or 3 (gru, gates r, z, n).
+
+    Inputs:
+    - word_to_idx: dict word -> index; V = len(word_to_idx). ``<NULL>`` (default 0) is the padding
+      index masked out of the loss; ``<START>`` and ``<END>`` are needed only by ``sample``
+    - input_dim: D, width of the image features
+    - wordvec_dim: W; hidden_dim: H
+    - cell_type: one of ``CELLS`` ('rnn', 'lstm', 'gru')
+    - dtype: np.float32 (training) or np.float64 (gradient checks)
+    - seed: None draws from the global ``np.random`` exactly like CS231n (so ``np.random.seed`` in a
+      notebook reproduces the course's numbers); an int or an ``np.random.Generator`` makes the
+      initialisation independent of global state
+    """
+
+    def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128, cell_type="rnn",
+                 dtype=np.float32, seed=None):
+        if cell_type not in CELLS:
+            raise ValueError(f"invalid cell_type {cell_type!r}; valid cell types are {sorted(CELLS)}")
+        if not isinstance(word_to_idx, dict) or not word_to_idx:
+            raise ValueError("word_to_idx must be a non-empty dict mapping word -> index")
+        for name, size in (("input_dim", input_dim), ("wordvec_dim", wordvec_dim), ("hidden_dim", hidden_dim)):
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+                raise ValueError(f"{name} must be a positive int, got {size!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype}")
+        for word, idx in word_to_idx.items():
+            if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool) or idx < 0:
+                raise ValueError(f"word_to_idx[{word!r}] = {idx!r} is not a non-negative int index")
+
+        self.cell_type = cell_type
+        self.dtype = dtype
+        self.input_dim, self.wordvec_dim, self.hidden_dim = int(input_dim), int(wordvec_dim), int(hidden_dim)
+        self.word_to_idx = {str(w): int(i) for w, i in word_to_idx.items()}
+        self.idx_to_word = {i: w for w, i in self.word_to_idx.items()}
+        self.vocab_size = len(word_to_idx)
+        self._null = self.word_to_idx.get("<NULL>", 0)
+        self._start = self.word_to_idx.get("<START>")
+        self._end = self.word_to_idx.get("<END>")
+        self._cell = CELLS[cell_type]
+
+        if seed is None:
+            rng = np.random  # the legacy global stream: standard_normal(shape) == randn(*shape)
+        elif isinstance(seed, np.random.Generator):
+            rng = seed
+        else:
+            rng = np.random.default_rng(seed)
+        V, D, W, H, G = self.vocab_size, self.input_dim, self.wordvec_dim, self.hidden_dim, self._cell.gates
+        p = {}
+        p["W_embed"] = rng.standard_normal((V, W)) / 100
+        p["W_proj"] = rng.standard_normal((D, H)) / np.sqrt(D)
+        p["b_proj"] = np.zeros(H)
+        p["Wx"] = rng.standard_normal((W, G * H)) / np.sqrt(W)
+        p["Wh"] = rng.standard_normal((H, G * H)) / np.sqrt(H)
+        p["b"] = np.zeros(G * H)
+        for name, init in self._cell.extra_params:
+            p[name] = init(rng, W, H)
+        p["W_vocab"] = rng.standard_normal((H, V)) / np.sqrt(H)
+        p["b_vocab"] = np.zeros(V)
+        self.params = {k: v.astype(dtype) for k, v in p.items()}
+
+    def __repr__(self):
+        return (f"CaptioningRNN(cell_type={self.cell_type!r}, V={self.vocab_size}, D={self.input_dim}, "
+                f"W={self.wordvec_dim}, H={self.hidden_dim}, dtype={self.dtype.name})")
+
+    # ---- input validation -------------------------------------------------------------------------
+
+    def _check_features(self, features):
+        if not isinstance(features, np.ndarray) or features.dtype.kind != "f":
+            got = f"dtype {features.dtype}" if isinstance(features, np.ndarray) else type(features).__name__
+            raise ValueError(f"features must be a float numpy array, got {got}; "
+                             f"pass np.asarray(features, dtype=np.{self.dtype.name})")
+        if features.dtype != self.dtype:
+            raise ValueError(f"features have dtype {features.dtype} but the model is {self.dtype.name}; "
+                             f"pass features.astype(np.{self.dtype.name}) (or build the model with "
+                             f"dtype=np.{features.dtype.name})")
+        spatial = self._cell.spatial
+        legend = "(N, D, h, w)" if spatial else "(N, D)"
+        if features.ndim != (4 if spatial else 2):
+            raise ValueError(f"features must have shape {legend} for cell_type={self.cell_type!r}, got shape "
+                             f"{features.shape}" + ("" if spatial else "; pooled features are one vector per "
+                                                   "image, e.g. features.reshape(N, -1)"))
+        if features.shape[1] != self.input_dim:
+            raise ValueError(f"features have width D={features.shape[1]} but the model was built with "
+                             f"input_dim={self.input_dim}; build CaptioningRNN(input_dim={features.shape[1]}) "
+                             "or use the features it was trained on")
+
+    def _check_words(self, name, words, ndim):
+        if not isinstance(words, np.ndarray) or words.dtype.kind not in "iu":
+            got = f"dtype {words.dtype}" if isinstance(words, np.ndarray) else type(words).__name__
+            raise ValueError(f"{name} must be an integer numpy array of word indices, got {got}; "
+                             f"convert with np.asarray({name}, dtype=np.int64)")
+        if words.ndim != ndim:
+            legend = "(N, T+1)" if ndim == 2 else "(N,)"
+            raise ValueError(f"{name} must have shape {legend}, got {words.shape}")
+        if words.size and (words.min() < 0 or words.max() >= self.vocab_size):
+            bad = int(words.min()) if words.min() < 0 else int(words.max())
+            raise ValueError(f"{name} holds word index {bad} outside this model's vocabulary [0, "
+                             f"{self.vocab_size}); encode captions with the same word_to_idx the model was "
+                             "built with")
+
+    # ---- training loss ----------------------------------------------------------------------------
+
+    def _forward(self, features, captions):
+        """Forward pass shared by ``loss`` and ``eval_loss``; returns (loss, dscores, caches)."""
+        self._check_features(features)
+        self._check_words("captions", captions, 2)
+        if captions.shape[1] < 2:
+            raise ValueError(f"captions must have at least 2 columns (an input word and a target), got "
+                             f"shape {captions.shape}")
+        if captions.shape[0] != features.shape[0]:
+            raise ValueError(f"captions has {captions.shape[0]} rows but features has {features.shape[0]}; "
+                             "pass one feature row per caption (features[image_idxs])")
+        p, cell = self.params, self._cell
+        captions_in, captions_out = captions[:, :-1], captions[:, 1:]  # (N, T) each
+        mask = captions_out != self._null
+        enc, enc_cache = cell.encode(features, p["W_proj"], p["b_proj"])
+        x, embed_cache = word_embedding_forward(captions_in, p["W_embed"])  # (N, T, W)
+        h, cell_cache = cell.forward(x, enc, p)  # (N, T, H)
+        scores, vocab_cache = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])  # (N, T, V)
+        loss, dscores = temporal_softmax_loss(scores, captions_out, mask)
+        return loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache)
+
+    def loss(self, features, captions):
+        """Training loss and gradients for a minibatch (reads ``self.params`` afresh on every call).
+
+        Inputs:
+        - features: image features, shape (N, D), of the model's dtype
+        - captions: integer word indices, shape (N, T+1); input words are ``captions[:, :-1]``,
+          targets ``captions[:, 1:]``, targets equal to ``<NULL>`` are masked out
+
+        Returns a tuple of:
+        - loss: scalar of the model's dtype, summed over time and averaged over N
+        - grads: dict with the keys of ``self.params``, each the gradient of that param's shape and dtype
+        """
+        loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache) = self._forward(features, captions)
+        grads = {}
+        dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, vocab_cache)
+        dx, denc, cell_grads = self._cell.backward(dh, cell_cache)
+        grads.update(cell_grads)
+        grads["W_embed"] = word_embedding_backward(dx, embed_cache)
+        grads["W_proj"], grads["b_proj"] = self._cell.encode_backward(denc, enc_cache)
+        return loss, {k: grads[k] for k in self.params}
+
+    def eval_loss(self, features, captions):
+        """The loss of :meth:`loss` without the backward pass (for validation); returns a float."""
+        return float(self._forward(features, captions)[0])
+
+    # ---- decoding: one batched step at a time ----------------------------------------------------
+
+    def initial_state(self, features):
+        """Decoder state before the first word.
+
+        - features: shape (N, D) (spatial cells: (N, D, h, w)), of the model's dtype
+        Returns a dict of arrays, each with the batch as its first axis: ``{'h': (N, H)}`` for rnn and
+        gru, ``{'h': (N, H), 'c': (N, H)}`` for lstm. Index every entry with the same rows
+        (``{k: v[rows] for k, v in state.items()}``) to reorder or repeat hypotheses (beam search).
+        """
+        self._check_features(features)
+        enc, _ = self._cell.encode(features, self.params["W_proj"], self.params["b_proj"])
+        return self._cell.initial_state(enc, self.params)
+
+    def step(self, words, state):
+        """Feed one word per caption and advance the decoder by one timestep.
+
+        - words: integer word indices, shape (N,)
+        - state: dict from :meth:`initial_state` or a previous ``step``
+        Returns a tuple of:
+        - scores: unnormalised next-word scores, shape (N, V), of the model's dtype
+        - new_state: dict of the same layout as ``state`` (the input state is not modified)
+        """
+        self._check_words("words", words, 1)
+        p = self.params
+        x = p["W_embed"][words]  # (N, W)
+        h, new_state = self._cell.step(x, state, p)  # (N, H)
+        scores = h @ p["W_vocab"] + p["b_vocab"]  # (N, V)
+        return scores, new_state
+
+    def sample(self, features, max_length=30):
+        """Greedy decoding: start from ``<START>`` and feed back the highest-scoring word.
+
+        - features: shape (N, D), of the model's dtype
+        - max_length: number of words to generate
+        Returns an int64 array of shape (N, max_length): column 0 is the first generated word; after a
+        caption emits ``<END>`` the rest of its row is ``<NULL>``.
+        """
+        if self._start is None:
+            raise ValueError("this model's vocabulary has no '<START>' token, so sample() cannot begin a "
+                             "caption; add '<START>' (and '<END>') to word_to_idx")
+        if not isinstance(max_length, (int, np.integer)) or max_length < 1:
+            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
+        state = self.initial_state(features)
+        N = features.shape[0]
+        captions = np.full((N, max_length), self._null, dtype=np.int64)
+        words = np.full(N, self._start, dtype=np.int64)
+        done = np.zeros(N, dtype=bool)
+        for t in range(max_length):
+            scores, state = self.step(words, state)
+            words = scores.argmax(axis=1)
+            captions[~done, t] = words[~done]
+            if self._end is not None:
+                done |= words == self._end
+            if done.all():
+                break
+        return captions
+
+    # ---- persistence ------------------------------------------------------------------------------
+
+    def metadata(self):
+        """JSON-serialisable description of the model (everything needed to rebuild it except params)."""
+        from captionrnn import __version__
+        return {"class": "CaptioningRNN", "model_format_version": MODEL_FORMAT_VERSION,
+                "captionrnn_version": __version__, "cell_type": self.cell_type,
+                "input_dim": self.input_dim, "wordvec_dim": self.wordvec_dim, "hidden_dim": self.hidden_dim,
+                "dtype": self.dtype.name, "word_to_idx": self.word_to_idx}
+
+    def save(self, path):
+        """Write the model to ``path`` (a ``.npz``; the name is used as given) atomically.
+
+        Arrays ``params/<name>`` plus JSON metadata ``{"kind": "model", "model": self.metadata()}``;
+        see :mod:`captionrnn.checkpoint`. Returns the path.
+        """
+        arrays = {f"params/{k}": v for k, v in self.params.items()}
+        return save_checkpoint(path, arrays, {"kind": "model", "model": self.metadata()})
+
+    @classmethod
+    def load(cls, path):
+        """Rebuild a model saved by :meth:`save` (or the model inside a solver checkpoint)."""
+        arrays, metadata = load_checkpoint(path)
+        return cls._from_arrays(path, arrays, metadata)
+
+    @classmethod
+    def _from_arrays(cls, path, arrays, metadata):
+        meta = metadata.get("model") if isinstance(metadata, dict) else None
+        if not isinstance(meta, dict) or meta.get("class") != "CaptioningRNN":
+            raise CheckpointError(f"{path} holds no CaptioningRNN (metadata kind {metadata.get('kind')!r})")
+        if meta.get("model_format_version", 0) > MODEL_FORMAT_VERSION:
+            raise CheckpointError(f"{path} was written by captionrnn {meta.get('captionrnn_version')} with a "
+                                  "newer model format; upgrade captionrnn to load it")
+        try:
+            model = cls(meta["word_to_idx"], input_dim=meta["input_dim"], wordvec_dim=meta["wordvec_dim"],
+                        hidden_dim=meta["hidden_dim"], cell_type=meta["cell_type"],
+                        dtype=np.dtype(meta["dtype"]), seed=0)
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{path} has invalid model metadata: {type(e).__name__}: {e}") from e
+        model.assign_params(arrays, prefix="params/", source=path)
+        return model
+
+    def assign_params(self, arrays, prefix="", source="arrays"):
+        """Replace every param by a copy of ``arrays[prefix + name]``, checking names, shapes and dtypes."""
+        missing = [k for k in self.params if prefix + k not in arrays]
+        extra = [k for k in arrays if k.startswith(prefix) and k[len(prefix):] not in self.params]
+        if missing or extra:
+            raise CheckpointError(f"{source}: params do not match a {self!r}: missing {missing}, "
+                                  f"unexpected {extra}")
+        for k, v in self.params.items():
+            a = arrays[prefix + k]
+            if a.shape != v.shape or a.dtype != v.dtype:
+                raise CheckpointError(f"{source}: param {k!r} has shape {a.shape} dtype {a.dtype} but a "
+                                      f"{self!r} needs shape {v.shape} dtype {v.dtype}")
+        self.params = {k: np.array(arrays[prefix + k], copy=True) for k in self.params}
