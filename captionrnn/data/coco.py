@@ -1,0 +1,322 @@
+"""The one on-disk layout every dataset uses: CS231n's COCO 2014 captioning distribution.
+
+A dataset folder holds (``{split}`` is ``train``, ``val`` and optionally ``test``):
+
+    coco2014_captions.h5          {split}_captions int (N, T+1), {split}_image_idxs int (N,)
+    {split}2014_vgg16_fc7.h5      features (Nimg, D)        the full feature vectors (4096 for COCO)
+    {split}2014_vgg16_fc7_pca.h5  features (Nimg, D')       the reduced vectors (512 for COCO), the default
+    coco2014_vocab.json           idx_to_word (list), word_to_idx (dict)
+    {split}2014_urls.txt          one image URL or local path per line, row i = feature row i
+    {split}2014_spatial.h5        optional: features (Nimg, C, 4, 4) float32, for attention
+    dataset.json                  optional: name, source, feature description
+
+The file names say "vgg16_fc7" because that is what CS231n ships; ``dataset.json`` says what a Flickr8k or
+shapes folder really holds. :func:`load_coco_data` reads all of them (``load_captioning_data`` is the
+same function); :func:`write_dataset` writes them.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from captionrnn.data.vocab import END, NULL, SPECIAL_TOKENS, START
+
+CAPTIONS_FILE = "coco2014_captions.h5"
+VOCAB_FILE = "coco2014_vocab.json"
+MANIFEST_FILE = "dataset.json"
+SPLITS = ("train", "val", "test")
+GET_SCRIPT = "datasets/get_coco_captioning.sh"
+
+
+def features_file(split, pca_features=True):
+    return f"{split}2014_vgg16_fc7{'_pca' if pca_features else ''}.h5"
+
+
+def spatial_file(split):
+    return f"{split}2014_spatial.h5"
+
+
+def urls_file(split):
+    return f"{split}2014_urls.txt"
+
+
+class DatasetFileError(FileNotFoundError):
+    """A file of the captioning layout is missing; the message names it and how to get it."""
+
+
+def default_coco_dir():
+    """Where :func:`load_coco_data` looks by default.
+
+    ``$CAPTIONRNN_COCO_DIR`` if set, else ``datasets/coco_captioning`` in the current directory if it exists,
+    else ``datasets/coco_captioning`` in the repository this package was installed from (where
+    ``datasets/get_coco_captioning.sh`` puts it).
+    """
+    env = os.environ.get("CAPTIONRNN_COCO_DIR")
+    if env:
+        return Path(env).expanduser()
+    local = Path.cwd() / "datasets" / "coco_captioning"
+    if local.is_dir():
+        return local
+    return Path(__file__).resolve().parents[2] / "datasets" / "coco_captioning"
+
+
+def _missing(path):
+    return DatasetFileError(
+        f"captioning data file not found: {path}\n"
+        f"For COCO run `bash {GET_SCRIPT}` from the repository root (about 1 GB), or point "
+        "CAPTIONRNN_COCO_DIR / base_dir at the folder that holds it; for Flickr8k or shapes, rebuild the folder "
+        "with `captionrnn prepare flickr8k ...` / `captionrnn prepare shapes`.")
+
+
+def _h5py():
+    import h5py  # imported lazily: only the loaders need it
+    return h5py
+
+
+def _open_h5(path):
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        return _h5py().File(path, "r")
+    except OSError as e:
+        raise ValueError(f"{path} is not a readable HDF5 file ({e}); delete it and download or prepare "
+                         "the dataset again") from e
+
+
+def _dataset(f, name, path):
+    if name not in f:
+        raise ValueError(f"{path} has no dataset {name!r} (it holds {sorted(f.keys())}); "
+                         "the file is not in the CS231n captioning layout")
+    return f[name]
+
+
+def _read_float32(path):
+    """The ``features`` dataset of ``path`` as float32, converted by HDF5 while reading (one copy in memory)."""
+    with _open_h5(path) as f:
+        dset = _dataset(f, "features", path)
+        out = np.empty(dset.shape, dtype=np.float32)
+        if out.size:
+            dset.read_direct(out)
+        return out
+
+
+def _read_urls(path):
+    if not path.is_file():
+        raise _missing(path)
+    with open(path, encoding="utf-8") as f:
+        urls = [line.strip() for line in f]
+    # Local files listed relative to the dataset folder (shapes' PNGs) become absolute paths.
+    if urls and "://" not in urls[0] and not os.path.isabs(urls[0]) and (path.parent / urls[0]).is_file():
+        urls = [str(path.parent / u) for u in urls]
+    return np.asarray(urls)
+
+
+def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None):
+    """Load a captioning dataset in the CS231n COCO layout (also Flickr8k and shapes folders).
+
+    Inputs:
+    - base_dir: the dataset folder; default :func:`default_coco_dir` (``$CAPTIONRNN_COCO_DIR`` or
+      ``datasets/coco_captioning``)
+    - max_train: if given, keep this many training captions drawn at random with replacement, as CS231n does
+      (``np.random.randint``, so ``np.random.seed`` reproduces the course's subsample)
+    - pca_features: read ``*_vgg16_fc7_pca.h5`` (512-d for COCO) instead of ``*_vgg16_fc7.h5`` (4096-d)
+    - seed: if given, draw the subsample from ``np.random.RandomState(seed)`` instead of the global state
+
+    Returns a dict with
+    - train_captions, val_captions: int (N, T+1); train_image_idxs, val_image_idxs: int (N,) rows of the features
+    - train_features, val_features: float32 (Nimg, D)
+    - idx_to_word: list of V words; word_to_idx: dict
+    - train_urls, val_urls: str arrays (Nimg,)
+    and, when the folder has them, the same ``test_*`` keys, ``{split}_spatial_features`` float32
+    (Nimg, C, 4, 4) and ``info`` (the dataset.json manifest).
+    """
+    base = Path(base_dir).expanduser() if base_dir is not None else default_coco_dir()
+    data = {}
+    caption_path = base / CAPTIONS_FILE
+    with _open_h5(caption_path) as f:
+        for split in ("train", "val"):
+            for key in (f"{split}_captions", f"{split}_image_idxs"):
+                data[key] = np.asarray(_dataset(f, key, caption_path))
+        splits = ["train", "val"] + (["test"] if "test_captions" in f else [])
+        if "test" in splits:
+            data["test_captions"] = np.asarray(f["test_captions"])
+            data["test_image_idxs"] = np.asarray(_dataset(f, "test_image_idxs", caption_path))
+
+    for split in splits:
+        data[f"{split}_features"] = _read_float32(base / features_file(split, pca_features))
+        if (base / spatial_file(split)).is_file():
+            data[f"{split}_spatial_features"] = _read_float32(base / spatial_file(split))
+
+    vocab_path = base / VOCAB_FILE
+    if not vocab_path.is_file():
+        raise _missing(vocab_path)
+    try:
+        with open(vocab_path, encoding="utf-8") as f:
+            vocab = json.load(f)
+        data["idx_to_word"], data["word_to_idx"] = vocab["idx_to_word"], vocab["word_to_idx"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{vocab_path} is not a vocabulary file with 'idx_to_word' and 'word_to_idx' "
+                         f"({type(e).__name__}: {e})") from e
+
+    for split in splits:
+        data[f"{split}_urls"] = _read_urls(base / urls_file(split))
+        n_img = data[f"{split}_features"].shape[0]
+        if len(data[f"{split}_urls"]) != n_img:
+            raise ValueError(f"{base / urls_file(split)} has {len(data[f'{split}_urls'])} lines but "
+                             f"{features_file(split, pca_features)} has {n_img} feature rows")
+        idxs = data[f"{split}_image_idxs"]
+        if idxs.size and (idxs.min() < 0 or idxs.max() >= n_img):
+            raise ValueError(f"{caption_path}: {split}_image_idxs refer to image {int(idxs.max())} but "
+                             f"{features_file(split, pca_features)} has only {n_img} rows")
+
+    if (base / MANIFEST_FILE).is_file():
+        with open(base / MANIFEST_FILE, encoding="utf-8") as f:
+            data["info"] = json.load(f)
+
+    if max_train is not None:
+        num_train = data["train_captions"].shape[0]
+        rs = np.random if seed is None else np.random.RandomState(seed)
+        mask = rs.randint(num_train, size=max_train)
+        data["train_captions"] = data["train_captions"][mask]
+        data["train_image_idxs"] = data["train_image_idxs"][mask]
+    return data
+
+
+load_captioning_data = load_coco_data
+
+
+def decode_captions(captions, idx_to_word, strip=False):
+    """Turn index arrays back into strings, as CS231n's ``decode_captions``.
+
+    Inputs:
+    - captions: int array (N, T) or (T,)
+    - idx_to_word: list of V words
+    - strip: also drop <START> and <END> (CS231n keeps them: "<START> a cat <END>")
+
+    Returns a list of N str (a single str for 1-D input). <NULL> is skipped; decoding stops after <END>.
+    """
+    captions = np.asarray(captions)
+    singleton = captions.ndim == 1
+    if singleton:
+        captions = captions[None]
+    drop = {NULL, START, END} if strip else {NULL}
+    decoded = []
+    for row in captions:
+        words = []
+        for idx in row:
+            word = idx_to_word[int(idx)]
+            if word not in drop:
+                words.append(word)
+            if word == END:
+                break
+        decoded.append(" ".join(words))
+    return decoded[0] if singleton else decoded
+
+
+def sample_coco_minibatch(data, batch_size=100, split="train"):
+    """A random minibatch of captions with their image features, drawn with ``np.random`` as in CS231n.
+
+    Returns a tuple of
+    - captions: int (batch_size, T+1)
+    - image_features: float32 (batch_size, D)
+    - urls: str (batch_size,)
+    """
+    split_size = data[f"{split}_captions"].shape[0]
+    mask = np.random.choice(split_size, batch_size)
+    captions = data[f"{split}_captions"][mask]
+    image_idxs = data[f"{split}_image_idxs"][mask]
+    return captions, data[f"{split}_features"][image_idxs], data[f"{split}_urls"][image_idxs]
+
+
+def _pca(train, dim):
+    """Mean and the top ``dim`` principal directions (D, dim) of the rows of ``train``."""
+    mean = train.mean(axis=0)
+    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+    return mean, vt[:dim].T
+
+
+def write_dataset(out_dir, splits, vocab, info=None, pca_dim=512):
+    """Write a dataset in the layout :func:`load_coco_data` reads (all builders share this writer).
+
+    Inputs:
+    - out_dir: folder to create or overwrite files in
+    - splits: dict split name ('train', 'val', 'test') -> dict with
+        - captions: int (N, T+1); image_idxs: int (N,)
+        - features: float (Nimg, D), written to ``{split}2014_vgg16_fc7.h5``
+        - urls: Nimg str
+        - pca_features: optional float (Nimg, D'), written to ``..._pca.h5``; when absent, the features are
+          projected on the top ``min(pca_dim, D, Nimg_train)`` principal directions of the training features
+        - spatial: optional float (Nimg, C, 4, 4), written to ``{split}2014_spatial.h5``
+    - vocab: dict with idx_to_word and word_to_idx (:func:`captionrnn.data.build_vocab`)
+    - info: optional dict saved as dataset.json (name, source, features, ...)
+
+    Returns the output folder as a Path.
+    """
+    h5py = _h5py()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if "train" not in splits or "val" not in splits:
+        raise ValueError(f"write_dataset needs at least 'train' and 'val' splits, got {sorted(splits)}")
+    unknown = set(splits) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"unknown split names {sorted(unknown)}; use {SPLITS}")
+    if list(vocab["idx_to_word"][:4]) != list(SPECIAL_TOKENS):
+        raise ValueError(f"the vocabulary must start with {SPECIAL_TOKENS}")
+
+    projection = None
+    if any("pca_features" not in s for s in splits.values()):
+        projection = _pca(np.asarray(splits["train"]["features"], dtype=np.float64), pca_dim)
+
+    with h5py.File(out / CAPTIONS_FILE, "w") as f:
+        for name, s in splits.items():
+            f.create_dataset(f"{name}_captions", data=np.asarray(s["captions"], dtype=np.int32))
+            f.create_dataset(f"{name}_image_idxs", data=np.asarray(s["image_idxs"], dtype=np.int32))
+    for name, s in splits.items():
+        feats = np.asarray(s["features"], dtype=np.float32)
+        if len(s["urls"]) != feats.shape[0]:
+            raise ValueError(f"split {name!r}: {len(s['urls'])} urls for {feats.shape[0]} feature rows")
+        with h5py.File(out / features_file(name, False), "w") as f:
+            f.create_dataset("features", data=feats)
+        if "pca_features" in s:
+            pca = np.asarray(s["pca_features"], dtype=np.float32)
+        else:
+            mean, comps = projection
+            pca = ((feats - mean) @ comps).astype(np.float32)
+        with h5py.File(out / features_file(name, True), "w") as f:
+            f.create_dataset("features", data=pca)
+        if s.get("spatial") is not None:
+            with h5py.File(out / spatial_file(name), "w") as f:
+                f.create_dataset("features", data=np.asarray(s["spatial"], dtype=np.float32))
+        with open(out / urls_file(name), "w", encoding="utf-8") as f:
+            f.writelines(f"{u}\n" for u in s["urls"])
+    with open(out / VOCAB_FILE, "w", encoding="utf-8") as f:
+        json.dump({"idx_to_word": list(vocab["idx_to_word"]), "word_to_idx": dict(vocab["word_to_idx"])}, f)
+    if info is not None:
+        with open(out / MANIFEST_FILE, "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=2)
+    return out
+
+
+def load_images(urls):
+    """Read images for galleries: uint8 array (N, height, width, 3) from local paths (or http URLs).
+
+    All images must have the same size (true for shapes; for COCO/Flickr8k pass one url at a time).
+    """
+    from io import BytesIO
+    from urllib.request import urlopen
+
+    from PIL import Image
+
+    arrays = []
+    for url in np.atleast_1d(urls):
+        url = str(url)
+        if url.startswith(("http://", "https://")):
+            with urlopen(url, timeout=30) as r:
+                img = Image.open(BytesIO(r.read()))
+        else:
+            if not Path(url).is_file():
+                raise FileNotFoundError(f"image file not found: {url}")
+            img = Image.open(url)
+        arrays.append(np.asarray(img.convert("RGB")))
+    return np.stack(arrays)

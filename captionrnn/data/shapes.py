@@ -1,0 +1,474 @@
+"""shapes: the built-in captioning dataset. Small RGB scenes, generated in seconds, cached on disk.
+
+Each 64x64 image holds one to three non-overlapping objects, each a shape (circle, square, triangle, diamond,
+cross) in one of six colours, small or large, anywhere in the frame, on a grey background with pixel noise.
+Five captions per image come from a small grammar with several phrasings, relations ("to the left of",
+"above", ...) and counts ("two red shapes").
+
+Image features are computed **from the pixels only** (:func:`image_features` takes nothing but the images):
+hand-designed colour and gradient statistics, in the spirit of HOG and colour histograms, with fixed filters and
+no learning from the labels. The only fitting is unsupervised (mean/std and PCA over the training images).
+The dataset is written in the CS231n layout (see :mod:`captionrnn.data.coco`) plus the images, so every tool
+that reads COCO reads it.
+"""
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from captionrnn.data.coco import SPLITS, load_coco_data, write_dataset
+from captionrnn.data.vocab import build_vocab, encode_captions
+
+VERSION = 1
+IMAGE_SIZE = 64
+GRID = 4                      # the spatial map is GRID x GRID cells of CELL x CELL pixels
+CELL = IMAGE_SIZE // GRID
+SHAPES = ("circle", "square", "triangle", "diamond", "cross")
+PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "diamond": "diamonds",
+           "cross": "crosses"}
+COLOURS = {"red": (220, 40, 40), "orange": (240, 140, 30), "yellow": (230, 210, 40),
+           "green": (50, 170, 60), "blue": (50, 90, 220), "purple": (150, 60, 200)}
+SIZES = {"small": (5.0, 7.0), "large": (10.0, 13.0)}  # half-size r in pixels, drawn uniformly
+DEFAULT_SIZES = {"train": 3000, "val": 500, "test": 500}
+POOLED_DIM = 512
+HUE_BINS = 12
+ORI_BINS = 12
+SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 1 + 4   # = 32, see image_features
+
+
+# ----------------------------------------------------------------------------------------------- scenes
+def _sample_scene(rng):
+    """One scene: a list of 1-3 objects (dicts) whose bounding squares do not overlap."""
+    objects = []
+    for _ in range(int(rng.integers(1, 4))):
+        shape, colour = SHAPES[rng.integers(len(SHAPES))], list(COLOURS)[rng.integers(len(COLOURS))]
+        size = "small" if rng.random() < 0.5 else "large"
+        r = float(rng.uniform(*SIZES[size]))
+        for _ in range(50):
+            cx, cy = rng.uniform(r + 1, IMAGE_SIZE - r - 1, size=2)
+            if all(max(abs(cx - o["cx"]), abs(cy - o["cy"])) > r + o["r"] + 2 for o in objects):
+                objects.append({"shape": shape, "colour": colour, "size": size,
+                                "cx": float(cx), "cy": float(cy), "r": r})
+                break
+    return objects
+
+
+def _masks(objects):
+    """Boolean masks (M, S, S) of M objects, computed with broadcasting (no per-pixel loop)."""
+    yy, xx = (np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] + 0.5).astype(np.float32)
+    kind = np.array([SHAPES.index(o["shape"]) for o in objects])
+    cxyr = np.array([(o["cx"], o["cy"], o["r"]) for o in objects], dtype=np.float32).reshape(-1, 3)
+    masks = np.zeros((len(objects), IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
+    for k, shape in enumerate(SHAPES):
+        sel = np.flatnonzero(kind == k)
+        cx, cy, r = (cxyr[sel, i, None, None] for i in range(3))
+        dx, dy = np.abs(xx - cx), yy - cy
+        if shape == "circle":
+            m = dx ** 2 + dy ** 2 <= r ** 2
+        elif shape == "square":
+            m = (dx <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
+        elif shape == "triangle":
+            m = (dy <= r) & (2 * dx <= dy + r)                          # apex up, base at cy + r
+        elif shape == "diamond":
+            m = dx + np.abs(dy) <= r
+        else:
+            m = ((dx <= r) & (np.abs(dy) <= r / 3)) | ((np.abs(dy) <= r) & (dx <= r / 3))
+        masks[sel] = m
+    return masks
+
+
+def render(scenes, rng):
+    """Draw scenes: returns images uint8 (N, 64, 64, 3) and the object masks (M, 64, 64), objects in order."""
+    n = len(scenes)
+    objects = [o for s in scenes for o in s]
+    owner = np.array([i for i, s in enumerate(scenes) for _ in s], dtype=np.int64)
+    background = rng.uniform(100, 160, size=(n, 1, 1, 1)).astype(np.float32)
+    canvas = np.broadcast_to(background, (n, IMAGE_SIZE, IMAGE_SIZE, 3)).copy()
+    masks = _masks(objects) if objects else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), bool)
+    colours = np.array([COLOURS[o["colour"]] for o in objects], dtype=np.float64).reshape(-1, 3)
+    colours = colours + rng.normal(0, 8, size=colours.shape)           # no two objects exactly alike
+    m, y, x = np.nonzero(masks)
+    canvas[owner[m], y, x] = colours[m]                                 # objects never overlap
+    canvas += 3 * rng.standard_normal(size=canvas.shape, dtype=np.float32)
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), masks
+
+
+def annotate(scenes, masks):
+    """Per image, per object: shape, colour, size, centre, bounding box [x0, y0, x1, y1) in pixels and
+    ``cells``, the share of the object's pixels in each of the 4x4 grid cells (row-major, 4 lists of 4)."""
+    out, k = [], 0
+    for scene in scenes:
+        objs = []
+        for o in scene:
+            mask = masks[k]
+            k += 1
+            ys, xs = np.nonzero(mask)
+            cells = mask.reshape(GRID, CELL, GRID, CELL).sum(axis=(1, 3)) / max(len(ys), 1)
+            objs.append({"shape": o["shape"], "colour": o["colour"], "size": o["size"],
+                         "center": [round(o["cx"], 2), round(o["cy"], 2)],
+                         "bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
+                         "area": int(len(ys)), "cells": np.round(cells, 4).tolist()})
+        out.append(objs)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- captions
+def _np(o, rng, size=None):
+    size = rng.random() < 0.5 if size is None else size
+    return f"a {o['size']} {o['colour']} {o['shape']}" if size else f"a {o['colour']} {o['shape']}"
+
+
+def _rel(a, b):
+    """Where a is relative to b, along the axis on which they are further apart (y grows downwards)."""
+    dx, dy = a["cx"] - b["cx"], a["cy"] - b["cy"]
+    if abs(dx) >= abs(dy):
+        return "to the left of" if dx < 0 else "to the right of"
+    return "above" if dy < 0 else "below"
+
+
+def _region(o):
+    col = ("left", "middle", "right")[min(int(o["cx"] * 3 // IMAGE_SIZE), 2)]
+    row = ("top", "middle", "bottom")[min(int(o["cy"] * 3 // IMAGE_SIZE), 2)]
+    if row == col == "middle":
+        return "in the center"
+    if row == "middle":
+        return f"on the {col}"
+    if col == "middle":
+        return f"at the {row}"
+    return f"in the {row} {col}"
+
+
+def _count_phrase(objs):
+    colours = [o["colour"] for o in objs]
+    shapes = [o["shape"] for o in objs]
+    n = ("one", "two", "three")[len(objs) - 1]
+    if len(set(colours)) == 1:
+        return f"{n} {colours[0]} shapes"
+    if len(set(shapes)) == 1:
+        return f"{n} {PLURALS[shapes[0]]} " + " and ".join(colours[:-1]) + f" and {colours[-1]}" \
+            if len(objs) == 3 else f"{n} {PLURALS[shapes[0]]} one {colours[0]} and one {colours[1]}"
+    for c in set(colours):
+        if colours.count(c) == 2:
+            other = next(o for o in objs if o["colour"] != c)
+            return f"two {c} shapes and a {other['colour']} {other['shape']}"
+    for s in set(shapes):
+        if shapes.count(s) == 2:
+            other = next(o for o in objs if o["shape"] != s)
+            return f"two {PLURALS[s]} and a {other['colour']} {other['shape']}"
+    return f"{n} shapes " + " ".join(f"a {o['colour']} {o['shape']}" for o in objs[:-1]) + \
+        f" and a {objs[-1]['colour']} {objs[-1]['shape']}"
+
+
+def _templates(objs, rng):
+    order = [objs[i] for i in rng.permutation(len(objs))]
+    if len(objs) == 1:
+        o = objs[0]
+        return [f"a {o['size']} {o['colour']} {o['shape']}",
+                f"a {o['colour']} {o['shape']} {_region(o)}",
+                f"there is {_np(o, rng)} {_region(o)}",
+                f"one {o['colour']} {o['shape']} on a gray background",
+                f"a single {o['size']} {o['shape']} that is {o['colour']}",
+                f"a picture of {_np(o, rng)}",
+                f"{_np(o, rng)} on its own {_region(o)}"]
+    a, b = order[0], order[1]
+    big = max(objs, key=lambda o: o["r"])
+    if len(objs) == 2:
+        return [f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)}",
+                f"{_np(b, rng)} is {_rel(b, a)} {_np(a, rng)}",
+                f"two shapes {_np(a, rng)} and {_np(b, rng)}",
+                f"there are two shapes {_np(a, rng, False)} and {_np(b, rng, False)}",
+                _count_phrase(order),
+                f"{_np(a, rng, True)} and {_np(b, rng, True)}",
+                f"the larger shape is a {big['colour']} {big['shape']}"
+                if a["size"] != b["size"] else f"two {a['size']} shapes {_np(a, rng, False)} and {_np(b, rng, False)}"]
+    c = order[2]
+    return [f"three shapes a {a['colour']} {a['shape']} a {b['colour']} {b['shape']} and a {c['colour']} {c['shape']}",
+            f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)} and {_np(c, rng, False)}",
+            f"there are three shapes including {_np(a, rng, True)}",
+            _count_phrase(order),
+            f"{_np(a, rng)} is {_rel(a, b)} {_np(b, rng)}",
+            f"the biggest of three shapes is a {big['colour']} {big['shape']}",
+            f"{_np(b, rng, False)} {_rel(b, c)} {_np(c, rng, False)} and one more shape"]
+
+
+def make_captions(scene, rng, per_image=5):
+    """``per_image`` distinct captions for one scene, drawn from the grammar's phrasings."""
+    options = list(dict.fromkeys(re.sub(r"\ba (?=[aeiou])", "an ", t) for t in _templates(scene, rng)))
+    pick = rng.choice(len(options), size=min(per_image, len(options)), replace=False)
+    return [options[i] for i in pick]
+
+
+# --------------------------------------------------------------------------------------------- features
+def _soft_onehot(pos, n_bins):
+    """Circular soft one-hot: (..., ) positions in bin units (bin k centred on k + 0.5) -> (..., n_bins),
+    linear interpolation between the two nearest bins (so a hue between red and orange counts for both)."""
+    p = pos - 0.5
+    lo = np.floor(p)
+    frac = (p - lo).astype(np.float32)
+    lo = lo.astype(np.int64) % n_bins
+    out = np.zeros(pos.shape + (n_bins,), dtype=np.float32)
+    np.put_along_axis(out, lo[..., None], (1 - frac)[..., None], axis=-1)
+    np.put_along_axis(out, ((lo + 1) % n_bins)[..., None], frac[..., None], axis=-1)  # lo != hi: no clash
+    return out
+
+
+def _box3(a):
+    p = np.pad(a, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    return sum(p[:, i:i + a.shape[1], j:j + a.shape[2]] for i in range(3) for j in range(3)) / 9
+
+
+def _cells(a, cell=CELL):
+    """Mean of (N, S, S, ...) over each cell x cell block -> (N, S/cell, S/cell, ...)."""
+    n, s = a.shape[:2]
+    g, rest = s // cell, a.shape[3:]
+    a = a.reshape(n, s, g, cell, *rest).sum(axis=3)          # two single-axis sums: faster than one over (2, 4)
+    return a.reshape(n, g, cell, g, *rest).sum(axis=2) / (cell * cell)
+
+
+def _features_chunk(images):
+    x = images.astype(np.float32) / 255                                  # (N, S, S, 3)
+    n, s = x.shape[:2]
+    mx, mn = x.max(-1), x.min(-1)
+    chroma = mx - mn                                                     # ~0 on the grey background
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    d = np.where(chroma > 1e-6, chroma, 1)
+    hue = np.where(mx == r, ((g - b) / d) % 6, np.where(mx == g, (b - r) / d + 2, (r - g) / d + 4)) / 6
+
+    # Sobel gradients of the chroma map: object outlines, independent of the background grey level.
+    p = np.pad(chroma, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    gx = (2 * (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) + p[:, :-2, 2:] - p[:, :-2, :-2] + p[:, 2:, 2:] - p[:, 2:, :-2])
+    gy = (2 * (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) + p[:, 2:, :-2] - p[:, :-2, :-2] + p[:, 2:, 2:] - p[:, :-2, 2:])
+    mag = np.hypot(gx, gy)
+    ori = np.arctan2(gy, gx) % (2 * np.pi)                               # signed: a triangle's apex differs
+    # Harris corner response on the same map (k = 0.04), positive part only.
+    sxx, syy, sxy = _box3(gx * gx), _box3(gy * gy), _box3(gx * gy)
+    corner = np.maximum(sxx * syy - sxy ** 2 - 0.04 * (sxx + syy) ** 2, 0)
+
+    hue_1h = _soft_onehot(hue * HUE_BINS, HUE_BINS) * chroma[..., None]            # (N, S, S, 12)
+    ori_1h = _soft_onehot(ori / (2 * np.pi) * ORI_BINS, ORI_BINS) * mag[..., None]  # (N, S, S, 12)
+    quarter = _cells(chroma, CELL // 2).reshape(n, GRID, 2, GRID, 2).transpose(0, 1, 3, 2, 4)
+    spatial = np.concatenate([_cells(hue_1h), _cells(x), _cells(ori_1h), _cells(corner)[..., None],
+                              quarter.reshape(n, GRID, GRID, 4)], axis=-1)        # (N, 4, 4, C)
+    spatial = spatial.transpose(0, 3, 1, 2)
+
+    # Global statistics per hue bin: which colour has which edge directions and corners, where, how big.
+    P = s * s
+    hue_1h = hue_1h.reshape(n, P, HUE_BINS)
+    hue_t = hue_1h.transpose(0, 2, 1)                                                 # (N, 12, P)
+    hue_ori = (hue_t @ ori_1h.reshape(n, P, ORI_BINS)).reshape(n, -1) / P
+    yy, xx = np.mgrid[0:s, 0:s]
+    cx, cy = (xx.ravel() + 0.5) / s * 2 - 1, (yy.ravel() + 0.5) / s * 2 - 1
+    per_pixel = np.stack([np.ones(P), cx, cy, cx ** 2, cy ** 2], 1).astype(np.float32)  # (P, 5)
+    mom = hue_t @ per_pixel                                                             # (N, 12, 5)
+    w = mom[..., 0]
+    safe = np.maximum(w, 1e-3)
+    mean_x, mean_y = mom[..., 1] / safe, mom[..., 2] / safe
+    spread_x = np.sqrt(np.maximum(mom[..., 3] / safe - mean_x ** 2, 0))
+    spread_y = np.sqrt(np.maximum(mom[..., 4] / safe - mean_y ** 2, 0))
+    hue_corner = (hue_t @ corner.reshape(n, P, 1))[..., 0]
+    cell_max = spatial.reshape(n, spatial.shape[1], -1).max(-1)    # max-pooling: the densest cell of each channel
+    glob = np.concatenate([hue_ori, w / P, mean_x, mean_y, spread_x, spread_y, hue_corner / P, cell_max], axis=1)
+    return spatial, glob
+
+
+def image_features(images, chunk=250):
+    """Hand-designed features of images, computed from the pixels alone.
+
+    Inputs:
+    - images: uint8 array (N, 64, 64, 3)
+
+    Returns a tuple of
+    - spatial: float32 (N, C, 4, 4), C = 32, one column per 16x16 cell: a 12-bin hue histogram weighted by
+      chroma (12), the mean R, G, B (3), a 12-bin histogram of gradient orientations of the chroma map
+      weighted by gradient magnitude (12), the mean Harris corner response (1) and the chroma of the
+      cell's four 8x8 quarters (4)
+    - global_stats: float32 (N, 248), per hue bin: the orientation histogram of its edges (12 x 12), its mass,
+      centroid x, y, spread x, y and corner mass (6 x 12); then the maximum over cells of each spatial
+      channel (32)
+
+    Not standardised; :func:`build_shapes` standardises them with training-split statistics.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3) or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), got {images.dtype} "
+                         f"{images.shape}")
+    parts = [_features_chunk(images[i:i + chunk]) for i in range(0, len(images), chunk)]
+    spatial = np.concatenate([p[0] for p in parts]).astype(np.float32)
+    glob = np.concatenate([p[1] for p in parts]).astype(np.float32)
+    return spatial, glob
+
+
+class FeatureScaler:
+    """Standardise with training statistics and reduce to ``dim`` dimensions by PCA (unsupervised)."""
+
+    def __init__(self, spatial, glob, dim=POOLED_DIM):
+        flat = self._raw(spatial, glob)
+        self.s_mean = spatial.mean(axis=(0, 2, 3), keepdims=True)[0]
+        self.s_std = spatial.std(axis=(0, 2, 3), keepdims=True)[0] + 1e-6
+        self.mean, self.std = flat.mean(0), flat.std(0) + 1e-6
+        z = (flat - self.mean) / self.std
+        _, sv, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
+        k = min(dim, vt.shape[0])
+        self.components = vt[:k].T
+        self.scale = sv[:k] / np.sqrt(len(z)) + 1e-6
+        self.dim = dim
+
+    @staticmethod
+    def _raw(spatial, glob):
+        # signed square root (Hellinger map) of the statistics: small histogram entries count by ratio
+        flat = np.concatenate([spatial.reshape(len(spatial), -1), glob], 1).astype(np.float64)
+        return np.sign(flat) * np.sqrt(np.abs(flat))
+
+    def transform(self, spatial, glob):
+        """Returns (spatial standardised (N, C, 4, 4), full vector (N, Draw), pooled (N, dim)), all float32."""
+        z = (self._raw(spatial, glob) - self.mean) / self.std
+        pooled = z @ self.components / self.scale
+        if pooled.shape[1] < self.dim:  # fewer training images than dim: pad so the width stays fixed
+            pooled = np.pad(pooled, ((0, 0), (0, self.dim - pooled.shape[1])))
+        return ((spatial - self.s_mean) / self.s_std).astype(np.float32), z.astype(np.float32), \
+            pooled.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ build / load
+def shapes_dir(num_train=DEFAULT_SIZES["train"], num_val=DEFAULT_SIZES["val"], num_test=DEFAULT_SIZES["test"],
+               seed=0, cache_dir=None):
+    """The cache folder of one shapes configuration: ``<root>/shapes-v<VERSION>-<train>-<val>-<test>-seed<seed>``
+    with root = ``cache_dir``, else ``$CAPTIONRNN_DATA``, else ``~/.cache/captionrnn``."""
+    root = cache_dir or os.environ.get("CAPTIONRNN_DATA") or Path.home() / ".cache" / "captionrnn"
+    return Path(root).expanduser() / f"shapes-v{VERSION}-{num_train}-{num_val}-{num_test}-seed{seed}"
+
+
+def generate_split(n, rng, captions_per_image=5):
+    """n scenes drawn with ``rng``: returns (images uint8 (n, 64, 64, 3), annotations, list of caption lists)."""
+    scenes = [_sample_scene(rng) for _ in range(n)]
+    images, masks = render(scenes, rng)
+    captions = [make_captions(s, rng, captions_per_image) for s in scenes]
+    return images, annotate(scenes, masks), captions
+
+
+def build_shapes(out_dir=None, num_train=DEFAULT_SIZES["train"], num_val=DEFAULT_SIZES["val"],
+                 num_test=DEFAULT_SIZES["test"], seed=0, max_length=16, write_png=True, verbose=True):
+    """Generate the shapes dataset and write it in the CS231n layout (plus images and annotations).
+
+    Inputs:
+    - out_dir: destination; default :func:`shapes_dir` for these sizes and seed. Written to a temporary
+      folder first and renamed, so an interrupted build never leaves a half-written cache.
+    - num_train, num_val, num_test: images per split (five captions each)
+    - seed: everything (scenes, noise, captions) follows from it; each split has its own stream, so changing
+      num_val leaves the training images unchanged
+    - write_png: also save every image as a PNG (the ``*_urls.txt`` files list them, for galleries)
+
+    Files beyond the layout: ``{split}2014_images.h5`` (dataset ``images``, uint8 (N, 64, 64, 3)) and
+    ``{split}2014_annotations.json`` (per image, its objects; see :func:`annotate`).
+    The features: ``*_vgg16_fc7.h5`` holds the full standardised descriptor (N, 32*16 + 248 = 760),
+    ``*_pca.h5`` its PCA to 512 (N, 512), ``*_spatial.h5`` the spatial map (N, 32, 4, 4) standardised per
+    channel; all statistics come from the training images. Returns the folder as a Path.
+    """
+    import h5py
+    say = print if verbose else (lambda *a, **k: None)
+    sizes = {"train": num_train, "val": num_val, "test": num_test}
+    if min(num_train, num_val) < 1 or num_test < 0:
+        raise ValueError(f"need at least one train and one val image, got {sizes}")
+    out = Path(out_dir) if out_dir is not None else shapes_dir(num_train, num_val, num_test, seed)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    t0 = time.perf_counter()
+    streams = dict(zip(SPLITS, np.random.SeedSequence(seed).spawn(len(SPLITS))))
+    gen = {name: generate_split(n, np.random.default_rng(streams[name])) for name, n in sizes.items() if n}
+    say(f"shapes: drew {sum(sizes.values())} scenes in {time.perf_counter() - t0:.1f}s")
+    t1 = time.perf_counter()
+    feats = {name: image_features(g[0]) for name, g in gen.items()}
+    scaler = FeatureScaler(*feats["train"])
+    say(f"shapes: computed pixel features in {time.perf_counter() - t1:.1f}s")
+
+    vocab = build_vocab([c for caps in gen["train"][2] for c in caps], min_count=1)
+    splits = {}
+    for name, (images, _, captions) in gen.items():
+        spatial, full, pooled = scaler.transform(*feats[name])
+        flat = [c for caps in captions for c in caps]
+        splits[name] = {"captions": encode_captions(flat, vocab["word_to_idx"], max_length),
+                        "image_idxs": np.repeat(np.arange(len(images)), [len(c) for c in captions]),
+                        "features": full, "pca_features": pooled, "spatial": spatial,
+                        "urls": [f"images/{name}/{i:05d}.png" for i in range(len(images))]}
+    info = {"name": "shapes", "version": VERSION, "source": "captionrnn.data.shapes (generated)",
+            "seed": seed, "sizes": sizes, "image_size": IMAGE_SIZE,
+            "features": "hand-designed pixel statistics (colour histograms, gradient-orientation histograms, "
+                        "corner responses) per 16x16 cell and per hue; never computed from the labels. "
+                        f"*_vgg16_fc7.h5: full standardised vector ({splits['train']['features'].shape[1]}-d); "
+                        f"*_pca.h5: its PCA to {POOLED_DIM}; *_spatial.h5: (N, {SPATIAL_CHANNELS}, 4, 4)",
+            "vocab_size": len(vocab["idx_to_word"]), "max_length": max_length}
+    write_dataset(tmp, splits, vocab, info=info)
+    for name, (images, annotations, _) in gen.items():
+        with h5py.File(tmp / f"{name}2014_images.h5", "w") as f:
+            f.create_dataset("images", data=images)
+        with open(tmp / f"{name}2014_annotations.json", "w", encoding="utf-8") as f:
+            json.dump(annotations, f)
+        if write_png:
+            from PIL import Image
+            (tmp / "images" / name).mkdir(parents=True)
+            for i, img in enumerate(images):
+                Image.fromarray(img).save(tmp / "images" / name / f"{i:05d}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    say(f"shapes: wrote {sum(sizes.values())} images in {time.perf_counter() - t0:.1f}s to {out}")
+    return out
+
+
+def load_shapes(num_train=DEFAULT_SIZES["train"], num_val=DEFAULT_SIZES["val"], num_test=DEFAULT_SIZES["test"],
+                seed=0, cache_dir=None, rebuild=False, pca_features=True, max_train=None, images=True,
+                verbose=True):
+    """The shapes dataset, built on first use and then read from the cache.
+
+    Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs, features
+    (N, 512) with ``pca_features=True``, spatial_features (N, 32, 4, 4), urls (local PNG paths), idx_to_word,
+    word_to_idx, info) plus ``{split}_annotations`` (list per image of object dicts) and, with ``images=True``,
+    ``{split}_images`` uint8 (Nimg, 64, 64, 3).
+    """
+    path = shapes_dir(num_train, num_val, num_test, seed, cache_dir)
+    if rebuild or not (path / "dataset.json").is_file():
+        build_shapes(path, num_train, num_val, num_test, seed, verbose=verbose)
+    data = load_coco_data(path, max_train=max_train, pca_features=pca_features)
+    for split in SPLITS:
+        if f"{split}_captions" not in data:
+            continue
+        with open(path / f"{split}2014_annotations.json", encoding="utf-8") as f:
+            data[f"{split}_annotations"] = json.load(f)
+        if images:
+            import h5py
+            with h5py.File(path / f"{split}2014_images.h5", "r") as f:
+                data[f"{split}_images"] = f["images"][()]
+    return data
+
+
+def largest_object_labels(annotations):
+    """(colour index into COLOURS, shape index into SHAPES) of each image's largest object, int arrays (N,)."""
+    big = [max(objs, key=lambda o: o["area"]) for objs in annotations]
+    return (np.array([list(COLOURS).index(o["colour"]) for o in big]),
+            np.array([SHAPES.index(o["shape"]) for o in big]))
+
+
+def probe_accuracy(data, split="val", l2=30.0):
+    """A linear probe: ridge least squares from the pooled training features to one-hot labels of the largest
+    object's colour and shape, scored on ``split``. The labels are used here only, to evaluate the features.
+
+    Returns dict with 'colour', 'shape', 'both' accuracies and the chance levels.
+    """
+    def design(x):
+        return np.c_[x.astype(np.float64), np.ones(len(x))]
+    a, b = design(data["train_features"]), design(data[f"{split}_features"])
+    out = {}
+    truth = dict(zip(("colour", "shape"), largest_object_labels(data[f"{split}_annotations"])))
+    for key, y, k in zip(("colour", "shape"), largest_object_labels(data["train_annotations"]),
+                         (len(COLOURS), len(SHAPES))):
+        w = np.linalg.solve(a.T @ a + l2 * np.eye(a.shape[1]), a.T @ np.eye(k)[y])
+        out[f"{key}_pred"] = np.argmax(b @ w, axis=1)
+        out[key] = float(np.mean(out[f"{key}_pred"] == truth[key]))
+    out["both"] = float(np.mean((out.pop("colour_pred") == truth["colour"]) & (out.pop("shape_pred") == truth["shape"])))
+    out["chance_colour"], out["chance_shape"] = 1 / len(COLOURS), 1 / len(SHAPES)
+    return out
