@@ -30,16 +30,24 @@ def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
     """
     check_cell(x, prev_h, Wx, Wh, {"bx": bx, "bh": bh}, 3, False, "prev_h")
     H = prev_h.shape[1]
+    ### BEGIN SOLUTION
+    ### TODO: the pre-activations ax = x Wx + bx and ah = prev_h Wh + bh, shape (N, 3H) each
     ax = x @ Wx + bx  # (N, 3H)
     ah = prev_h @ Wh + bh  # (N, 3H)
+    ### END SOLUTION
     if use_numba():
         from captionrnn import kernels
         r, z, n, next_h = kernels.gru_gates_forward(ax, ah, prev_h)
     else:
+        ### BEGIN SOLUTION
+        ### TODO: with the blocks r, z, n of ax and ah (columns [0, H), [H, 2H), [2H, 3H)):
+        ### r = sigmoid(ax_r + ah_r), z = sigmoid(ax_z + ah_z), n = tanh(ax_n + r * ah_n),
+        ### next_h = (1 - z) * n + z * prev_h, each (N, H)
         r = sigmoid(ax[:, :H] + ah[:, :H])
         z = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
         n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
         next_h = (1 - z) * n + z * prev_h
+        ### END SOLUTION
     hn = ah[:, 2 * H:]  # h Wh_n + bh_n: the part r gates, needed for dr
     cache = (x, prev_h, Wx, Wh, r, z, n, hn)
     return next_h, cache
@@ -64,6 +72,9 @@ def gru_step_backward(dnext_h, cache):
         from captionrnn import kernels
         dax, dah, dprev_h = kernels.gru_gates_backward(dnext_h, prev_h, r, z, n, hn)
     else:
+        ### BEGIN SOLUTION
+        ### TODO: gradients of the gate pre-activations, dax and dah (N, 3H) in blocks r, z, n
+        ### (dah_n carries the factor r), and dprev_h's direct path dnext_h * z
         dn = dnext_h * (1 - z)
         dz = dnext_h * (prev_h - n)
         dan = dn * (1 - n ** 2)  # gradient of n's pre-activation
@@ -72,12 +83,17 @@ def gru_step_backward(dnext_h, cache):
         dax = np.concatenate([dar, daz, dan], axis=1)  # (N, 3H)
         dah = np.concatenate([dar, daz, dan * r], axis=1)  # (N, 3H): r scales ah_n
         dprev_h = dnext_h * z  # the direct path through z * h
+        ### END SOLUTION
+    ### BEGIN SOLUTION
+    ### TODO: through the two matmuls: dx = dax Wx^T, dprev_h += dah Wh^T, dWx = x^T dax,
+    ### dWh = prev_h^T dah, dbx and dbh = dax and dah summed over N
     dx = dax @ Wx.T
     dprev_h = dprev_h + dah @ Wh.T
     dWx = x.T @ dax
     dWh = prev_h.T @ dah
     dbx = dax.sum(axis=0)
     dbh = dah.sum(axis=0)
+    ### END SOLUTION
     return dx, dprev_h, dWx, dWh, dbx, dbh
 
 
@@ -97,6 +113,8 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     if use_numba():
         from captionrnn import kernels
         return kernels.gru_forward(x, h0, Wx, Wh, bx, bh)
+    ### BEGIN SOLUTION
+    ### TODO: loop t = 0..T-1 calling gru_step_forward; h (N, T, H) and the list of step caches
     N, T, _ = x.shape
     h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx, Wh, bx, bh))
     prev_h = h0
@@ -106,6 +124,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
         h[:, t] = prev_h
         caches.append(step_cache)
     return h, caches
+    ### END SOLUTION
 
 
 def gru_backward(dh, cache):
@@ -127,6 +146,9 @@ def gru_backward(dh, cache):
     x0, h_prev0, Wx, Wh = cache[0][:4]
     N, T, D, H = h_prev0.shape[0], len(cache), x0.shape[1], Wh.shape[0]
     check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    ### BEGIN SOLUTION
+    ### TODO: loop t = T-1..0 calling gru_step_backward on dh[:, t] plus the gradient from step t+1;
+    ### sum the weight and bias gradients over t; dh0 is the gradient left after step 0
     dx = np.empty((N, T, D), dtype=dh.dtype)
     dWx, dWh = np.zeros_like(Wx), np.zeros_like(Wh)
     dbx, dbh = np.zeros(3 * H, dtype=Wx.dtype), np.zeros(3 * H, dtype=Wx.dtype)
@@ -138,3 +160,4 @@ def gru_backward(dh, cache):
         dbx += dbx_t
         dbh += dbh_t
     return dx, dprev_h, dWx, dWh, dbx, dbh
+    ### END SOLUTION

@@ -12,14 +12,20 @@ from captionrnn.backend import use_numba
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + exp(-x)), numerically stable for large |x|.
 
-    exp is only ever taken of -|x|, so it never overflows; x keeps its dtype.
+    exp is only ever taken of -|x|, so it never overflows; float x keeps its dtype (integers give float64).
 
     - x: array of any shape
     Returns an array of the same shape and dtype.
     """
     x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)  # integers would otherwise be truncated back to 0/1
+    ### BEGIN SOLUTION
+    ### TODO: return 1 / (1 + exp(-x)) with x's shape and dtype, without overflow for large |x|
+    ### (take exp only of -|x|)
     z = np.exp(-np.abs(x))  # in (0, 1]
     return np.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+    ### END SOLUTION
 
 
 def affine_forward(x, w, b):
@@ -37,7 +43,10 @@ def affine_forward(x, w, b):
     check_float("x", x)
     check_shape("w", w, (int(np.prod(x.shape[1:])), None), "(D, M)")
     check_shape("b", b, (w.shape[1],), "(M,)")
+    ### BEGIN SOLUTION
+    ### TODO: out = x w + b with x reshaped to (N, D); out has shape (N, M)
     out = x.reshape(x.shape[0], -1) @ w + b
+    ### END SOLUTION
     return out, (x, w, b)
 
 
@@ -55,10 +64,13 @@ def affine_backward(dout, cache):
     """
     x, w, b = cache
     check_shape("dout", dout, (x.shape[0], w.shape[1]), "(N, M)")
+    ### BEGIN SOLUTION
+    ### TODO: dx = dout w^T reshaped to x's shape, dw = x^T dout (x as (N, D)), db = dout summed over N
     x2 = x.reshape(x.shape[0], -1)  # (N, D)
     dx = (dout @ w.T).reshape(x.shape)
     dw = x2.T @ dout
     db = dout.sum(axis=0)
+    ### END SOLUTION
     return dx, dw, db
 
 
@@ -79,7 +91,10 @@ def temporal_affine_forward(x, w, b):
     check_shape("w", w, (x.shape[2], None), "(D, M)")
     check_shape("b", b, (w.shape[1],), "(M,)")
     N, T, D = x.shape
+    ### BEGIN SOLUTION
+    ### TODO: out[:, t] = x[:, t] w + b for every t, shape (N, T, M) (one matmul on x reshaped to (N*T, D))
     out = (x.reshape(N * T, D) @ w + b).reshape(N, T, w.shape[1])
+    ### END SOLUTION
     return out, (x, w, b, out)
 
 
@@ -99,10 +114,13 @@ def temporal_affine_backward(dout, cache):
     N, T, D = x.shape
     M = w.shape[1]
     check_shape("dout", dout, (N, T, M), "(N, T, M)")
+    ### BEGIN SOLUTION
+    ### TODO: the affine backward with the N*T rows of x and dout stacked: dx (N, T, D), dw (D, M), db (M,)
     dout2 = dout.reshape(N * T, M)
     dx = (dout2 @ w.T).reshape(N, T, D)
     dw = x.reshape(N * T, D).T @ dout2
     db = dout2.sum(axis=0)
+    ### END SOLUTION
     return dx, dw, db
 
 
@@ -121,7 +139,10 @@ def word_embedding_forward(x, W):
     check_shape("W", W, (None, None), "(V, W)")
     check_shape("x", x, (None, None), "(N, T)")
     check_indices("x", x, W.shape[0])
+    ### BEGIN SOLUTION
+    ### TODO: out[n, t] = W[x[n, t]], shape (N, T, W); return out, (x, W)
     return W[x], (x, W)
+    ### END SOLUTION
 
 
 def word_embedding_backward(dout, cache):
@@ -141,8 +162,12 @@ def word_embedding_backward(dout, cache):
     if use_numba():
         from captionrnn import kernels
         return kernels.embedding_backward(x, dout, W.shape[0])
+    ### BEGIN SOLUTION
+    ### TODO: dW[v] = sum of dout[n, t] over every (n, t) with x[n, t] == v, shape (V, W);
+    ### a word used twice gets both gradients (np.add.at)
     dW = np.zeros(W.shape, dtype=dout.dtype)
     np.add.at(dW, x, dout)  # a plain dW[x] += dout would drop repeated indices
+    ### END SOLUTION
     return dW
 
 
@@ -173,6 +198,9 @@ def temporal_softmax_loss(x, y, mask, verbose=False):
         from captionrnn import kernels
         loss, dx = kernels.softmax_loss(x, y, mask)
     else:
+        ### BEGIN SOLUTION
+        ### TODO: loss = -(1/N) sum over unmasked (n, t) of log softmax(x[n, t])[y[n, t]] (subtract the row
+        ### max before exp); dx = (softmax(x) - onehot(y)) * mask / N, shape (N, T, V)
         x_flat = x.reshape(N * T, V)
         y_flat = y.reshape(N * T)
         mask_flat = np.asarray(mask, dtype=bool).reshape(N * T)
@@ -184,6 +212,7 @@ def temporal_softmax_loss(x, y, mask, verbose=False):
         dx[np.arange(N * T), y_flat] -= 1
         dx *= mask_flat[:, None] / N
         dx = dx.reshape(N, T, V)
+        ### END SOLUTION
     if verbose:
         print("dx:", dx.shape)
     return x.dtype.type(loss), dx

@@ -25,7 +25,10 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     - cache: values needed by rnn_step_backward
     """
     check_cell(x, prev_h, Wx, Wh, {"b": b}, 1, False, "prev_h")
+    ### BEGIN SOLUTION
+    ### TODO: next_h = tanh(x Wx + prev_h Wh + b), shape (N, H)
     next_h = np.tanh(x @ Wx + prev_h @ Wh + b)  # (N, H)
+    ### END SOLUTION
     cache = (x, prev_h, Wx, Wh, next_h)
     return next_h, cache
 
@@ -44,12 +47,16 @@ def rnn_step_backward(dnext_h, cache):
     """
     x, prev_h, Wx, Wh, next_h = cache
     check_shape("dnext_h", dnext_h, next_h.shape, "(N, H)")
+    ### BEGIN SOLUTION
+    ### TODO: da = dnext_h * (1 - next_h^2) (N, H); then dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T da,
+    ### dWh = prev_h^T da, db = da summed over N
     da = dnext_h * (1 - next_h ** 2)  # (N, H): tanh'(a) = 1 - tanh(a)^2
     dx = da @ Wx.T
     dprev_h = da @ Wh.T
     dWx = x.T @ da
     dWh = prev_h.T @ da
     db = da.sum(axis=0)
+    ### END SOLUTION
     return dx, dprev_h, dWx, dWh, db
 
 
@@ -69,6 +76,9 @@ def rnn_forward(x, h0, Wx, Wh, b):
     if use_numba():
         from captionrnn import kernels
         return kernels.rnn_forward(x, h0, Wx, Wh, b)
+    ### BEGIN SOLUTION
+    ### TODO: loop t = 0..T-1 calling rnn_step_forward on x[:, t] and the previous state (h0 first);
+    ### h[:, t] is step t's state, shape (N, T, H); the cache is the list of the T step caches
     N, T, _ = x.shape
     h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx, Wh, b))
     caches = []
@@ -78,6 +88,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
         h[:, t] = prev_h
         caches.append(step_cache)
     return h, caches
+    ### END SOLUTION
 
 
 def rnn_backward(dh, cache):
@@ -97,8 +108,11 @@ def rnn_backward(dh, cache):
         from captionrnn import kernels
         return kernels.rnn_backward(dh, cache)
     x0, _, Wx, Wh, h_first = cache[0]
-    N, T, D, H = dh.shape[0], len(cache), x0.shape[1], Wh.shape[0]
+    N, T, D, H = x0.shape[0], len(cache), x0.shape[1], Wh.shape[0]
     check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    ### BEGIN SOLUTION
+    ### TODO: loop t = T-1..0 calling rnn_step_backward on dh[:, t] plus the gradient carried back from
+    ### step t+1; sum dWx, dWh, db over t; dh0 is the gradient left after step 0
     dx = np.empty((N, T, D), dtype=dh.dtype)
     dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(H, dtype=Wx.dtype)
     dprev_h = np.zeros((N, H), dtype=dh.dtype)  # gradient carried back from step t+1
@@ -108,3 +122,4 @@ def rnn_backward(dh, cache):
         dWh += dWh_t
         db += db_t
     return dx, dprev_h, dWx, dWh, db
+    ### END SOLUTION

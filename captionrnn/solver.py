@@ -17,6 +17,7 @@ import numpy as np
 
 from captionrnn import optim
 from captionrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from captionrnn.evaluation import split_features
 
 SOLVER_FORMAT_VERSION = 1
 
@@ -88,6 +89,7 @@ class CaptioningSolver:
         if best_by != "val_loss" and eval_fn is None:
             raise ValueError(f"best_by={best_by!r} needs an eval_fn that returns it; without one use 'val_loss'")
         self._check_data(data)
+        split_features(model, data, "train")  # a clear error now, not at the first minibatch
 
         self.model, self.data = model, data
         self.optim_config = dict(optim_config or {})
@@ -123,10 +125,11 @@ class CaptioningSolver:
     def _check_data(data):
         if not isinstance(data, dict):
             raise ValueError(f"data must be a dict in the CS231n COCO format, got {type(data).__name__}")
-        missing = [k for k in ("train_captions", "train_image_idxs", "train_features") if k not in data]
+        missing = [k for k in ("train_captions", "train_image_idxs") if k not in data]
         if missing:
             raise ValueError(f"data is missing {missing}; it needs train_captions (N, T+1), train_image_idxs (N,) "
-                             "and train_features (Nimg, D), and optionally the same with val_")
+                             "and train_features (Nimg, D) (or train_spatial_features for attention), and "
+                             "optionally the same with val_")
         for split in ("train", "val"):
             if f"{split}_captions" in data:
                 n_cap, n_idx = len(data[f"{split}_captions"]), len(data[f"{split}_image_idxs"])
@@ -140,7 +143,7 @@ class CaptioningSolver:
 
     def _batch(self, split, idx):
         captions = self.data[f"{split}_captions"][idx]
-        features = self.data[f"{split}_features"][self.data[f"{split}_image_idxs"][idx]]
+        features = split_features(self.model, self.data, split)[self.data[f"{split}_image_idxs"][idx]]
         return features.astype(self.model.dtype, copy=False), captions
 
     def _diverged(self, what, value):

@@ -16,3 +16,35 @@ __all__ = ["DatasetFileError", "decode_captions", "default_coco_dir", "load_capt
            "load_images", "sample_coco_minibatch", "write_dataset", "prepare_flickr8k", "build_shapes",
            "image_features", "load_shapes", "probe_accuracy", "shapes_dir", "END", "NULL", "SPECIAL_TOKENS",
            "START", "UNK", "build_vocab", "encode_captions", "preprocess_caption", "tokenize"]
+
+
+def load_dataset(spec="shapes", verbose=True, **kwargs):
+    """The dataset a command names: ``'shapes'`` (built on first use), ``'coco'`` (CS231n's files in
+    ``$CAPTIONRNN_COCO_DIR`` or ``datasets/coco_captioning``) or a folder in the same layout (e.g. the output
+    of ``captionrnn prepare flickr8k``). Extra keyword arguments go to the loader."""
+    from pathlib import Path
+    if spec == "shapes":
+        return load_shapes(verbose=verbose, **kwargs)
+    if spec == "coco":
+        return load_coco_data(**kwargs)
+    if not Path(spec).is_dir():
+        raise ValueError(f"--data {spec!r} is not 'shapes', 'coco' or an existing folder; give a folder in the "
+                         "CS231n COCO layout (see docs/data.md), e.g. the --out of `captionrnn prepare flickr8k`")
+    return load_coco_data(spec, **kwargs)
+
+
+def split_images(data, split, image_idxs):
+    """Pixel images of the given images of ``split`` for galleries: a list of (h, w, 3) uint8 arrays, with
+    None where no local image file is available (COCO's urls point to the web, which is not fetched)."""
+    from pathlib import Path
+    if f"{split}_images" in data:
+        return [data[f"{split}_images"][i] for i in image_idxs]
+    urls = data.get(f"{split}_urls")
+    out = []
+    for i in image_idxs:
+        url = str(urls[i]) if urls is not None else ""
+        out.append(load_images([url])[0] if url and Path(url).is_file() else None)
+    return out
+
+
+__all__ += ["load_dataset", "split_images"]

@@ -1,0 +1,288 @@
+"""The Numba fast path (captionrnn.kernels) against the NumPy reference.
+
+Agreement tolerance, float64: normwise max|numba - numpy| / max|numpy| <= 1e-12. Both backends evaluate
+the same formulas; they differ only in (a) summation order (one (T*N)-row matrix multiply for all steps
+instead of T per-step ones, and BLAS blocking), and (b) the last ulp of exp/tanh (libm / Cephes tanh in
+the kernels vs NumPy's SIMD ufuncs, each within ~4e-16 relative). Over the few timesteps used here
+these add up to ~1e-15 (measured 1e-16 .. 1.5e-15), so 1e-12 leaves a 1000x margin while any real slip
+(a wrong gate, sign or missing term) shows up as an O(1) difference. Normwise rather than elementwise
+because an entry that is a sum of many terms can cancel to nearly zero, and there a relative error of
+a 1e-16 absolute difference is meaningless.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from captionrnn import gru, kernels, layers, lstm, rnn
+from captionrnn.backend import use_backend
+
+TOL = 1e-12
+N, T, D, H, V = 3, 6, 5, 4, 7
+
+# (module, name, gate blocks G, number of biases)
+CELLS = [(rnn, "rnn", 1, 1), (lstm, "lstm", 4, 1), (gru, "gru", 3, 2)]
+
+
+def normwise(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def both_backends(fn):
+    """Run fn() under each backend; return {'numba': result, 'numpy': result} as tuples."""
+    out = {}
+    for name in ("numba", "numpy"):
+        with use_backend(name):
+            res = fn()
+        out[name] = res if isinstance(res, tuple) else (res,)
+    return out
+
+
+def assert_agree(res):
+    assert len(res["numba"]) == len(res["numpy"])
+    for k, (a, b) in enumerate(zip(res["numba"], res["numpy"])):
+        assert np.shape(a) == np.shape(b), f"output {k}"
+        assert normwise(a, b) <= TOL, f"output {k}: normwise error {normwise(a, b):.2e}"
+
+
+def make_seq(rng, G, nb, dtype=np.float64, scale=1.0, n=N, t=T, d=D, h=H):
+    """x (n, t, d), h0 (n, h), Wx (d, G h), Wh (h, G h), biases (G h,) and dh (n, t, h)."""
+    x = scale * rng.standard_normal((n, t, d))
+    h0 = rng.standard_normal((n, h))
+    Wx = rng.standard_normal((d, G * h)) / np.sqrt(d)
+    Wh = rng.standard_normal((h, G * h)) / np.sqrt(h)
+    biases = [rng.standard_normal(G * h) for _ in range(nb)]
+    dh = rng.standard_normal((n, t, h))
+    return [a.astype(dtype) for a in (x, h0, Wx, Wh, *biases)], dh.astype(dtype)
+
+
+def seq_call(mod, name, args, dh):
+    h, cache = getattr(mod, f"{name}_forward")(*args)
+    return (h,) + tuple(getattr(mod, f"{name}_backward")(dh, cache))
+
+
+def step_call(mod, name, args, rng):
+    """One step forward and backward through the public step functions, float64."""
+    x, h0, Wx, Wh, *biases = args
+    x = x[:, 0]
+    if name == "lstm":
+        prev_c = rng.standard_normal(h0.shape)
+        dnext_h, dnext_c = rng.standard_normal(h0.shape), rng.standard_normal(h0.shape)
+        next_h, next_c, cache = lstm.lstm_step_forward(x, h0, prev_c, Wx, Wh, *biases)
+        return (next_h, next_c) + tuple(lstm.lstm_step_backward(dnext_h, dnext_c, cache))
+    dnext_h = rng.standard_normal(h0.shape)
+    next_h, cache = getattr(mod, f"{name}_step_forward")(x, h0, Wx, Wh, *biases)
+    return (next_h,) + tuple(getattr(mod, f"{name}_step_backward")(dnext_h, cache))
+
+
+# ----------------------------------------------------------------------------- (1) backends agree
+
+@pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
+@pytest.mark.parametrize("scale", [1.0, 8.0], ids=["unit", "saturating"])
+def test_sequence_backends_agree(mod, name, G, nb, scale):
+    rng = np.random.default_rng(231)
+    args, dh = make_seq(rng, G, nb, scale=scale)  # scale 8 drives the gates into saturation
+    assert_agree(both_backends(lambda: seq_call(mod, name, args, dh)))
+
+
+@pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
+def test_step_backends_agree(mod, name, G, nb):
+    args, _ = make_seq(np.random.default_rng(7), G, nb, scale=2.0)
+    # Same seed under each backend, so both see the same upstream gradients.
+    assert_agree(both_backends(lambda: step_call(mod, name, args, np.random.default_rng(8))))
+
+
+@given(n=st.integers(1, 4), t=st.integers(1, 5), d=st.integers(1, 4), h=st.integers(1, 5),
+       cell=st.sampled_from(CELLS), seed=st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None)
+def test_sequence_backends_agree_random_shapes(n, t, d, h, cell, seed):
+    mod, name, G, nb = cell
+    args, dh = make_seq(np.random.default_rng(seed), G, nb, n=n, t=t, d=d, h=h)
+    assert_agree(both_backends(lambda: seq_call(mod, name, args, dh)))
+
+
+def test_embedding_backward_backends_agree(rng):
+    idx = rng.integers(0, V, (N, T))
+    W = rng.standard_normal((V, D))
+    dout = rng.standard_normal((N, T, D))
+
+    def run():
+        _, cache = layers.word_embedding_forward(idx, W)
+        return layers.word_embedding_backward(dout, cache)
+    assert_agree(both_backends(run))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3], ids=["unit", "huge-scores"])
+def test_softmax_loss_backends_agree(rng, scale):
+    x = scale * rng.standard_normal((N, T, V))  # 1e3: a naive exp would overflow
+    y = rng.integers(0, V, (N, T))
+    mask = rng.random((N, T)) > 0.3
+    mask[0, 0], mask[1, 1] = True, False
+    res = both_backends(lambda: layers.temporal_softmax_loss(x, y, mask))
+    assert_agree(res)
+    assert np.all(res["numba"][1][~mask] == 0)
+
+
+def test_tanh_and_sigmoid_kernels_accurate():
+    # The kernels use Cephes' tanh (two branches, split at |x| = 0.625) and a sigmoid that only
+    # exponentiates -|x|; check both branches, the split, and values that would overflow exp.
+    x = np.concatenate([np.linspace(-3, 3, 6001), [0.0, -0.0, 0.625, -0.625, 0.62499, 40.0, -40.0, 1e4, -1e4]])
+    for dtype, ulps in ((np.float64, 4), (np.float32, 4)):
+        a = x.astype(dtype).reshape(1, -1)
+        got = kernels.rnn_gates_forward(a)
+        exact = np.tanh(a.astype(np.float64))
+        err = np.abs(got - exact) / np.maximum(np.abs(exact), np.finfo(dtype).tiny)
+        assert got.dtype == dtype
+        assert err.max() <= ulps * np.finfo(dtype).eps
+        with np.errstate(all="raise"):
+            i = kernels.lstm_gates_forward(np.tile(a, (1, 4)), np.zeros_like(a))[0]
+        assert np.allclose(i, layers.sigmoid(a.astype(np.float64)), rtol=ulps * np.finfo(dtype).eps, atol=0)
+
+
+# ----------------------------------------------------------------------------- (2) float32 stays float32
+
+def _all_float32(values):
+    for k, v in enumerate(values):
+        assert np.asarray(v).dtype == np.float32, f"output {k} has dtype {np.asarray(v).dtype}"
+
+
+@pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
+def test_float32_stays_float32(mod, name, G, nb):
+    rng = np.random.default_rng(3)
+    args, dh = make_seq(rng, G, nb, dtype=np.float32)
+    with use_backend("numba"):
+        _all_float32(seq_call(mod, name, args, dh))
+        h, cache = getattr(mod, f"{name}_forward")(*args)
+        _all_float32([v for v in (cache.xs, cache.hs, cache.gates, cache.cs, cache.tanh_c, cache.hn)
+                      if v is not None])
+        x, h0, Wx, Wh, *biases = args
+        dnext = dh[:, 0]
+        if name == "lstm":
+            next_h, next_c, c = lstm.lstm_step_forward(x[:, 0], h0, h0, Wx, Wh, *biases)
+            _all_float32((next_h, next_c) + lstm.lstm_step_backward(dnext, dnext, c) + c[5:])
+        else:
+            next_h, c = getattr(mod, f"{name}_step_forward")(x[:, 0], h0, Wx, Wh, *biases)
+            _all_float32((next_h,) + getattr(mod, f"{name}_step_backward")(dnext, c))
+
+
+@pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
+def test_float32_backends_agree(mod, name, G, nb):
+    # float32 uses a call-free exp in the kernels (8e-8 relative); a few float32 ulps (eps 1.2e-7)
+    # through 6 steps: measured ~6e-7 normwise, so 1e-5 is a loose but meaningful bound.
+    args, dh = make_seq(np.random.default_rng(11), G, nb, dtype=np.float32, scale=3.0)
+    res = both_backends(lambda: seq_call(mod, name, args, dh))
+    for a, b in zip(res["numba"], res["numpy"]):
+        assert normwise(a, b) <= 1e-5
+
+
+def test_float32_kernels_direct():
+    rng = np.random.default_rng(4)
+    a4 = rng.standard_normal((N, 4 * H)).astype(np.float32)
+    a3 = rng.standard_normal((N, 3 * H)).astype(np.float32)
+    h = rng.standard_normal((N, H)).astype(np.float32)
+    fwd = kernels.lstm_gates_forward(a4, h)
+    _all_float32(fwd + kernels.lstm_gates_backward(h, h, h, *fwd[:4], fwd[5]))
+    r, z, n, nh = kernels.gru_gates_forward(a3, a3, h)
+    _all_float32((r, z, n, nh) + kernels.gru_gates_backward(h, h, r, z, n, h))
+    _all_float32((kernels.rnn_gates_forward(h), kernels.rnn_gates_backward(h, h)))
+    idx = rng.integers(0, V, (N, T))
+    scores = rng.standard_normal((N, T, V)).astype(np.float32)
+    _all_float32((kernels.embedding_backward(idx, scores, V),))
+    with use_backend("numba"):
+        loss, dx = layers.temporal_softmax_loss(scores, idx, idx > 2)
+    _all_float32((loss, dx))
+
+
+# ----------------------------------------------------------------------------- (3) inputs never mutated
+
+def _assert_unchanged(originals, arrays):
+    for k, (before, now) in enumerate(zip(originals, arrays)):
+        assert np.array_equal(before, now), f"input {k} was modified"
+
+
+@pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
+def test_fast_path_does_not_mutate_inputs(mod, name, G, nb):
+    args, dh = make_seq(np.random.default_rng(5), G, nb)
+    originals = [a.copy() for a in args + [dh]]
+    with use_backend("numba"):
+        seq_call(mod, name, args, dh)
+        step_call(mod, name, args, np.random.default_rng(6))
+    _assert_unchanged(originals, args + [dh])
+
+
+def test_embedding_and_softmax_do_not_mutate_inputs(rng):
+    idx = rng.integers(0, V, (N, T))
+    W = rng.standard_normal((V, D))
+    dout = rng.standard_normal((N, T, D))
+    x = rng.standard_normal((N, T, V))
+    mask = rng.random((N, T)) > 0.5
+    arrays = [idx, W, dout, x, mask]
+    originals = [a.copy() for a in arrays]
+    with use_backend("numba"):
+        _, cache = layers.word_embedding_forward(idx, W)
+        layers.word_embedding_backward(dout, cache)
+        layers.temporal_softmax_loss(x, idx, mask)
+    _assert_unchanged(originals, arrays)
+
+
+def test_gate_kernels_do_not_mutate_inputs(rng):
+    a4, a3 = rng.standard_normal((N, 4 * H)), rng.standard_normal((N, 3 * H))
+    hs = [rng.standard_normal((N, H)) for _ in range(8)]
+    arrays = [a4, a3] + hs
+    originals = [a.copy() for a in arrays]
+    kernels.lstm_gates_forward(a4, hs[0])
+    kernels.lstm_gates_backward(*hs)
+    kernels.gru_gates_forward(a3, a3, hs[0])
+    kernels.gru_gates_backward(*hs[:6])
+    kernels.rnn_gates_forward(hs[0])
+    kernels.rnn_gates_backward(hs[0], hs[1])
+    _assert_unchanged(originals, arrays)
+
+
+# ----------------------------------------------------------------------------- (4) caches cross backends
+
+@pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
+def test_fast_cache_works_after_switching_to_numpy(mod, name, G, nb):
+    args, dh = make_seq(np.random.default_rng(9), G, nb)
+    backward = getattr(mod, f"{name}_backward")
+    with use_backend("numba"):
+        h, cache = getattr(mod, f"{name}_forward")(*args)
+        fast = backward(dh, cache)
+    assert not isinstance(cache, list)
+    with use_backend("numpy"):
+        switched = backward(dh, cache)  # the reference hands a fast cache to the kernels
+        reference = seq_call(mod, name, args, dh)
+    for a, b in zip(switched, fast):
+        np.testing.assert_array_equal(a, b)
+    assert_agree({"numba": (h,) + tuple(switched), "numpy": reference})
+
+
+def test_fast_cache_of_another_cell_is_rejected():
+    args, dh = make_seq(np.random.default_rng(10), 4, 1)
+    with use_backend("numba"):
+        _, cache = lstm.lstm_forward(*args)
+    with pytest.raises(ValueError, match="lstm"):
+        rnn.rnn_backward(dh, cache)
+    with pytest.raises(ValueError, match="dh"):
+        lstm.lstm_backward(dh[:, :-1], cache)
+
+
+# ----------------------------------------------------------------------------- (5) repeated indices
+
+def test_embedding_backward_accumulates_repeated_indices():
+    idx = np.array([[1, 1, 1], [1, 0, 3]])
+    dout = np.arange(2 * 3 * 2, dtype=np.float64).reshape(2, 3, 2)  # rows (0,1) (2,3) ... (10,11)
+    expected = np.array([[8, 9],  # idx 0 at (1, 1)
+                         [0 + 2 + 4 + 6, 1 + 3 + 5 + 7],  # idx 1 four times
+                         [0, 0],  # never used
+                         [10, 11],
+                         [0, 0]], dtype=np.float64)
+    np.testing.assert_array_equal(kernels.embedding_backward(idx, dout, 5), expected)
+    with use_backend("numba"):
+        _, cache = layers.word_embedding_forward(idx, np.zeros((5, 2)))
+        np.testing.assert_array_equal(layers.word_embedding_backward(dout, cache), expected)
+
+
+def test_warmup_compiles_everything():
+    kernels.warmup()  # loads from the on-disk cache after the first run
