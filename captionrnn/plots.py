@@ -63,7 +63,9 @@ def caption_gallery(images, generated, path, references=None, ncols=4, title=Non
     n = len(generated)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.9 * nrows), squeeze=False)
+    # Each panel: the image on top, its captions in the space below it (never over the next row).
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 4.9 * nrows), squeeze=False,
+                             gridspec_kw={"hspace": 0.55, "wspace": 0.08})
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
@@ -72,15 +74,15 @@ def caption_gallery(images, generated, path, references=None, ncols=4, title=Non
         if img is not None:
             ax.imshow(img)
         else:
-            ax.text(0.5, 0.5, "(image not available)", ha="center", va="center", color="0.5")
+            ax.text(0.5, 0.5, "(image not available)", ha="center", va="center", color="0.5",
+                    transform=ax.transAxes)
         lines = ["gen: " + generated[k]]
         if references is not None and references[k]:
             lines += ["ref: " + r for r in list(references[k])[:2]]
-        text = "\n".join(textwrap.fill(s, 38) for s in lines)
-        ax.set_title(text, fontsize=8, loc="left")
+        text = "\n".join(textwrap.fill(s, 40) for s in lines)
+        ax.text(0.0, -0.03, text, transform=ax.transAxes, va="top", ha="left", fontsize=8.5, family="sans-serif")
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(title, y=0.995)
     return _save(fig, path)
 
 
