@@ -3,18 +3,22 @@
     h0 = features W_proj + b_proj                        (N, H)
     x_t = W_embed[word_t]                                (N, T, W)
     h = cell(x, h0)                                      (N, T, H)   rnn | lstm | gru
+    (attention: A = spatial features (N, C, 4, 4) projected per cell to (N, H, 4, 4);
+     h = attention_lstm(x, A), h0 = c0 = mean of A, see captionrnn.attention)
     scores_t = h_t W_vocab + b_vocab                     (N, T, V)
     loss = softmax cross-entropy of the next word, <NULL> targets masked, summed over T, averaged over N
 
 The recurrent cell is looked up in :data:`CELLS`, one small table, so a new cell (the attention LSTM)
 plugs in without touching ``loss``, ``step`` or ``sample``. Shapes use the package legend
-(N batch, T timesteps, D features, W word vector, H hidden, V vocabulary).
+(N batch, T timesteps, D features, W word vector, H hidden, V vocabulary; C channels of spatial features).
 """
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from captionrnn.attention import (attention_backward, attention_forward, dot_product_attention,
+                                  spatial_affine_backward, spatial_affine_forward)
 from captionrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from captionrnn.gru import gru_backward, gru_forward, gru_step_forward
 from captionrnn.layers import (affine_backward, affine_forward, temporal_affine_backward,
@@ -24,6 +28,7 @@ from captionrnn.lstm import lstm_backward, lstm_forward, lstm_step_forward
 from captionrnn.rnn import rnn_backward, rnn_forward, rnn_step_forward
 
 MODEL_FORMAT_VERSION = 1
+ATTENTION_KEY = "attn_weights"  # the state entry holding the map of the step just taken (decoding.py reads it)
 
 
 def _pooled_encode(features, W_proj, b_proj):
@@ -49,6 +54,7 @@ class Cell:
     - encode(features, W_proj, b_proj) -> (enc, cache) and encode_backward(denc, cache) -> (dW_proj, db_proj):
       default is the affine map of pooled (N, D) features to h0 (N, H)
     - spatial: features are (N, D, h, w) maps instead of (N, D) vectors
+    - attention: ``step`` publishes the map it used under ``state['attn_weights']`` (N, h, w)
     """
     gates: int
     forward: Callable
@@ -59,6 +65,7 @@ class Cell:
     encode: Callable = _pooled_encode
     encode_backward: Callable = _pooled_encode_backward
     spatial: bool = field(default=False)
+    attention: bool = field(default=False)
 
 
 def _rnn_backward(dh, cache):
@@ -91,6 +98,37 @@ def _gru_step(x, state, p):
     return h, {"h": h}
 
 
+def _spatial_encode(features, W_proj, b_proj):
+    """Spatial features (N, C, 4, 4) -> projections A (N, H, 4, 4), the same affine map at every cell."""
+    return spatial_affine_forward(features, W_proj, b_proj)
+
+
+def _spatial_encode_backward(dA, cache):
+    _, dW_proj, db_proj = spatial_affine_backward(dA, cache)  # features are data: no gradient needed
+    return dW_proj, db_proj
+
+
+def _attention_forward(x, A, p):
+    return attention_forward(x, A, p["Wx"], p["Wh"], p["Wattn"], p["b"])
+
+
+def _attention_backward(dh, cache):
+    dx, dA, dWx, dWh, dWattn, db = attention_backward(dh, cache)
+    return dx, dA, {"Wx": dWx, "Wh": dWh, "b": db, "Wattn": dWattn}
+
+
+def _attention_initial_state(A, p):
+    h0 = A.mean(axis=(2, 3))  # (N, H), as in attention_forward
+    return {"h": h0, "c": h0.copy(), "A": A}
+
+
+def _attention_step(x, state, p):
+    A = state["A"]
+    attn, weights, _ = dot_product_attention(state["h"], A)  # (N, H), (N, 4, 4)
+    h, c, _ = lstm_step_forward(x, state["h"], state["c"], p["Wx"], p["Wh"], p["b"], attn, p["Wattn"])
+    return h, {"h": h, "c": c, "A": A, ATTENTION_KEY: weights}
+
+
 CELLS = {
     "rnn": Cell(gates=1,
                 forward=lambda x, h0, p: rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"]),
@@ -109,6 +147,18 @@ CELLS = {
                 initial_state=lambda h0, p: {"h": h0},
                 step=_gru_step,
                 extra_params=(("bh", lambda rng, W, H: np.zeros(3 * H)),)),
+    # Spatial attention LSTM (captionrnn.attention): gates i, f, o, g as the LSTM, plus the context
+    # weights Wattn (H, 4H). The "encoding" is A itself; the state carries A so every step can attend.
+    "attention": Cell(gates=4,
+                      forward=_attention_forward,
+                      backward=_attention_backward,
+                      initial_state=_attention_initial_state,
+                      step=_attention_step,
+                      extra_params=(("Wattn", lambda rng, W, H: rng.standard_normal((H, 4 * H)) / np.sqrt(H)),),
+                      encode=_spatial_encode,
+                      encode_backward=_spatial_encode_backward,
+                      spatial=True,
+                      attention=True),
 }
 
 
@@ -118,15 +168,19 @@ class CaptioningRNN:
     Parameters (in this order, CS231n's initialisation, all cast to ``dtype``):
     ``W_embed`` (V, W) randn/100, ``W_proj`` (D, H) randn/sqrt(D), ``b_proj`` (H,) zeros,
     ``Wx`` (W, gH) randn/sqrt(W), ``Wh`` (H, gH) randn/sqrt(H), ``b`` (gH,) zeros, the cell's extra
-    params (GRU: ``bh`` (3H,) zeros), ``W_vocab`` (H, V) randn/sqrt(H), ``b_vocab`` (V,) zeros;
-    g = 1 (rnn), 4 (lstm, gates i, f, o, g) or 3 (gru, gates r, z, n).
+    params (GRU: ``bh`` (3H,) zeros; attention: ``Wattn`` (H, 4H) randn/sqrt(H)),
+    ``W_vocab`` (H, V) randn/sqrt(H), ``b_vocab`` (V,) zeros;
+    g = 1 (rnn), 4 (lstm and attention, gates i, f, o, g) or 3 (gru, gates r, z, n).
+    For cell_type='attention' D is C, the channels of the spatial features, and ``W_proj`` (C, H)
+    projects every grid cell (randn/sqrt(C)).
 
     Inputs:
     - word_to_idx: dict word -> index; V = len(word_to_idx). ``<NULL>`` (default 0) is the padding
       index masked out of the loss; ``<START>`` and ``<END>`` are needed only by ``sample``
-    - input_dim: D, width of the image features
+    - input_dim: D, width of the image features (attention: C, channels of the (N, C, 4, 4) maps)
     - wordvec_dim: W; hidden_dim: H
-    - cell_type: one of ``CELLS`` ('rnn', 'lstm', 'gru')
+    - cell_type: one of ``CELLS`` ('rnn', 'lstm', 'gru' take pooled features (N, D); 'attention' takes
+      spatial features (N, C, 4, 4), see :mod:`captionrnn.attention`)
     - dtype: np.float32 (training) or np.float64 (gradient checks)
     - seed: None draws from the global ``np.random`` exactly like CS231n (so ``np.random.seed`` in a
       notebook reproduces the course's numbers); an int or an ``np.random.Generator`` makes the
@@ -180,6 +234,16 @@ class CaptioningRNN:
         p["b_vocab"] = np.zeros(V)
         self.params = {k: v.astype(dtype) for k, v in p.items()}
 
+    @property
+    def spatial(self):
+        """True when the model takes spatial features (N, C, 4, 4) rather than pooled ones (N, D)."""
+        return self._cell.spatial
+
+    @property
+    def has_attention(self):
+        """True when ``step`` publishes an attention map under ``state['attn_weights']``."""
+        return self._cell.attention
+
     def __repr__(self):
         return (f"CaptioningRNN(cell_type={self.cell_type!r}, V={self.vocab_size}, D={self.input_dim}, "
                 f"W={self.wordvec_dim}, H={self.hidden_dim}, dtype={self.dtype.name})")
@@ -196,11 +260,22 @@ class CaptioningRNN:
                              f"pass features.astype(np.{self.dtype.name}) (or build the model with "
                              f"dtype=np.{features.dtype.name})")
         spatial = self._cell.spatial
-        legend = "(N, D, h, w)" if spatial else "(N, D)"
+        if spatial and features.ndim == 2:
+            raise ValueError(f"cell_type={self.cell_type!r} needs spatial features (N, C, 4, 4), got pooled "
+                             f"features of shape {features.shape}; the CS231n COCO files hold pooled vectors "
+                             "only: use the shapes dataset (data['train_spatial_features']) or extract "
+                             "spatial features from a CNN")
+        if not spatial and features.ndim == 4:
+            raise ValueError(f"cell_type={self.cell_type!r} needs pooled features (N, D), got spatial features "
+                             f"of shape {features.shape}; use data['train_features'] (or pool the maps with "
+                             "features.mean(axis=(2, 3))), or build the model with cell_type='attention'")
+        legend = "(N, C, 4, 4)" if spatial else "(N, D)"
         if features.ndim != (4 if spatial else 2):
             raise ValueError(f"features must have shape {legend} for cell_type={self.cell_type!r}, got shape "
                              f"{features.shape}" + ("" if spatial else "; pooled features are one vector per "
                                                    "image, e.g. features.reshape(N, -1)"))
+        if spatial and features.shape[2] * features.shape[3] == 0:
+            raise ValueError(f"spatial features have shape {features.shape}: the grid holds no cells")
         if features.shape[1] != self.input_dim:
             raise ValueError(f"features have width D={features.shape[1]} but the model was built with "
                              f"input_dim={self.input_dim}; build CaptioningRNN(input_dim={features.shape[1]}) "
@@ -246,7 +321,7 @@ class CaptioningRNN:
         """Training loss and gradients for a minibatch (reads ``self.params`` afresh on every call).
 
         Inputs:
-        - features: image features, shape (N, D), of the model's dtype
+        - features: image features, shape (N, D) (attention: (N, C, 4, 4)), of the model's dtype
         - captions: integer word indices, shape (N, T+1); input words are ``captions[:, :-1]``,
           targets ``captions[:, 1:]``, targets equal to ``<NULL>`` are masked out
 
@@ -274,7 +349,8 @@ class CaptioningRNN:
 
         - features: shape (N, D) (spatial cells: (N, D, h, w)), of the model's dtype
         Returns a dict of arrays, each with the batch as its first axis: ``{'h': (N, H)}`` for rnn and
-        gru, ``{'h': (N, H), 'c': (N, H)}`` for lstm. Index every entry with the same rows
+        gru, ``{'h': (N, H), 'c': (N, H)}`` for lstm, ``{'h', 'c', 'A': (N, H, 4, 4)}`` for attention
+        (h = c = mean of A). Index every entry with the same rows
         (``{k: v[rows] for k, v in state.items()}``) to reorder or repeat hypotheses (beam search).
         """
         self._check_features(features)
@@ -288,7 +364,9 @@ class CaptioningRNN:
         - state: dict from :meth:`initial_state` or a previous ``step``
         Returns a tuple of:
         - scores: unnormalised next-word scores, shape (N, V), of the model's dtype
-        - new_state: dict of the same layout as ``state`` (the input state is not modified)
+        - new_state: dict of the same layout as ``state`` (the input state is not modified); an
+          attention cell adds ``'attn_weights'`` (N, 4, 4), the map h_{t-1} put over the grid to
+          produce these scores (each sums to 1; batch first, like every entry)
         """
         self._check_words("words", words, 1)
         p = self.params
@@ -297,13 +375,17 @@ class CaptioningRNN:
         scores = h @ p["W_vocab"] + p["b_vocab"]  # (N, V)
         return scores, new_state
 
-    def sample(self, features, max_length=30):
+    def sample(self, features, max_length=30, return_attention=False):
         """Greedy decoding: start from ``<START>`` and feed back the highest-scoring word.
 
-        - features: shape (N, D), of the model's dtype
+        - features: shape (N, D) (attention: (N, C, 4, 4)), of the model's dtype
         - max_length: number of words to generate
+        - return_attention: also return the attention maps
         Returns an int64 array of shape (N, max_length): column 0 is the first generated word; after a
-        caption emits ``<END>`` the rest of its row is ``<NULL>``.
+        caption emits ``<END>`` the rest of its row is ``<NULL>``. With ``return_attention=True``, a tuple
+        (captions, maps): maps of shape (N, max_length, 4, 4) and the model's dtype, entry [n, t] the map
+        of the step that produced word t (summing to 1), zeros after ``<END>``; maps is None for cells
+        without attention (rnn, lstm, gru), as in :mod:`captionrnn.decoding`.
         """
         if self._start is None:
             raise ValueError("this model's vocabulary has no '<START>' token, so sample() cannot begin a "
@@ -313,17 +395,22 @@ class CaptioningRNN:
         state = self.initial_state(features)
         N = features.shape[0]
         captions = np.full((N, max_length), self._null, dtype=np.int64)
+        maps = None
+        if return_attention and self._cell.attention:
+            maps = np.zeros((N, max_length) + features.shape[2:], dtype=self.dtype)
         words = np.full(N, self._start, dtype=np.int64)
         done = np.zeros(N, dtype=bool)
         for t in range(max_length):
             scores, state = self.step(words, state)
             words = scores.argmax(axis=1)
             captions[~done, t] = words[~done]
+            if maps is not None:
+                maps[~done, t] = state[ATTENTION_KEY][~done]
             if self._end is not None:
                 done |= words == self._end
             if done.all():
                 break
-        return captions
+        return (captions, maps) if return_attention else captions
 
     # ---- persistence ------------------------------------------------------------------------------
 

@@ -1,0 +1,204 @@
+"""Attention LSTM vs plain LSTM on the shapes dataset: caption metrics, and does attention look at the object?
+
+    python benchmarks/attention_shapes.py                 # ~5 min on 2 cores; writes benchmarks/results/
+    python benchmarks/attention_shapes.py --epochs 1 --max-train 2000   # a smoke run
+
+Both models are trained with the same budget and hyperparameters (Adam, learning rate, decay, batch size,
+epochs, gradient clip, seeds, W and H); each gets the features it is built for: the plain LSTM the pooled
+512-d vector (``train_features``), the attention LSTM the (32, 4, 4) spatial map (``train_spatial_features``)
+of the same pixels. Validation: one greedy caption per image (all 500 images), scored with
+:func:`captionrnn.metrics.evaluate_captions` against that image's five reference captions.
+
+Grounding. A generated word *names an object* when it is a colour or a shape word (plurals count:
+"circles" names circles) and at least one object of the image has that colour or shape. The cells that
+object covers are the 4 x 4 grid cells (16 x 16 pixels each) its bounding box overlaps (union over the
+matching objects). For the attention model we read the map of the step that produced the word,
+``maps[n, t]`` (the map h_{t-1} put over the grid; its context enters the step whose output scores word t),
+and report the share of its mass on those cells against the share a uniform map would put there, the
+fraction of the 16 cells covered. We also report the map of the following step (t + 1), the one computed
+once the word is known, and, for both models, how often an object word names something that is in the
+image at all.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from captionrnn.data import load_shapes
+from captionrnn.data.coco import decode_captions
+from captionrnn.data.shapes import CELL, COLOURS, GRID, PLURALS, SHAPES
+from captionrnn.evaluation import split_references
+from captionrnn.metrics import evaluate_captions
+from captionrnn.model import CaptioningRNN
+from captionrnn.solver import CaptioningSolver
+
+HERE = Path(__file__).resolve().parent
+SINGULAR = {**{s: s for s in SHAPES}, **{p: s for s, p in PLURALS.items()}}
+METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L")
+
+
+def object_cells(obj):
+    """Boolean (4, 4) mask [row, col] of the grid cells the object's bounding box [x0, y0, x1, y1) overlaps."""
+    x0, y0, x1, y1 = obj["bbox"]
+    mask = np.zeros((GRID, GRID), bool)
+    mask[y0 // CELL:(y1 - 1) // CELL + 1, x0 // CELL:(x1 - 1) // CELL + 1] = True
+    return mask
+
+
+def matching_objects(word, objects):
+    """The objects a word names: same colour, or same shape (singular or plural); None if not an object word."""
+    if word in COLOURS:
+        return [o for o in objects if o["colour"] == word]
+    if word in SINGULAR:
+        return [o for o in objects if o["shape"] == SINGULAR[word]]
+    return None
+
+
+def train(cell, data, args):
+    key = "train_spatial_features" if cell == "attention" else "train_features"
+    model = CaptioningRNN(data["word_to_idx"], input_dim=data[key].shape[1], wordvec_dim=args.wordvec_dim,
+                          hidden_dim=args.hidden_dim, cell_type=cell, seed=args.seed)
+    solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": args.lr},
+                              lr_decay=args.lr_decay, batch_size=args.batch_size, num_epochs=args.epochs,
+                              grad_clip=args.grad_clip, seed=args.seed, print_every=10 ** 9, verbose=True)
+    start = time.perf_counter()
+    solver.train()
+    return model, solver, time.perf_counter() - start
+
+
+def evaluate(model, data, max_length):
+    """Greedy captions for every val image: (metrics dict, captions (N, T), maps (N, T, 4, 4) or None)."""
+    feats = data["val_spatial_features"] if model.spatial else data["val_features"]
+    captions, maps = model.sample(feats.astype(model.dtype), max_length=max_length, return_attention=True)
+    texts = decode_captions(captions, data["idx_to_word"], strip=True)
+    refs = split_references(data, "val")
+    hyps = {i: (texts[i] or "<empty>") for i in refs}  # an empty caption scores 0 but must not crash
+    return evaluate_captions(refs, hyps), captions, maps
+
+
+def grounding(captions, maps, annotations, idx_to_word, end):
+    """Per object word: whether it names an object in the image, and (with maps) the attention shares."""
+    rows = []
+    for n, objects in enumerate(annotations):
+        for t, w in enumerate(captions[n]):
+            if w == end:
+                break
+            word = idx_to_word[int(w)]
+            match = matching_objects(word, objects)
+            if match is None:
+                continue
+            row = {"word": word, "kind": "colour" if word in COLOURS else "shape", "present": bool(match)}
+            if match and maps is not None:
+                cells = np.logical_or.reduce([object_cells(o) for o in match])
+                row["unique"] = len(match) == 1
+                row["chance"] = cells.mean()
+                row["share"] = float(maps[n, t][cells].sum())
+                if t + 1 < maps.shape[1] and maps[n, t + 1].any():
+                    row["share_next"] = float(maps[n, t + 1][cells].sum())
+            rows.append(row)
+    return rows
+
+
+def summarise(rows, subset, key="share"):
+    rows = [r for r in rows if key in r and subset(r)]
+    if not rows:
+        return None
+    share = np.array([r[key] for r in rows])
+    chance = np.array([r["chance"] for r in rows])
+    return {"words": len(rows), "share": share.mean(), "chance": chance.mean(), "ratio": share.mean() / chance.mean(),
+            "above": np.mean(share > chance)}
+
+
+def check_cells_orientation(annotations):
+    """The bbox cells must contain every cell the annotation says holds object pixels ([row][col] order)."""
+    for objects in annotations[:50]:
+        for o in objects:
+            assert (object_cells(o) | ~(np.array(o["cells"]) > 0)).all(), "grid orientation mismatch"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--lr-decay", type=float, default=0.9)
+    parser.add_argument("--grad-clip", type=float, default=5.0)
+    parser.add_argument("--hidden-dim", type=int, default=128)
+    parser.add_argument("--wordvec-dim", type=int, default=64)
+    parser.add_argument("--max-train", type=int, default=None, help="use only this many training captions")
+    parser.add_argument("--max-length", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(HERE / "results" / "attention_shapes.md"))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+
+    data = load_shapes()
+    if args.max_train:
+        keep = np.random.default_rng(args.seed).permutation(len(data["train_captions"]))[:args.max_train]
+        data["train_captions"], data["train_image_idxs"] = (data["train_captions"][keep],
+                                                            data["train_image_idxs"][keep])
+    check_cells_orientation(data["val_annotations"])
+    idx_to_word, end = data["idx_to_word"], data["word_to_idx"]["<END>"]
+    print(f"shapes: {len(data['train_captions'])} training captions, {len(data['val_image_idxs'])} val captions of "
+          f"{len(data['val_annotations'])} images; pooled {data['train_features'].shape[1:]}, spatial "
+          f"{data['train_spatial_features'].shape[1:]}")
+
+    results = {}
+    for cell in ("lstm", "attention"):
+        print(f"\n== training {cell} ({args.epochs} epochs) ==", flush=True)
+        model, solver, seconds = train(cell, data, args)
+        metrics, captions, maps = evaluate(model, data, args.max_length)
+        rows = grounding(captions, maps, data["val_annotations"], idx_to_word, end)
+        results[cell] = {"metrics": metrics, "seconds": seconds, "val_loss": solver.val_loss_history[-1],
+                         "rows": rows, "examples": decode_captions(captions[:3], idx_to_word, strip=True)}
+        print(f"{cell}: {seconds:.0f} s, val loss {solver.val_loss_history[-1]:.3f}, "
+              + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+
+    md = report(results, args)
+    print("\n" + md)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(md)
+    raw = {c: {k: v for k, v in r.items() if k != "rows"} for c, r in results.items()}
+    out.with_suffix(".json").write_text(json.dumps({"args": vars(args), "results": raw}, indent=2, default=float))
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def report(results, args):
+    cmd = " ".join(["python benchmarks/attention_shapes.py"] + args.argv)
+    lines = [f"Command: `{cmd}` (epochs {args.epochs}, batch {args.batch_size}, Adam lr {args.lr}, decay "
+             f"{args.lr_decay}/epoch, clip {args.grad_clip}, W {args.wordvec_dim}, H {args.hidden_dim}, seed "
+             f"{args.seed}; greedy decoding, max {args.max_length} words, all 500 validation images).", "",
+             "| model | features | train time | val loss | " + " | ".join(METRICS) + " | object words present |",
+             "|---|---|---|---|" + "---|" * len(METRICS) + "---|"]
+    for cell, r in results.items():
+        present = [x["present"] for x in r["rows"]]
+        feats = "spatial (32, 4, 4)" if cell == "attention" else "pooled (512,)"
+        lines.append(f"| {cell} | {feats} | {r['seconds']:.0f} s | {r['val_loss']:.3f} | "
+                     + " | ".join(f"{r['metrics'][m]:.3f}" for m in METRICS)
+                     + f" | {np.mean(present):.1%} of {len(present)} |")
+    rows = results["attention"]["rows"]
+    lines += ["", "Attention on the named object (attention model; share of the map's mass on the cells the "
+                  "object's bounding box overlaps, against a uniform map's share):", "",
+              "| words | map | count | attention share | chance share | ratio | share > chance |",
+              "|---|---|---|---|---|---|---|"]
+    subsets = [("all object words", lambda r: True), ("colour words", lambda r: r["kind"] == "colour"),
+               ("shape words", lambda r: r["kind"] == "shape"), ("naming exactly one object", lambda r: r["unique"])]
+    for key, label in (("share", "step t (produces the word)"), ("share_next", "step t+1 (after the word)")):
+        for name, subset in subsets:
+            s = summarise(rows, subset, key)
+            if s is not None:
+                lines.append(f"| {name} | {label} | {s['words']} | {s['share']:.3f} | {s['chance']:.3f} | "
+                             f"{s['ratio']:.2f} | {s['above']:.1%} |")
+    lines += ["", "First validation captions: "
+              + "; ".join(f"{c}: " + " / ".join(f'"{t}"' for t in r["examples"]) for c, r in results.items()), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""`captionrnn train`, `sample` and `evaluate` end to end on a tiny shapes dataset."""
+import json
+
+import numpy as np
+import pytest
+
+from captionrnn.cli import main
+from captionrnn.data.shapes import build_shapes
+from captionrnn.model import CaptioningRNN
+
+TINY = ["--hidden-dim", "16", "--wordvec-dim", "16", "--batch-size", "25", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_shapes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shapes") / "tiny"
+    build_shapes(out, num_train=40, num_val=12, num_test=12, seed=3, verbose=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_shapes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--data", str(tiny_shapes), "--epochs", "2", "--out", str(out)] + TINY) == 0
+    return out
+
+
+def test_train_writes_checkpoint_plots_and_summary(trained, capsys):
+    for name in ("model.npz", "loss.png", "gallery.png", "summary.json", "run.json"):
+        assert (trained / name).is_file(), name
+    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["epoch_001.npz", "epoch_002.npz"]
+    assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["cell"] == "lstm" and np.isfinite(summary["val_loss"])
+    assert set(summary["val_metrics"]) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"}
+    model = CaptioningRNN.load(trained / "model.npz")
+    assert model.cell_type == "lstm" and model.hidden_dim == 16
+
+
+def test_resume_continues_from_a_checkpoint(tiny_shapes, trained, tmp_path, capsys):
+    out = tmp_path / "resumed"
+    args = ["train", "--data", str(tiny_shapes), "--epochs", "3", "--out", str(out),
+            "--resume", str(trained / "checkpoints" / "epoch_002.npz")] + TINY
+    assert main(args) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch_003.npz"]
+
+
+def test_sample_prints_captions_and_writes_gallery(trained, tmp_path, capsys):
+    png = tmp_path / "g.png"
+    assert main(["sample", "--checkpoint", str(trained / "model.npz"), "--n", "3", "--out", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("generated:") == 3 and png.is_file()
+
+
+@pytest.mark.parametrize("decode", ["greedy", "beam:3", "topp:0.9"])
+def test_evaluate_prints_table_and_json(trained, tmp_path, capsys, decode):
+    js = tmp_path / "m.json"
+    assert main(["evaluate", "--checkpoint", str(trained / "model.npz"), "--decode", decode, "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "| Bleu_4 |" in out and "| CIDEr |" in out
+    result = json.loads(js.read_text())
+    assert result["decode"] == decode and len(result["captions"]) == 12
+
+
+def test_bad_inputs_are_clear_errors(tmp_path, trained, capsys):
+    with pytest.raises(SystemExit, match="not 'shapes', 'coco' or an existing folder"):
+        main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")] + TINY)
+    with pytest.raises(SystemExit, match="checkpoint .* not found"):
+        main(["sample", "--checkpoint", str(tmp_path / "missing.npz")])
+    with pytest.raises(SystemExit, match="beam"):
+        main(["evaluate", "--checkpoint", str(trained / "model.npz"), "--decode", "beam:0"])
+
+
+def test_coco_data_missing_names_the_download_script(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPTIONRNN_COCO_DIR", str(tmp_path / "coco"))
+    with pytest.raises(SystemExit, match="get_coco_captioning.sh"):
+        main(["train", "--data", "coco", "--out", str(tmp_path / "o")] + TINY)
