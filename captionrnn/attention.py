@@ -56,7 +56,10 @@ def spatial_affine_forward(features, W, b):
     check_float("W", W)
     check_shape("W", W, (features.shape[1], None), "(C, H)")
     check_shape("b", b, (W.shape[1],), "(H,)")
+    ### BEGIN SOLUTION
+    ### TODO: A[n, :, y, x] = features[n, :, y, x] W + b for every grid cell, shape (N, H, 4, 4)
     A = np.einsum("ncyx,ch->nhyx", features, W) + b[:, None, None]  # (N, H, 4, 4)
+    ### END SOLUTION
     return A, (features, W)
 
 
@@ -75,9 +78,13 @@ def spatial_affine_backward(dA, cache):
     features, W = cache
     N, C, Y, X = features.shape
     check_shape("dA", dA, (N, W.shape[1], Y, X), _A_LEGEND)
+    ### BEGIN SOLUTION
+    ### TODO: the affine backward at every cell: dfeatures (N, C, 4, 4), dW = sum over n, y, x of
+    ### features^T dA (C, H), db = dA summed over n, y, x (H,)
     dfeatures = np.einsum("nhyx,ch->ncyx", dA, W)
     dW = np.einsum("ncyx,nhyx->ch", features, dA)
     db = dA.sum(axis=(0, 2, 3))
+    ### END SOLUTION
     return dfeatures, dW, db
 
 
@@ -99,6 +106,9 @@ def dot_product_attention(prev_h, A):
     check_shape("prev_h", prev_h, (None, None), "(N, H)")
     N, H = prev_h.shape
     _check_A(A, N, H)
+    ### BEGIN SOLUTION
+    ### TODO: scores_k = prev_h . A_k / sqrt(H) over the K = 16 cells, weights = a stable softmax of the
+    ### scores (N, K), attn = sum_k weights_k A_k (N, H); cache = (prev_h, A, weights, scale)
     A_flat = A.reshape(N, H, -1)  # (N, H, K)
     scale = 1.0 / math.sqrt(H)  # a Python float keeps float32 inputs float32
     scores = (prev_h[:, None, :] @ A_flat)[:, 0, :] * scale  # (N, K)
@@ -107,6 +117,7 @@ def dot_product_attention(prev_h, A):
     weights = e / e.sum(axis=1, keepdims=True)  # (N, K)
     attn = (A_flat @ weights[:, :, None])[:, :, 0]  # (N, H)
     cache = (prev_h, A, weights, scale)
+    ### END SOLUTION
     return attn, weights.reshape(N, *A.shape[2:]), cache
 
 
@@ -125,6 +136,9 @@ def dot_product_attention_backward(dattn, cache):
     prev_h, A, weights, scale = cache
     N, H = prev_h.shape
     check_shape("dattn", dattn, (N, H), "(N, H)")
+    ### BEGIN SOLUTION
+    ### TODO: dA_k = dattn * w_k plus the path through the scores; dweights_k = dattn . A_k; the softmax
+    ### backward dscores = w * (dweights - sum_j w_j dweights_j); then dprev_h and dA through scores / sqrt(H)
     A_flat = A.reshape(N, H, -1)  # (N, H, K)
     dA_flat = dattn[:, :, None] * weights[:, None, :]  # (N, H, K): attn is linear in each A_k
     dweights = (dattn[:, None, :] @ A_flat)[:, 0, :]  # (N, K): dattn . A_k
@@ -133,6 +147,7 @@ def dot_product_attention_backward(dattn, cache):
     dprev_h = (A_flat @ dscores[:, :, None])[:, :, 0] * scale  # (N, H)
     dA_flat = dA_flat + prev_h[:, :, None] * dscores[:, None, :] * scale
     return dprev_h, dA_flat.reshape(A.shape)
+    ### END SOLUTION
 
 
 def attention_forward(x, A, Wx, Wh, Wattn, b):
@@ -160,6 +175,10 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
     check_shape("Wh", Wh, (H, 4 * H), "(H, 4H)")
     check_shape("Wattn", Wattn, (H, 4 * H), "(H, 4H)")
     check_shape("b", b, (4 * H,), "(4H,)")
+    ### BEGIN SOLUTION
+    ### TODO: h0 = c0 = mean of A over the grid (N, H); for t = 0..T-1: attention of the previous h over A
+    ### (dot_product_attention), then lstm_step_forward with that context; return h (N, T, H) and a cache
+    ### dict that keeps the maps under "weights" (N, T, 4, 4) for attention_weights()
     h0 = A.mean(axis=(2, 3))  # (N, H)
     prev_h, prev_c = h0, h0.copy()
     h = np.empty((N, T, H), dtype=np.result_type(x, A, Wx, Wh, Wattn, b))
@@ -171,6 +190,7 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
         h[:, t] = prev_h
         step_caches.append((attn_cache, lstm_cache))
     return h, {"A": A, "Wd": Wd, "params": (Wx, Wh, Wattn, b), "steps": step_caches, "weights": weights}
+    ### END SOLUTION
 
 
 def attention_weights(cache):
@@ -205,6 +225,11 @@ def attention_backward(dh, cache):
     N, H = A.shape[:2]
     T = len(steps)
     check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    ### BEGIN SOLUTION
+    ### TODO: loop t = T-1..0: lstm_step_backward (with the context) on dh[:, t] plus the carried gradient,
+    ### then dot_product_attention_backward on dattn; prev_h feeds both the gates and the query, so add
+    ### both dprev_h; sum dA and the weight gradients over t; finally h0 = c0 = mean of A adds
+    ### (dh0 + dc0) / K to every cell of dA
     dx = np.empty((N, T, Wd), dtype=dh.dtype)
     dA = np.zeros(A.shape, dtype=np.result_type(dh, A))
     dWx, dWh, dWattn = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(Wattn)
@@ -226,3 +251,4 @@ def attention_backward(dh, cache):
     K = A.shape[2] * A.shape[3]
     dA += ((dprev_h + dprev_c) / K)[:, :, None, None]  # h0 = c0 = mean_k A_k
     return dx, dA, dWx, dWh, dWattn, db
+    ### END SOLUTION

@@ -54,3 +54,12 @@ def use_backend(name):
 def use_numba():
     """True when the fast Numba path should run."""
     return _current == "numba"
+
+
+def is_fast_cache(cache):
+    """True for a cache made by a Numba sequence forward (its backward must run the Numba path).
+
+    Reference caches are whatever the reference forward returns (a list of step caches); the test is
+    an attribute, not a type, so it works without importing the kernels (the student edition has none).
+    """
+    return getattr(cache, "fast_backend", False) is True

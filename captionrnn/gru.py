@@ -9,7 +9,7 @@ Shapes use the package legend. Derivations: docs/bptt.md#gru.
 import numpy as np
 
 from captionrnn._checks import check_cell, check_shape
-from captionrnn.backend import use_numba
+from captionrnn.backend import is_fast_cache, use_numba
 from captionrnn.layers import sigmoid
 
 
@@ -140,7 +140,7 @@ def gru_backward(dh, cache):
 
     Derivation: docs/bptt.md#gru-through-time
     """
-    if not isinstance(cache, list):  # made by the Numba forward
+    if is_fast_cache(cache):  # made by the Numba forward
         from captionrnn import kernels
         return kernels.gru_backward(dh, cache)
     x0, h_prev0, Wx, Wh = cache[0][:4]

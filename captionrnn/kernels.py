@@ -496,8 +496,8 @@ def _gru_seq_backward_step(dh, direct, mm, prev_h, gates, hn, dax, dah):
 class FastCache:
     """Time-major arrays a fast forward saves for its backward.
 
-    Deliberately not a list: the reference ``*_backward`` functions recognise a fast cache by
-    ``not isinstance(cache, list)`` and hand it here, whichever backend is active then.
+    The reference ``*_backward`` functions recognise it by :func:`captionrnn.backend.is_fast_cache`
+    (the ``fast_backend`` class attribute) and hand it here, whichever backend is active then.
 
     - kind: 'rnn', 'lstm' or 'gru'
     - xs: inputs, shape (T*N, D), time-major rows
@@ -508,6 +508,7 @@ class FastCache:
     - hn: GRU h_{t-1} Wh_n + bh_n, shape (T, N, H)
     """
     __slots__ = ("kind", "xs", "Wx", "Wh", "hs", "gates", "cs", "tanh_c", "hn")
+    fast_backend = True  # read by captionrnn.backend.is_fast_cache
 
     def __init__(self, kind, xs, Wx, Wh, hs, gates=None, cs=None, tanh_c=None, hn=None):
         self.kind, self.xs, self.Wx, self.Wh, self.hs = kind, xs, Wx, Wh, hs

@@ -8,7 +8,7 @@ Shapes use the package legend. Derivations: docs/bptt.md#lstm.
 import numpy as np
 
 from captionrnn._checks import check_cell, check_float, check_shape
-from captionrnn.backend import use_numba
+from captionrnn.backend import is_fast_cache, use_numba
 from captionrnn.layers import sigmoid
 
 
@@ -42,16 +42,27 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b, attn=None, Wattn=None):
                          f"Wattn={'None' if Wattn is None else 'an array'})")
     H = prev_h.shape[1]
     if attn is None:
+        ### BEGIN SOLUTION
+        ### TODO: the gate pre-activations a = x Wx + prev_h Wh + b, shape (N, 4H)
         a = x @ Wx + prev_h @ Wh + b  # (N, 4H)
+        ### END SOLUTION
     else:
         check_float("attn", attn)
         check_shape("attn", attn, prev_h.shape, "(N, H)")
         check_shape("Wattn", Wattn, (H, 4 * H), "(H, 4H)")
+        ### BEGIN SOLUTION
+        ### TODO: with a context: a = x Wx + prev_h Wh + attn Wattn + b, shape (N, 4H)
+        ### (docs/attention.md#lstm-step-with-a-context)
         a = x @ Wx + prev_h @ Wh + attn @ Wattn + b  # (N, 4H)
+        ### END SOLUTION
     if use_numba():
         from captionrnn import kernels
         i, f, o, g, next_c, tanh_c, next_h = kernels.lstm_gates_forward(a, prev_c)
     else:
+        ### BEGIN SOLUTION
+        ### TODO: split a into blocks i, f, o, g (columns [0, H), [H, 2H), [2H, 3H), [3H, 4H));
+        ### i, f, o = sigmoid(...), g = tanh(...); next_c = f * prev_c + i * g; tanh_c = tanh(next_c);
+        ### next_h = o * tanh_c, all (N, H)
         i = sigmoid(a[:, :H])
         f = sigmoid(a[:, H:2 * H])
         o = sigmoid(a[:, 2 * H:3 * H])
@@ -59,6 +70,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b, attn=None, Wattn=None):
         next_c = f * prev_c + i * g
         tanh_c = np.tanh(next_c)
         next_h = o * tanh_c
+        ### END SOLUTION
     cache = (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c)
     if attn is not None:
         cache += (attn, Wattn)  # a 12-tuple tells lstm_step_backward to return dattn, dWattn too
@@ -89,6 +101,9 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
         from captionrnn import kernels
         da, dprev_c = kernels.lstm_gates_backward(dnext_h, dnext_c, prev_c, i, f, o, g, tanh_c)
     else:
+        ### BEGIN SOLUTION
+        ### TODO: dc = dnext_c + dnext_h * o * (1 - tanh_c^2); the gradients of i, f, o, g and dprev_c = dc * f;
+        ### then through sigmoid' = s(1 - s) and tanh' = 1 - g^2 into da (N, 4H), blocks in the order i, f, o, g
         dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)  # (N, H): both paths into c_t
         di = dc * g
         df = dc * prev_c
@@ -98,15 +113,23 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
         # Through the nonlinearities: sigmoid' = s(1 - s), tanh' = 1 - tanh^2.
         da = np.concatenate([di * i * (1 - i), df * f * (1 - f),
                              do * o * (1 - o), dg * (1 - g ** 2)], axis=1)  # (N, 4H)
+        ### END SOLUTION
+    ### BEGIN SOLUTION
+    ### TODO: through a = x Wx + prev_h Wh + b: dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T da,
+    ### dWh = prev_h^T da, db = da summed over N
     dx = da @ Wx.T
     dprev_h = da @ Wh.T
     dWx = x.T @ da
     dWh = prev_h.T @ da
     db = da.sum(axis=0)
+    ### END SOLUTION
     if len(cache) == 12:
         attn, Wattn = cache[10:]
+        ### BEGIN SOLUTION
+        ### TODO: the context term attn Wattn: dattn = da Wattn^T (N, H), dWattn = attn^T da (H, 4H)
         dattn = da @ Wattn.T  # (N, H)
         dWattn = attn.T @ da  # (H, 4H)
+        ### END SOLUTION
         return dx, dprev_h, dprev_c, dWx, dWh, db, dattn, dWattn
     return dx, dprev_h, dprev_c, dWx, dWh, db
 
@@ -127,6 +150,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
     if use_numba():
         from captionrnn import kernels
         return kernels.lstm_forward(x, h0, Wx, Wh, b)
+    ### BEGIN SOLUTION
+    ### TODO: loop t = 0..T-1 calling lstm_step_forward on x[:, t] with the previous h and c (h0 and
+    ### c0 = 0 first); h[:, t] is step t's hidden state, shape (N, T, H); the cache is the list of step caches
     N, T, _ = x.shape
     h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx, Wh, b))
     prev_h, prev_c = h0, np.zeros_like(h0)
@@ -136,6 +162,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
         h[:, t] = prev_h
         caches.append(step_cache)
     return h, caches
+    ### END SOLUTION
 
 
 def lstm_backward(dh, cache):
@@ -150,12 +177,16 @@ def lstm_backward(dh, cache):
 
     Derivation: docs/bptt.md#lstm-through-time
     """
-    if not isinstance(cache, list):  # made by the Numba forward
+    if is_fast_cache(cache):  # made by the Numba forward
         from captionrnn import kernels
         return kernels.lstm_backward(dh, cache)
     x0, h_prev0, _, Wx, Wh = cache[0][:5]
     N, T, D, H = h_prev0.shape[0], len(cache), x0.shape[1], Wh.shape[0]
     check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    ### BEGIN SOLUTION
+    ### TODO: loop t = T-1..0 calling lstm_step_backward with dh[:, t] plus the hidden gradient carried
+    ### back from step t+1, and the carried cell gradient (zero at t = T-1); sum dWx, dWh, db over t;
+    ### dh0 is the hidden gradient left after step 0
     dx = np.empty((N, T, D), dtype=dh.dtype)
     dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(4 * H, dtype=Wx.dtype)
     dprev_h = np.zeros((N, H), dtype=dh.dtype)
@@ -167,3 +198,4 @@ def lstm_backward(dh, cache):
         dWh += dWh_t
         db += db_t
     return dx, dprev_h, dWx, dWh, db
+    ### END SOLUTION

@@ -308,6 +308,11 @@ class CaptioningRNN:
             raise ValueError(f"captions has {captions.shape[0]} rows but features has {features.shape[0]}; "
                              "pass one feature row per caption (features[image_idxs])")
         p, cell = self.params, self._cell
+        ### BEGIN SOLUTION
+        ### TODO: inputs captions[:, :-1], targets captions[:, 1:], mask = targets != <NULL> (self._null);
+        ### h0 (or A) = cell.encode(features, W_proj, b_proj); x = word_embedding_forward(inputs, W_embed);
+        ### h = cell.forward(x, enc, p); scores = temporal_affine_forward(h, W_vocab, b_vocab);
+        ### loss, dscores = temporal_softmax_loss(scores, targets, mask); return (loss, dscores, the four caches)
         captions_in, captions_out = captions[:, :-1], captions[:, 1:]  # (N, T) each
         mask = captions_out != self._null
         enc, enc_cache = cell.encode(features, p["W_proj"], p["b_proj"])
@@ -316,6 +321,7 @@ class CaptioningRNN:
         scores, vocab_cache = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])  # (N, T, V)
         loss, dscores = temporal_softmax_loss(scores, captions_out, mask)
         return loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache)
+        ### END SOLUTION
 
     def loss(self, features, captions):
         """Training loss and gradients for a minibatch (reads ``self.params`` afresh on every call).
@@ -330,12 +336,17 @@ class CaptioningRNN:
         - grads: dict with the keys of ``self.params``, each the gradient of that param's shape and dtype
         """
         loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache) = self._forward(features, captions)
+        ### BEGIN SOLUTION
+        ### TODO: backward through the layers in reverse: temporal_affine_backward -> dh, dW_vocab, db_vocab;
+        ### self._cell.backward(dh, cell_cache) -> dx, denc, the cell's grads; word_embedding_backward -> dW_embed;
+        ### self._cell.encode_backward(denc, enc_cache) -> dW_proj, db_proj
         grads = {}
         dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, vocab_cache)
         dx, denc, cell_grads = self._cell.backward(dh, cell_cache)
         grads.update(cell_grads)
         grads["W_embed"] = word_embedding_backward(dx, embed_cache)
         grads["W_proj"], grads["b_proj"] = self._cell.encode_backward(denc, enc_cache)
+        ### END SOLUTION
         return loss, {k: grads[k] for k in self.params}
 
     def eval_loss(self, features, captions):
@@ -400,6 +411,10 @@ class CaptioningRNN:
             maps = np.zeros((N, max_length) + features.shape[2:], dtype=self.dtype)
         words = np.full(N, self._start, dtype=np.int64)
         done = np.zeros(N, dtype=bool)
+        ### BEGIN SOLUTION
+        ### TODO: for t in range(max_length): scores, state = self.step(words, state); words = the argmax word;
+        ### write it into captions[:, t] for the captions not yet done (and the map state["attn_weights"] into
+        ### maps[:, t] when maps is not None); a caption is done once it emits <END> (self._end)
         for t in range(max_length):
             scores, state = self.step(words, state)
             words = scores.argmax(axis=1)
@@ -410,6 +425,7 @@ class CaptioningRNN:
                 done |= words == self._end
             if done.all():
                 break
+        ### END SOLUTION
         return (captions, maps) if return_attention else captions
 
     # ---- persistence ------------------------------------------------------------------------------

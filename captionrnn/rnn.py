@@ -7,7 +7,7 @@ docs/bptt.md#backpropagation-through-time.
 import numpy as np
 
 from captionrnn._checks import check_cell, check_shape
-from captionrnn.backend import use_numba
+from captionrnn.backend import is_fast_cache, use_numba
 
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
@@ -104,7 +104,7 @@ def rnn_backward(dh, cache):
 
     Derivation: docs/bptt.md#backpropagation-through-time
     """
-    if not isinstance(cache, list):  # made by the Numba forward
+    if is_fast_cache(cache):  # made by the Numba forward
         from captionrnn import kernels
         return kernels.rnn_backward(dh, cache)
     x0, _, Wx, Wh, h_first = cache[0]
