@@ -5,7 +5,7 @@ from pathlib import Path
 
 from captionrnn.cli._common import RUN_FILE, print_captions
 
-DEFAULTS = dict(data="shapes", cell="lstm", hidden_dim=256, wordvec_dim=128, epochs=12, batch_size=100, lr=5e-3,
+DEFAULTS = dict(data="shapes", cell="lstm", hidden_dim=256, wordvec_dim=128, epochs=8, batch_size=100, lr=5e-3,
                 lr_decay=0.95, seed=0, grad_clip=5.0)
 
 
@@ -84,11 +84,14 @@ def run(args):
     loss_png = plot_loss(solver.loss_history, out / "loss.png", val_loss_history=solver.val_loss_history,
                          title=f"{args.cell} on {name}")
     if solver.val_loss_history:
-        print(f"final validation loss: {solver.val_loss_history[-1]:.4f} (best epoch {solver.best_epoch})")
+        best = solver.val_loss_history[solver.best_epoch - 1] if solver.best_epoch else solver.val_loss_history[-1]
+        print(f"validation loss: {best:.4f} at epoch {solver.best_epoch or solver.epoch} (the parameters kept), "
+              f"{solver.val_loss_history[-1]:.4f} after the last epoch")
 
     summary = {"data": args.data, "cell": args.cell, "train_seconds": round(train_time, 1),
                "final_train_loss": float(np.mean(solver.loss_history[-20:])) if solver.loss_history else None,
-               "val_loss": solver.val_loss_history[-1] if solver.val_loss_history else None}
+               "val_loss": min(solver.val_loss_history) if solver.val_loss_history else None,
+               "best_epoch": solver.best_epoch}
     gallery_png = None
     if "val_captions" in data:
         refs = split_references(data, "val")
