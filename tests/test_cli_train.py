@@ -21,7 +21,7 @@ def tiny_shapes(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(tiny_shapes, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert main(["train", "--data", str(tiny_shapes), "--epochs", "2", "--out", str(out)] + TINY) == 0
+    assert main(["train", "--data", str(tiny_shapes), "--epochs", "2", "--out", str(out), "--best-by", "CIDEr"] + TINY) == 0
     return out
 
 
@@ -75,3 +75,10 @@ def test_coco_data_missing_names_the_download_script(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPTIONRNN_COCO_DIR", str(tmp_path / "coco"))
     with pytest.raises(SystemExit, match="get_coco_captioning.sh"):
         main(["train", "--data", "coco", "--out", str(tmp_path / "o")] + TINY)
+
+
+def test_per_epoch_metrics_choose_the_kept_parameters(trained):
+    summary = json.loads((trained / "summary.json").read_text())
+    cider = summary["metric_history"]["CIDEr"]
+    assert len(cider) == 2 and len(summary["metric_history"]["Bleu_4"]) == 2
+    assert summary["best_by"] == "CIDEr" and summary["best_epoch"] == 1 + int(np.argmax(cider))

@@ -31,8 +31,10 @@ def register(sub):
     p.add_argument("--out", default=None, help="output folder (default: runs/<data>-<cell>)")
     p.add_argument("--resume", default=None, metavar="CHECKPOINT",
                    help="continue from a checkpoint in <out>/checkpoints (epoch_XXX.npz)")
-    p.add_argument("--metrics", action="store_true",
-                   help="also score validation BLEU-4 and CIDEr every epoch and keep the best model by CIDEr")
+    p.add_argument("--no-metrics", dest="metrics", action="store_false",
+                   help="skip scoring validation BLEU-4 and CIDEr (greedy, 200 images) after every epoch")
+    p.add_argument("--best-by", default="val_loss", choices=["val_loss", "CIDEr", "Bleu_4"],
+                   help="which validation score chooses the parameters kept (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration output")
     p.set_defaults(func=run)
 
@@ -76,7 +78,9 @@ def run(args):
         model, data, update_rule="adam", optim_config={"learning_rate": args.lr}, lr_decay=args.lr_decay,
         batch_size=args.batch_size, num_epochs=args.epochs, print_every=50, verbose=not args.quiet,
         grad_clip=args.grad_clip or None, checkpoint_dir=out / "checkpoints", resume=args.resume, seed=args.seed,
-        eval_fn=caption_metrics() if args.metrics else None, best_by="CIDEr" if args.metrics else "val_loss")
+        eval_fn=caption_metrics() if args.metrics else None, best_by=args.best_by)
+    if args.best_by != "val_loss" and not args.metrics:
+        raise SystemExit(f"error: --best-by {args.best_by} needs the per-epoch metrics; drop --no-metrics")
     solver.train()
     train_time = time.perf_counter() - start
 
@@ -84,14 +88,16 @@ def run(args):
     loss_png = plot_loss(solver.loss_history, out / "loss.png", val_loss_history=solver.val_loss_history,
                          title=f"{args.cell} on {name}")
     if solver.val_loss_history:
-        best = solver.val_loss_history[solver.best_epoch - 1] if solver.best_epoch else solver.val_loss_history[-1]
-        print(f"validation loss: {best:.4f} at epoch {solver.best_epoch or solver.epoch} (the parameters kept), "
-              f"{solver.val_loss_history[-1]:.4f} after the last epoch")
+        kept = solver.best_epoch or solver.epoch
+        print(f"validation loss: {solver.val_loss_history[kept - 1]:.4f} at epoch {kept} (the parameters kept, "
+              f"best by {args.best_by}), {solver.val_loss_history[-1]:.4f} after the last epoch")
 
     summary = {"data": args.data, "cell": args.cell, "train_seconds": round(train_time, 1),
                "final_train_loss": float(np.mean(solver.loss_history[-20:])) if solver.loss_history else None,
-               "val_loss": min(solver.val_loss_history) if solver.val_loss_history else None,
-               "best_epoch": solver.best_epoch}
+               "best_epoch": solver.best_epoch, "best_by": args.best_by,
+               "val_loss": solver.val_loss_history[(solver.best_epoch or solver.epoch) - 1]
+               if solver.val_loss_history else None,
+               "val_loss_history": solver.val_loss_history, "metric_history": solver.metric_history}
     gallery_png = None
     if "val_captions" in data:
         refs = split_references(data, "val")
