@@ -82,3 +82,11 @@ def test_per_epoch_metrics_choose_the_kept_parameters(trained):
     cider = summary["metric_history"]["CIDEr"]
     assert len(cider) == 2 and len(summary["metric_history"]["Bleu_4"]) == 2
     assert summary["best_by"] == "CIDEr" and summary["best_epoch"] == 1 + int(np.argmax(cider))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "attention"])
+def test_train_every_cell(tiny_shapes, tmp_path, cell, capsys):
+    assert main(["train", "--data", str(tiny_shapes), "--cell", cell, "--epochs", "1", "--no-metrics",
+                 "--out", str(tmp_path)] + TINY) == 0
+    model = CaptioningRNN.load(tmp_path / "model.npz")
+    assert model.cell_type == cell and (tmp_path / "gallery.png").is_file()
