@@ -90,3 +90,10 @@ def test_train_every_cell(tiny_shapes, tmp_path, cell, capsys):
                  "--out", str(tmp_path)] + TINY) == 0
     model = CaptioningRNN.load(tmp_path / "model.npz")
     assert model.cell_type == cell and (tmp_path / "gallery.png").is_file()
+
+
+def test_divergence_is_reported_as_an_error(tiny_shapes, tmp_path, capsys):
+    # Adam moves every weight by about lr per step: 1e38 overflows float32 and the loss becomes NaN.
+    with pytest.raises(SystemExit, match="iteration .* lower learning rate"):
+        main(["train", "--data", str(tiny_shapes), "--epochs", "3", "--lr", "1e38", "--grad-clip", "0",
+              "--no-metrics", "--out", str(tmp_path)] + TINY)

@@ -47,7 +47,7 @@ def run(args):
     from captionrnn.evaluation import caption_images, caption_metrics, evaluate_model, split_features, split_references
     from captionrnn.model import CELLS, CaptioningRNN
     from captionrnn.plots import caption_gallery, plot_loss
-    from captionrnn.solver import CaptioningSolver
+    from captionrnn.solver import CaptioningSolver, TrainingDivergedError
 
     start = time.perf_counter()
     name = "shapes" if args.data == "shapes" else ("coco" if args.data == "coco" else Path(args.data).name)
@@ -81,7 +81,10 @@ def run(args):
         eval_fn=caption_metrics() if args.metrics else None, best_by=args.best_by)
     if args.best_by != "val_loss" and not args.metrics:
         raise SystemExit(f"error: --best-by {args.best_by} needs the per-epoch metrics; drop --no-metrics")
-    solver.train()
+    try:
+        solver.train()
+    except TrainingDivergedError as e:
+        raise SystemExit(f"error: {e}")
     train_time = time.perf_counter() - start
 
     model_path = model.save(out / "model.npz")
