@@ -1,7 +1,7 @@
 """Figures people open: loss curves, caption galleries and attention strips (matplotlib, PNG).
 
-Every function writes one PNG and returns its path. The Agg backend is used, so
-nothing needs a screen.
+Every function writes one PNG and returns its path; nothing needs a screen (show the file with
+``IPython.display.Image(path)`` in a notebook).
 """
 import textwrap
 from pathlib import Path
@@ -10,8 +10,8 @@ import numpy as np
 
 
 def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg", force=False)
+    # No matplotlib.use(): the user's backend (Jupyter's inline one, say) stays as it is; without a screen
+    # matplotlib falls back to Agg by itself. Figures are saved and closed, never shown.
     import matplotlib.pyplot as plt
     return plt
 
