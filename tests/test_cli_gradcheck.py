@@ -21,6 +21,10 @@ EXPECTED = {
     "lstm": ["x", "h0", "Wx", "Wh", "b"],
     "gru_step": ["x", "prev_h", "Wx", "Wh", "bx", "bh"],
     "gru": ["x", "h0", "Wx", "Wh", "bx", "bh"],
+    "spatial_affine": ["features", "W", "b"],
+    "dot_product_attention": ["prev_h", "A"],
+    "lstm_step_attention": ["x", "prev_h", "prev_c", "Wx", "Wh", "b", "attn", "Wattn"],
+    "attention": ["x", "A", "Wx", "Wh", "Wattn", "b"],
 }
 
 

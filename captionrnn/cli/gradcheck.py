@@ -144,6 +144,37 @@ def _gru(rng):
     return _layer(L.gru_forward, L.gru_backward, _seq(rng, 3, ("bx", "bh")))
 
 
+def _spatial_affine(rng):
+    from captionrnn import attention
+    a = dict(features=rng.standard_normal((2, 3, 4, 4)), W=_w(rng, 3, 3, 5), b=rng.standard_normal(5))
+    return _layer(attention.spatial_affine_forward, attention.spatial_affine_backward, a)
+
+
+def _dot_product_attention(rng):
+    from captionrnn import attention
+    def forward(inputs):  # the weights are returned for display only: no gradient flows back through them
+        attn, _, cache = attention.dot_product_attention(**inputs)
+        return attn, cache
+
+    a = dict(prev_h=rng.standard_normal((3, 5)), A=rng.standard_normal((3, 5, 4, 4)))
+    return Case(a, ("prev_h", "A"), forward, lambda d, cache: attention.dot_product_attention_backward(*d, cache))
+
+
+def _lstm_step_attention(rng):
+    a = _step(rng, 4, ("b",), cell=True)
+    H = a["prev_h"].shape[1]
+    a.update(attn=rng.standard_normal((3, H)), Wattn=_w(rng, H, H, 4 * H))
+    return _layer(L.lstm_step_forward, L.lstm_step_backward, a)
+
+
+def _attention(rng):
+    from captionrnn import attention
+    N, T, D, H = 2, 10, 3, 4
+    a = dict(x=rng.standard_normal((N, T, D)), A=rng.standard_normal((N, H, 4, 4)), Wx=_w(rng, D, D, 4 * H),
+             Wh=_w(rng, H, H, 4 * H), Wattn=_w(rng, H, H, 4 * H), b=rng.standard_normal(4 * H))
+    return _layer(attention.attention_forward, attention.attention_backward, a)
+
+
 # layer name -> (builder, elementwise rel_error tolerance); see the module docstring for the numbers.
 CHECKS = {
     "affine": (_affine, 1e-6),
@@ -156,6 +187,10 @@ CHECKS = {
     "lstm": (_lstm, 1e-4),
     "gru_step": (_gru_step, 1e-4),
     "gru": (_gru, 1e-4),
+    "spatial_affine": (_spatial_affine, 1e-6),
+    "dot_product_attention": (_dot_product_attention, 1e-5),
+    "lstm_step_attention": (_lstm_step_attention, 1e-4),
+    "attention": (_attention, 1e-4),
 }
 
 
