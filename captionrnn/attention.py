@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from captionrnn._checks import check_float, check_shape
+from captionrnn.backend import use_numba
 from captionrnn.lstm import lstm_step_backward, lstm_step_forward
 
 __all__ = [
@@ -56,9 +57,12 @@ def spatial_affine_forward(features, W, b):
     check_float("W", W)
     check_shape("W", W, (features.shape[1], None), "(C, H)")
     check_shape("b", b, (W.shape[1],), "(H,)")
+    if use_numba():
+        from captionrnn import kernels
+        return kernels.spatial_affine_forward(features, W, b)
     ### BEGIN SOLUTION
     ### TODO: A[n, :, y, x] = features[n, :, y, x] W + b for every grid cell, shape (N, H, 4, 4)
-    A = np.einsum("ncyx,ch->nhyx", features, W) + b[:, None, None]  # (N, H, 4, 4)
+    A = np.einsum("ncyx,ch->nhyx", features, W, optimize=True) + b[:, None, None]  # (N, H, 4, 4)
     ### END SOLUTION
     return A, (features, W)
 
@@ -78,11 +82,14 @@ def spatial_affine_backward(dA, cache):
     features, W = cache
     N, C, Y, X = features.shape
     check_shape("dA", dA, (N, W.shape[1], Y, X), _A_LEGEND)
+    if use_numba():
+        from captionrnn import kernels
+        return kernels.spatial_affine_backward(dA, cache)
     ### BEGIN SOLUTION
     ### TODO: the affine backward at every cell: dfeatures (N, C, 4, 4), dW = sum over n, y, x of
     ### features^T dA (C, H), db = dA summed over n, y, x (H,)
-    dfeatures = np.einsum("nhyx,ch->ncyx", dA, W)
-    dW = np.einsum("ncyx,nhyx->ch", features, dA)
+    dfeatures = np.einsum("nhyx,ch->ncyx", dA, W, optimize=True)
+    dW = np.einsum("ncyx,nhyx->ch", features, dA, optimize=True)
     db = dA.sum(axis=(0, 2, 3))
     ### END SOLUTION
     return dfeatures, dW, db

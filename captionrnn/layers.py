@@ -114,6 +114,9 @@ def temporal_affine_backward(dout, cache):
     N, T, D = x.shape
     M = w.shape[1]
     check_shape("dout", dout, (N, T, M), "(N, T, M)")
+    if use_numba():
+        from captionrnn import kernels
+        return kernels.temporal_affine_backward(dout, cache)
     ### BEGIN SOLUTION
     ### TODO: the affine backward with the N*T rows of x and dout stacked: dx (N, T, D), dw (D, M), db (M,)
     dout2 = dout.reshape(N * T, M)

@@ -286,3 +286,70 @@ def test_embedding_backward_accumulates_repeated_indices():
 
 def test_warmup_compiles_everything():
     kernels.warmup()  # loads from the on-disk cache after the first run
+
+
+# ----------------------------------------------------------------------------- (6) beam search top-k
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 30), st.data())
+def test_top_k_rows_matches_lexsort_order(R, C, data):
+    """The m largest per row, largest first, ties by lower index: the argpartition + lexsort order of
+    beam_search, with ties and -inf (dead beams) drawn on purpose."""
+    m = data.draw(st.integers(1, C))
+    x = np.asarray(data.draw(st.lists(st.sampled_from([-np.inf, -2.0, -1.0, 0.0, 0.5]), min_size=R * C,
+                                      max_size=R * C))).reshape(R, C)
+    got = kernels.top_k_rows(x, m)
+    for r in range(R):
+        np.testing.assert_array_equal(got[r], np.lexsort((np.arange(C), -x[r]))[:m])
+
+
+
+# ----------------------------------------------------------------------------- (7) spatial projection
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_spatial_affine_backends_agree(dtype):
+    """The attention projection as one (N*K, C) @ (C, H) multiply equals the einsum reference, keeps the
+    dtype, and a cache from either forward works with either backward."""
+    from captionrnn import attention
+    rng = np.random.default_rng(12)
+    features = rng.standard_normal((N, D, 2, 3)).astype(dtype)
+    W, b = rng.standard_normal((D, H)).astype(dtype), rng.standard_normal(H).astype(dtype)
+    dA = rng.standard_normal((N, H, 2, 3)).astype(dtype)
+    res = both_backends(lambda: attention.spatial_affine_forward(features, W, b)[0])
+    res_b = both_backends(lambda: attention.spatial_affine_backward(dA, (features, W)))
+    tol = TOL if dtype == np.float64 else 1e-5
+    for r in (res, res_b):
+        for a, e in zip(r["numba"], r["numpy"]):
+            assert a.dtype == dtype and a.shape == e.shape and normwise(a, e) <= tol
+
+
+# ----------------------------------------------------------------------------- (8) padded sequences
+
+@pytest.mark.parametrize("mod, name, G, nb", CELLS)
+def test_backward_skipping_padded_steps_agrees(mod, name, G, nb):
+    """dh zero after each sample's last target (as <NULL> padding gives), one sample all zero and one a
+    gap inside its caption: the fast backward skips the dead rows and must still equal the reference."""
+    args, dh = make_seq(np.random.default_rng(13), G, nb)
+    last = [T - 1, 2, -1]  # sample 2 has no target at all
+    for n, t in enumerate(last):
+        dh[n, t + 1:] = 0
+    dh[0, 1] = 0  # a zero step before live ones: still live (gradient flows back through it)
+    res = both_backends(lambda: seq_call(mod, name, args, dh))
+    assert_agree(res)
+    dx = res["numba"][1]
+    assert not dx[2].any() and not dx[1, 3:].any() and dx[0, 1].any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_temporal_affine_backward_skipping_zero_rows_agrees(dtype):
+    """Zero rows of dout (masked targets) are left out of the fast multiplies; the results must not change."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((N, T, D)).astype(dtype)
+    w, b = rng.standard_normal((D, V)).astype(dtype), rng.standard_normal(V).astype(dtype)
+    dout = rng.standard_normal((N, T, V)).astype(dtype)
+    for zero in (np.zeros((N, T), dtype=bool), rng.random((N, T)) < 0.4, np.ones((N, T), dtype=bool)):
+        d = np.where(zero[:, :, None], 0, dout).astype(dtype)
+        res = both_backends(lambda: layers.temporal_affine_backward(d, (x, w, b, None)))
+        for a, e in zip(res["numba"], res["numpy"]):
+            assert a.dtype == dtype and a.shape == e.shape
+            assert normwise(a, e) <= (TOL if dtype == np.float64 else 1e-6) or not e.any() and not a.any()

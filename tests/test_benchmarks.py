@@ -1,0 +1,28 @@
+"""The benchmark suite runs end to end (tiny sizes, one repeat) and writes its table; no timing checks.
+
+torch is hidden with CAPTIONRNN_BENCH_NO_TORCH=1, so this covers the machine-without-torch path: only our
+own rows, no PyTorch column values.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_smoke_without_torch(tmp_path):
+    out = tmp_path / "results.md"
+    env = dict(os.environ, CAPTIONRNN_BENCH_NO_TORCH="1")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--smoke",
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {out}" in proc.stdout
+    text = out.read_text()
+    assert "| cell | dtype | Numba ms | NumPy ms | PyTorch ms |" in text
+    for cell in ("rnn", "lstm", "gru", "attention"):
+        for dtype in ("float32", "float64"):
+            row = next(line for line in text.splitlines() if line.startswith(f"| {cell} | {dtype} |"))
+            assert row.split("|")[5].strip() == "-"  # no PyTorch time without torch
+    assert "torch not used" in text
+    assert "## Decoding" in text and "beam-5" in text
