@@ -92,6 +92,7 @@ def test_train_every_cell(tiny_shapes, tmp_path, cell, capsys):
     assert model.cell_type == cell and (tmp_path / "gallery.png").is_file()
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow that makes the loss NaN
 def test_divergence_is_reported_as_an_error(tiny_shapes, tmp_path, capsys):
     # Adam moves every weight by about lr per step: 1e38 overflows float32 and the loss becomes NaN.
     with pytest.raises(SystemExit, match="iteration .* lower learning rate"):
