@@ -62,7 +62,7 @@ TODO = "### TODO:"
 # Paths (relative to the package directory) that are not part of the student edition.
 EXCLUDE_FROM_PACKAGE = ("kernels.py", "grading", "cli/release.py", "cli/grade.py")
 # Tests of the instructor tooling itself: they need captionrnn.grading, which is not shipped.
-EXCLUDE_TESTS = ("test_grading.py", "test_release.py")
+EXCLUDE_TESTS = ("test_grading.py", "test_release.py", "test_benchmarks.py")  # benchmarks/ is not shipped
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.so", ".ipynb_checkpoints",
                                 ".pytest_cache", ".hypothesis")
 DOCS_REF = re.compile(r"docs/[\w./-]+\.md(?:#[\w-]+)?")
