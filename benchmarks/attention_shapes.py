@@ -1,7 +1,8 @@
 """Attention LSTM vs plain LSTM on the shapes dataset: caption metrics, and does attention look at the object?
 
-    python benchmarks/attention_shapes.py                 # ~5 min on 2 cores; writes benchmarks/results/
+    OMP_NUM_THREADS=1 python benchmarks/attention_shapes.py   # ~1 min on a quiet 2-core machine; writes benchmarks/results/
     python benchmarks/attention_shapes.py --epochs 1 --max-train 2000   # a smoke run
+    python benchmarks/attention_shapes.py --proj-scale 4   # sharper maps at init: see docs/attention.md
 
 Both models are trained with the same budget and hyperparameters (Adam, learning rate, decay, batch size,
 epochs, gradient clip, seeds, W and H); each gets the features it is built for: the plain LSTM the pooled
@@ -18,7 +19,18 @@ and report the share of its mass on those cells against the share a uniform map 
 fraction of the 16 cells covered. We also report the map of the following step (t + 1), the one computed
 once the word is known, and, for both models, how often an object word names something that is in the
 image at all.
+
+Diagnostics (attention model). Why the maps are near-uniform: the spread of the attention scores
+h_{t-1} . A_k / sqrt(H) over the 16 cells (their standard deviation, median over the real steps of 500 training
+captions) at initialisation and after training; the maps' mean largest weight and entropy (uniform: 1/16 and
+ln 16 = 2.77); the share of mass on any object's cells against chance (salience); for words that name some
+but not all objects of an image, the mass per cell on the named objects against that on the other objects;
+and an ablation that replaces every learned map by the uniform one (same trained weights) to show whether the
+model uses its maps. ``--proj-scale`` multiplies the attention model's initial ``W_proj`` (and so A and
+the initial scores); it is 1 (the library's initialisation) by default because larger values did not help
+(docs/attention.md, "Results on shapes").
 """
+import contextlib
 import argparse
 import json
 import sys
@@ -61,12 +73,78 @@ def train(cell, data, args):
     key = "train_spatial_features" if cell == "attention" else "train_features"
     model = CaptioningRNN(data["word_to_idx"], input_dim=data[key].shape[1], wordvec_dim=args.wordvec_dim,
                           hidden_dim=args.hidden_dim, cell_type=cell, seed=args.seed)
+    if cell == "attention" and args.proj_scale != 1:
+        model.params["W_proj"] *= model.dtype.type(args.proj_scale)
+    init_stats = score_spread(model, data) if cell == "attention" else None
     solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": args.lr},
                               lr_decay=args.lr_decay, batch_size=args.batch_size, num_epochs=args.epochs,
                               grad_clip=args.grad_clip, seed=args.seed, print_every=10 ** 9, verbose=True)
     start = time.perf_counter()
     solver.train()
-    return model, solver, time.perf_counter() - start
+    return model, solver, time.perf_counter() - start, init_stats
+
+
+def score_spread(model, data, n=500):
+    """Attention scores h_{t-1} . A_k / sqrt(H) on the first n training captions (teacher forcing): the median
+    and 90th percentile over real steps of their standard deviation across the cells, and the maps' mean
+    largest weight and entropy."""
+    from captionrnn.attention import attention_forward, spatial_affine_forward
+    p = model.params
+    feats = data["train_spatial_features"][data["train_image_idxs"][:n]].astype(model.dtype)
+    caps = data["train_captions"][:n]
+    A, _ = spatial_affine_forward(feats, p["W_proj"], p["b_proj"])
+    _, cache = attention_forward(p["W_embed"][caps[:, :-1]], A, p["Wx"], p["Wh"], p["Wattn"], p["b"])
+    std = np.stack([(ph[:, None, :] @ a.reshape(len(ph), ph.shape[1], -1))[:, 0].std(1) * sc
+                    for (ph, a, _, sc), _ in cache["steps"]], 1)  # (n, T)
+    real = caps[:, 1:] != data["word_to_idx"]["<NULL>"]
+    w = cache["weights"].reshape(*real.shape, -1)[real]
+    return {"score_std_median": float(np.median(std[real])), "score_std_p90": float(np.percentile(std[real], 90)),
+            "max_weight": float(w.max(1).mean()), "entropy": float(-(w * np.log(w + 1e-12)).sum(1).mean())}
+
+
+@contextlib.contextmanager
+def uniform_attention():
+    """Within the block, every attention step uses the uniform map (context = mean of A): an ablation."""
+    import captionrnn.attention as ca
+    import captionrnn.model as cm
+    original = ca.dot_product_attention
+
+    def uniform(prev_h, A):
+        _, weights, cache = original(prev_h, A)
+        return A.reshape(*A.shape[:2], -1).mean(-1), np.full_like(weights, 1 / weights[0].size), cache
+    ca.dot_product_attention = cm.dot_product_attention = uniform
+    try:
+        yield
+    finally:
+        ca.dot_product_attention = cm.dot_product_attention = original
+
+
+def map_diagnostics(captions, maps, annotations, idx_to_word, end):
+    """On the maps that produced the generated words: mean largest weight, entropy, the share on any object's
+    cells vs chance, and (words naming some but not all objects) mass per cell on the named vs the other objects."""
+    top, ent, sal, sal_chance, named, other = [], [], [], [], [], []
+    for n, objects in enumerate(annotations):
+        covered = np.logical_or.reduce([object_cells(o) for o in objects])
+        for t, w in enumerate(captions[n]):
+            if w == end:
+                break
+            m = maps[n, t]
+            top.append(m.max())
+            ent.append(-(m * np.log(m + 1e-12)).sum())
+            sal.append(m[covered].sum())
+            sal_chance.append(covered.mean())
+            match = matching_objects(idx_to_word[int(w)], objects)
+            if match and len(match) < len(objects):
+                mine = np.logical_or.reduce([object_cells(o) for o in match])
+                rest = np.logical_or.reduce([object_cells(o) for o in objects if o not in match]) & ~mine
+                if rest.any():
+                    named.append(m[mine].mean())
+                    other.append(m[rest].mean())
+    named, other = np.array(named), np.array(other)
+    return {"max_weight": float(np.mean(top)), "entropy": float(np.mean(ent)), "object_share": float(np.mean(sal)),
+            "object_chance": float(np.mean(sal_chance)), "named_per_cell": float(named.mean()),
+            "other_per_cell": float(other.mean()), "named_above_other": float(np.mean(named > other)),
+            "named_words": len(named)}
 
 
 def evaluate(model, data, max_length):
@@ -131,6 +209,8 @@ def main(argv=None):
     parser.add_argument("--max-train", type=int, default=None, help="use only this many training captions")
     parser.add_argument("--max-length", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--proj-scale", type=float, default=1.0,
+                        help="multiply the attention model's initial W_proj by this (1 = library initialisation)")
     parser.add_argument("--out", default=str(HERE / "results" / "attention_shapes.md"))
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
@@ -150,11 +230,19 @@ def main(argv=None):
     results = {}
     for cell in ("lstm", "attention"):
         print(f"\n== training {cell} ({args.epochs} epochs) ==", flush=True)
-        model, solver, seconds = train(cell, data, args)
+        model, solver, seconds, init_stats = train(cell, data, args)
         metrics, captions, maps = evaluate(model, data, args.max_length)
         rows = grounding(captions, maps, data["val_annotations"], idx_to_word, end)
         results[cell] = {"metrics": metrics, "seconds": seconds, "val_loss": solver.val_loss_history[-1],
                          "rows": rows, "examples": decode_captions(captions[:3], idx_to_word, strip=True)}
+        if cell == "attention":
+            with uniform_attention():
+                u_metrics = evaluate(model, data, args.max_length)[0]
+                u_loss = solver.validation_loss()
+            results[cell]["diagnostics"] = {
+                "scores_init": init_stats, "scores_trained": score_spread(model, data),
+                "maps": map_diagnostics(captions, maps, data["val_annotations"], idx_to_word, end),
+                "uniform_ablation": {"val_loss": u_loss, "metrics": u_metrics}}
         print(f"{cell}: {seconds:.0f} s, val loss {solver.val_loss_history[-1]:.3f}, "
               + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
 
@@ -173,7 +261,7 @@ def report(results, args):
     cmd = " ".join(["python benchmarks/attention_shapes.py"] + args.argv)
     lines = [f"Command: `{cmd}` (epochs {args.epochs}, batch {args.batch_size}, Adam lr {args.lr}, decay "
              f"{args.lr_decay}/epoch, clip {args.grad_clip}, W {args.wordvec_dim}, H {args.hidden_dim}, seed "
-             f"{args.seed}; greedy decoding, max {args.max_length} words, all 500 validation images).", "",
+             f"{args.seed}, W_proj init x {args.proj_scale:g}; greedy decoding, max {args.max_length} words, all 500 validation images).", "",
              "| model | features | train time | val loss | " + " | ".join(METRICS) + " | object words present |",
              "|---|---|---|---|" + "---|" * len(METRICS) + "---|"]
     for cell, r in results.items():
@@ -195,6 +283,24 @@ def report(results, args):
             if s is not None:
                 lines.append(f"| {name} | {label} | {s['words']} | {s['share']:.3f} | {s['chance']:.3f} | "
                              f"{s['ratio']:.2f} | {s['above']:.1%} |")
+    d = results["attention"]["diagnostics"]
+    si, st, m, u = d["scores_init"], d["scores_trained"], d["maps"], d["uniform_ablation"]
+    lines += ["", "Diagnostics (attention model):", "",
+              "| | score std over cells (median / p90) | mean max weight | mean entropy |", "|---|---|---|---|",
+              f"| at init (500 training captions) | {si['score_std_median']:.2f} / {si['score_std_p90']:.2f} | "
+              f"{si['max_weight']:.3f} | {si['entropy']:.2f} |",
+              f"| trained (500 training captions) | {st['score_std_median']:.2f} / {st['score_std_p90']:.2f} | "
+              f"{st['max_weight']:.3f} | {st['entropy']:.2f} |",
+              f"| trained (maps of generated val words) | | {m['max_weight']:.3f} | {m['entropy']:.2f} |",
+              f"| uniform map | 0 | {1 / 16:.3f} | {np.log(16):.2f} |", "",
+              f"Share of the generated words' maps on any object's cells: {m['object_share']:.3f} vs chance "
+              f"{m['object_chance']:.3f} ({m['object_share'] / m['object_chance']:.2f} x). Words naming some but not "
+              f"all objects ({m['named_words']}): mass per cell {m['named_per_cell']:.4f} on the named objects vs "
+              f"{m['other_per_cell']:.4f} on the others ({m['named_per_cell'] / m['other_per_cell']:.2f} x, named "
+              f"higher for {m['named_above_other']:.0%}). Uniform-map ablation (same trained weights): val loss "
+              f"{u['val_loss']:.3f} vs {results['attention']['val_loss']:.3f}, BLEU-4 {u['metrics']['Bleu_4']:.3f} "
+              f"vs {results['attention']['metrics']['Bleu_4']:.3f}, CIDEr {u['metrics']['CIDEr']:.3f} vs "
+              f"{results['attention']['metrics']['CIDEr']:.3f}."]
     lines += ["", "First validation captions: "
               + "; ".join(f"{c}: " + " / ".join(f'"{t}"' for t in r["examples"]) for c, r in results.items()), ""]
     return "\n".join(lines)
