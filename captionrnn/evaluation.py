@@ -18,7 +18,8 @@ def feature_key(model, split):
 
 
 def split_features(model, data, split):
-    """``split``'s features for ``model`` with a clear error when the data lacks them."""
+    """``split``'s features for ``model``: (Nimg, D) pooled or (Nimg, C, 4, 4) spatial, with a clear error when
+    the data lacks them."""
     key = feature_key(model, split)
     if key not in data:
         if CELLS[model.cell_type].spatial:

@@ -1,0 +1,50 @@
+"""Every ``docs/<file>.md#<anchor>`` that a docstring, a notebook or a document points to exists."""
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REF = re.compile(r"docs/([\w-]+\.md)#([\w-]+)")
+
+
+def github_anchor(heading):
+    """GitHub's slug of a markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_$\\]", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(doc):
+    lines = (REPO / "docs" / doc).read_text(encoding="utf-8").splitlines()
+    return {github_anchor(m.group(1)) for m in map(re.compile(r"^#+\s+(.*)$").match, lines) if m}
+
+
+def references():
+    files = list((REPO / "captionrnn").rglob("*.py")) + list((REPO / "assignments").glob("*.ipynb")) \
+        + list((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
+    refs = set()
+    for f in files:
+        for doc, anchor in REF.findall(f.read_text(encoding="utf-8")):
+            refs.add((f.relative_to(REPO).as_posix(), doc, anchor))
+    return sorted(refs)
+
+
+def test_there_are_references_to_check():
+    assert len(references()) > 20
+
+
+@pytest.mark.parametrize("source,doc,anchor", references())
+def test_reference_resolves(source, doc, anchor):
+    assert (REPO / "docs" / doc).is_file(), f"{source} points to missing docs/{doc}"
+    assert anchor in anchors(doc), f"{source} points to docs/{doc}#{anchor}, which has no such heading"
+
+
+def test_every_backward_points_to_its_derivation():
+    import inspect
+
+    from captionrnn import attention, rnn_layers
+    funcs = [getattr(rnn_layers, n) for n in rnn_layers.__all__ if n.endswith("_backward")]
+    funcs += [f for n, f in vars(attention).items() if n.endswith("_backward") and callable(f)]
+    missing = [f.__name__ for f in funcs if not REF.search(inspect.getdoc(f) or "")]
+    assert not missing, f"backward passes without a docs/...#section reference: {missing}"
