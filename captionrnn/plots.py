@@ -79,7 +79,7 @@ def caption_gallery(images, generated, path, references=None, ncols=4, title=Non
         lines = ["gen: " + generated[k]]
         if references is not None and references[k]:
             lines += ["ref: " + r for r in list(references[k])[:2]]
-        text = "\n".join(textwrap.fill(s, 40) for s in lines)
+        text = "\n".join(textwrap.fill(s, 34) for s in lines)
         ax.text(0.0, -0.03, text, transform=ax.transAxes, va="top", ha="left", fontsize=8.5, family="sans-serif")
     if title:
         fig.suptitle(title, y=0.995)
