@@ -463,7 +463,7 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
             "## Peak memory of `load_coco_data(..., pca_features=False)`",
             "",
             f"Synthetic files with COCO's shapes x {m['scale']:g} ({m['disk'] / 2 ** 20:.0f} MiB of arrays on disk"
-            + ("; the full size" if m["scale"] >= 1 else f"; `--memory-scale 1` runs the full size, ~2.2 GB") + ").",
+            + ("; the full size" if m["scale"] >= 1 else "; `--memory-scale 1` runs the full size, ~2.2 GB") + ").",
             "",
             "| arrays returned MiB | RSS before MiB | peak RSS MiB | growth MiB | growth / arrays |",
             "|---:|---:|---:|---:|---:|",
