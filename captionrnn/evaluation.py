@@ -12,18 +12,18 @@ from captionrnn.metrics import evaluate_captions
 from captionrnn.model import CELLS
 
 
-def feature_key(model, split):
-    """The data key holding ``split``'s image features for ``model``: spatial maps for attention models."""
-    return f"{split}_spatial_features" if CELLS[model.cell_type].spatial else f"{split}_features"
+def feature_key(cell_type, split):
+    """The data key holding ``split``'s image features for a ``cell_type`` model: spatial maps for attention."""
+    return f"{split}_spatial_features" if CELLS[cell_type].spatial else f"{split}_features"
 
 
-def split_features(model, data, split):
-    """``split``'s features for ``model``: (Nimg, D) pooled or (Nimg, C, 4, 4) spatial, with a clear error when
-    the data lacks them."""
-    key = feature_key(model, split)
+def split_features(cell_type, data, split):
+    """``split``'s features for a ``cell_type`` model: (Nimg, D) pooled or (Nimg, C, 4, 4) spatial, with a clear
+    error when the data lacks them (the one place that says so, for the solver and every command)."""
+    key = feature_key(cell_type, split)
     if key not in data:
-        if CELLS[model.cell_type].spatial:
-            raise ValueError(f"cell_type={model.cell_type!r} needs spatial features (N, C, 4, 4) in data[{key!r}], "
+        if CELLS[cell_type].spatial:
+            raise ValueError(f"cell_type={cell_type!r} needs spatial features (N, C, 4, 4) in data[{key!r}], "
                              "but this dataset has only pooled vectors (the CS231n COCO files hold pooled vectors "
                              "only); use the shapes dataset or extract spatial CNN features")
         raise ValueError(f"data has no {key!r}; the dataset has no {split} split")
@@ -74,7 +74,7 @@ def evaluate_model(model, data, split="val", decode="greedy", max_images=None, m
     - hypotheses: dict image index -> generated caption
     - references: dict image index -> list of reference captions
     """
-    features = split_features(model, data, split)
+    features = split_features(model.cell_type, data, split)
     references = split_references(data, split)
     images = np.array(sorted(references))
     if max_images is not None and len(images) > max_images:

@@ -89,7 +89,7 @@ class CaptioningSolver:
         if best_by != "val_loss" and eval_fn is None:
             raise ValueError(f"best_by={best_by!r} needs an eval_fn that returns it; without one use 'val_loss'")
         self._check_data(data)
-        split_features(model, data, "train")  # a clear error now, not at the first minibatch
+        split_features(model.cell_type, data, "train")  # a clear error now, not at the first minibatch
 
         self.model, self.data = model, data
         self.optim_config = dict(optim_config or {})
@@ -143,7 +143,7 @@ class CaptioningSolver:
 
     def _batch(self, split, idx):
         captions = self.data[f"{split}_captions"][idx]
-        features = split_features(self.model, self.data, split)[self.data[f"{split}_image_idxs"][idx]]
+        features = split_features(self.model.cell_type, self.data, split)[self.data[f"{split}_image_idxs"][idx]]
         return features.astype(self.model.dtype, copy=False), captions
 
     def _diverged(self, what, value):

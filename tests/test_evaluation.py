@@ -26,10 +26,13 @@ def test_references_group_the_five_captions_of_each_image(data):
 def test_feature_key_follows_the_cell(data):
     lstm = CaptioningRNN(data["word_to_idx"], input_dim=512, cell_type="lstm", seed=0)
     att = CaptioningRNN(data["word_to_idx"], input_dim=32, cell_type="attention", seed=0)
-    assert feature_key(lstm, "val") == "val_features" and feature_key(att, "val") == "val_spatial_features"
+    assert feature_key(lstm.cell_type, "val") == "val_features"
+    assert feature_key(att.cell_type, "val") == "val_spatial_features"
     pooled_only = {k: v for k, v in data.items() if "spatial" not in k}
     with pytest.raises(ValueError, match="needs spatial features"):
-        split_features(att, pooled_only, "val")
+        split_features(att.cell_type, pooled_only, "val")
+    with pytest.raises(ValueError, match="needs spatial features"):
+        CaptioningSolver(att, pooled_only, verbose=False)
 
 
 def test_evaluate_model_scores_a_fixed_subset(data):
@@ -51,3 +54,11 @@ def test_solver_records_metrics_and_keeps_best_by_cider(data):
     cider = solver.metric_history["CIDEr"]
     assert len(cider) == 3 and len(solver.metric_history["Bleu_4"]) == 3
     assert solver.best_epoch == 1 + int(np.argmax(cider)) and solver.best_score == max(cider)
+
+
+def test_reader_loads_a_folders_pixels_only_when_asked(data, tmp_path):
+    assert "val_images" not in data  # the fixture read the folder with images=False (the default)
+    out = tmp_path / "tiny"
+    build_shapes(out, num_train=5, num_val=3, num_test=2, seed=1, write_png=False, verbose=False)
+    full = load_coco_data(out, images=True)
+    assert full["val_images"].shape == (3, 64, 64, 3) and full["val_images"].dtype == np.uint8

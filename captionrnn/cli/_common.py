@@ -44,9 +44,23 @@ def load_data(spec, model=None):
     return data
 
 
-def print_captions(generated, references, image_idxs):
-    for k, i in enumerate(image_idxs):
+def show_samples(model, data, split, image_idxs, path, title, decode="greedy", seed=0):
+    """Caption the given images of ``split``, print each caption next to two references, and draw them as
+    a gallery PNG at ``path`` (returned). Shared by `captionrnn train` and `captionrnn sample`."""
+    from captionrnn.data import split_images
+    from captionrnn.evaluation import caption_images, split_features, split_references
+    from captionrnn.plots import caption_gallery
+
+    refs = split_references(data, split)
+    try:
+        generated, _ = caption_images(model, split_features(model.cell_type, data, split)[image_idxs],
+                                      data["idx_to_word"], decode=decode, seed=seed)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    for text, i in zip(generated, image_idxs):
         print(f"[image {int(i)}]")
-        print(f"  generated: {generated[k]}")
-        for r in references.get(int(i), [])[:2]:
+        print(f"  generated: {text}")
+        for r in refs.get(int(i), [])[:2]:
             print(f"  reference: {r}")
+    return caption_gallery(split_images(data, split, image_idxs), generated, path,
+                           references=[refs.get(int(i), []) for i in image_idxs], title=title)

@@ -41,7 +41,7 @@ def run(args):
 
     from captionrnn.cli._common import data_spec_for, load_data, load_model
     from captionrnn.data import split_images
-    from captionrnn.evaluation import split_references
+    from captionrnn.evaluation import split_features, split_references
     from captionrnn.plots import attention_strip
 
     if args.n < 1:
@@ -64,13 +64,12 @@ def run(args):
         data = load_data(spec, model)
     except SystemExit as e:
         return _fail(str(e).removeprefix("error: "))
-    key = f"{args.split}_spatial_features"
     if f"{args.split}_captions" not in data:
         return _fail(f"dataset {spec!r} has no {args.split} split")
-    if key not in data:
-        return _fail(f"dataset {spec!r} has no spatial features (data[{key!r}]); the CS231n COCO files hold pooled "
-                     "vectors only: use --data shapes or a folder with {args.split}2014_spatial.h5")
-    features = data[key]
+    try:
+        features = split_features(model.cell_type, data, args.split)
+    except ValueError as e:
+        return _fail(f"dataset {spec!r}: {e}")
     if features.shape[1] != model.input_dim:
         return _fail(f"dataset {spec!r} has {features.shape[1]}-channel spatial features but the model was "
                      f"trained on {model.input_dim} channels; pass the --data it was trained on")
@@ -78,11 +77,6 @@ def run(args):
     idxs = list(range(min(args.n, len(features))))
     captions, maps = model.sample(np.asarray(features[idxs], dtype=model.dtype), max_length=args.max_length,
                                   return_attention=True)
-    h5 = Path(spec) / f"{args.split}2014_images.h5"  # a shapes folder keeps its pixels here too
-    if f"{args.split}_images" not in data and spec not in ("shapes", "coco") and h5.is_file():
-        import h5py
-        with h5py.File(h5, "r") as f:
-            data[f"{args.split}_images"] = f["images"][:len(features)]
     images = split_images(data, args.split, idxs)
     refs = split_references(data, args.split)
     idx_to_word = model.idx_to_word

@@ -21,10 +21,8 @@ def register(sub):
 def run(args):
     import numpy as np
 
-    from captionrnn.cli._common import data_spec_for, load_data, load_model, print_captions
-    from captionrnn.data import split_images
-    from captionrnn.evaluation import caption_images, split_features, split_references
-    from captionrnn.plots import caption_gallery
+    from captionrnn.cli._common import data_spec_for, load_data, load_model, show_samples
+    from captionrnn.evaluation import split_references
 
     if args.n < 1:
         raise SystemExit(f"error: --n must be at least 1, got {args.n}")
@@ -32,18 +30,10 @@ def run(args):
     data = load_data(data_spec_for(args.checkpoint, args.data), model)
     if f"{args.split}_captions" not in data:
         raise SystemExit(f"error: this dataset has no {args.split} split")
-    refs = split_references(data, args.split)
-    images = np.array(sorted(refs))
+    images = np.array(sorted(split_references(data, args.split)))
     shown = np.sort(np.random.default_rng(args.seed).choice(images, min(args.n, len(images)), replace=False))
-    try:
-        generated, _ = caption_images(model, split_features(model, data, args.split)[shown], data["idx_to_word"],
-                                      decode=args.decode, seed=args.seed)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
-    print_captions(generated, refs, shown)
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"samples_{args.split}.png")
-    path = caption_gallery(split_images(data, args.split, shown), generated, out,
-                           references=[refs[int(i)] for i in shown],
-                           title=f"{model.cell_type}, {args.decode}, {args.split}")
+    path = show_samples(model, data, args.split, shown, out, f"{model.cell_type}, {args.decode}, {args.split}",
+                        decode=args.decode, seed=args.seed)
     print(f"wrote {path}")
     return 0

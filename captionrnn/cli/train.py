@@ -3,7 +3,7 @@ import json
 import time
 from pathlib import Path
 
-from captionrnn.cli._common import RUN_FILE, print_captions
+from captionrnn.cli._common import RUN_FILE
 
 DEFAULTS = dict(data="shapes", cell="lstm", hidden_dim=256, wordvec_dim=128, epochs=8, batch_size=100, lr=5e-3,
                 lr_decay=0.95, seed=0, grad_clip=5.0)
@@ -42,11 +42,10 @@ def register(sub):
 def run(args):
     import numpy as np
 
-    from captionrnn.cli._common import load_data
-    from captionrnn.data import split_images
-    from captionrnn.evaluation import caption_images, caption_metrics, evaluate_model, split_features, split_references
-    from captionrnn.model import CELLS, CaptioningRNN
-    from captionrnn.plots import caption_gallery, plot_loss
+    from captionrnn.cli._common import load_data, show_samples
+    from captionrnn.evaluation import caption_metrics, evaluate_model, split_features, split_references
+    from captionrnn.model import CaptioningRNN
+    from captionrnn.plots import plot_loss
     from captionrnn.solver import CaptioningSolver, TrainingDivergedError
 
     start = time.perf_counter()
@@ -60,16 +59,15 @@ def run(args):
         keep = np.random.default_rng(args.seed).permutation(len(data["train_captions"]))[:args.max_train]
         data["train_captions"] = data["train_captions"][keep]
         data["train_image_idxs"] = data["train_image_idxs"][keep]
-    probe = "train_spatial_features" if CELLS[args.cell].spatial else "train_features"
-    if probe not in data:
-        raise SystemExit(f"error: --cell {args.cell} needs data[{probe!r}], which dataset {args.data!r} does not "
-                         "have" + ("; the CS231n COCO files hold pooled vectors only, so use --data shapes or "
-                                   "extract spatial CNN features" if CELLS[args.cell].spatial else ""))
-    model = CaptioningRNN(data["word_to_idx"], input_dim=data[probe].shape[1], wordvec_dim=args.wordvec_dim,
+    try:
+        features = split_features(args.cell, data, "train")
+    except ValueError as e:
+        raise SystemExit(f"error: --cell {args.cell}: {e}")
+    model = CaptioningRNN(data["word_to_idx"], input_dim=features.shape[1], wordvec_dim=args.wordvec_dim,
                           hidden_dim=args.hidden_dim, cell_type=args.cell, seed=args.seed)
     n_train, n_val = len(data["train_captions"]), len(data.get("val_captions", []))
     print(f"data: {n_train} training captions, {n_val} validation captions, vocabulary of {model.vocab_size} "
-          f"words, features {data[probe].shape[1:]}")
+          f"words, features {features.shape[1:]}")
     print(f"model: {model!r}")
     (out / RUN_FILE).write_text(json.dumps({"data": args.data, "args": vars(args) | {"func": None}}, indent=2,
                                            default=str))
@@ -103,13 +101,9 @@ def run(args):
                "val_loss_history": solver.val_loss_history, "metric_history": solver.metric_history}
     gallery_png = None
     if "val_captions" in data:
-        refs = split_references(data, "val")
-        shown = sorted(refs)[:8]
-        generated, _ = caption_images(model, split_features(model, data, "val")[shown], data["idx_to_word"])
         print("\nsample validation captions:")
-        print_captions(generated, refs, shown)
-        gallery_png = caption_gallery(split_images(data, "val", shown), generated, out / "gallery.png",
-                                      references=[refs[i] for i in shown], title=f"{args.cell} on {name} (val)")
+        gallery_png = show_samples(model, data, "val", sorted(split_references(data, "val"))[:8],
+                                   out / "gallery.png", f"{args.cell} on {name} (val)")
         metrics, _, _ = evaluate_model(model, data, "val", max_images=500)
         summary["val_metrics"] = metrics
         print("\nvalidation metrics (greedy, up to 500 images): "

@@ -30,12 +30,15 @@ def load_dataset(spec="shapes", verbose=True, **kwargs):
     if not Path(spec).is_dir():
         raise ValueError(f"--data {spec!r} is not 'shapes', 'coco' or an existing folder; give a folder in the "
                          "CS231n COCO layout (see docs/data.md), e.g. the --out of `captionrnn prepare flickr8k`")
-    return load_coco_data(spec, **kwargs)
+    return load_coco_data(spec, **{"images": True, **kwargs})
 
 
 def split_images(data, split, image_idxs):
     """Pixel images of the given images of ``split`` for galleries: a list of (h, w, 3) uint8 arrays, with
-    None where no local image file is available (COCO's urls point to the web, which is not fetched)."""
+    None where no local image file is available (COCO's urls point to the web, which is not fetched).
+
+    Reads ``data['{split}_images']`` when the loader found the folder's images file, else the local files
+    the ``{split}_urls`` name."""
     from pathlib import Path
     if f"{split}_images" in data:
         return [data[f"{split}_images"][i] for i in image_idxs]

@@ -37,6 +37,11 @@ def spatial_file(split):
     return f"{split}2014_spatial.h5"
 
 
+def images_file(split):
+    """Optional pixels of a split (shapes writes it): dataset ``images``, uint8 (Nimg, height, width, 3)."""
+    return f"{split}2014_images.h5"
+
+
 def urls_file(split):
     return f"{split}2014_urls.txt"
 
@@ -112,7 +117,7 @@ def _read_urls(path):
     return np.asarray(urls)
 
 
-def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None):
+def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None, images=False):
     """Load a captioning dataset in the CS231n COCO layout (also Flickr8k and shapes folders).
 
     Inputs:
@@ -122,6 +127,7 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None):
       (``np.random.randint``, so ``np.random.seed`` reproduces the course's subsample)
     - pca_features: read ``*_vgg16_fc7_pca.h5`` (512-d for COCO) instead of ``*_vgg16_fc7.h5`` (4096-d)
     - seed: if given, draw the subsample from ``np.random.RandomState(seed)`` instead of the global state
+    - images: also read ``{split}2014_images.h5`` into ``{split}_images`` where the folder has it
 
     Returns a dict with
     - train_captions, val_captions: int (N, T+1); train_image_idxs, val_image_idxs: int (N,) rows of the features
@@ -129,7 +135,8 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None):
     - idx_to_word: list of V words; word_to_idx: dict
     - train_urls, val_urls: str arrays (Nimg,)
     and, when the folder has them, the same ``test_*`` keys, ``{split}_spatial_features`` float32
-    (Nimg, C, 4, 4) and ``info`` (the dataset.json manifest).
+    (Nimg, C, 4, 4), ``info`` (the dataset.json manifest) and, with ``images=True``, ``{split}_images``
+    uint8 (Nimg, height, width, 3).
     """
     base = Path(base_dir).expanduser() if base_dir is not None else default_coco_dir()
     data = {}
@@ -147,6 +154,9 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None):
         data[f"{split}_features"] = _read_float32(base / features_file(split, pca_features))
         if (base / spatial_file(split)).is_file():
             data[f"{split}_spatial_features"] = _read_float32(base / spatial_file(split))
+        if images and (base / images_file(split)).is_file():
+            with _open_h5(base / images_file(split)) as f:
+                data[f"{split}_images"] = np.asarray(_dataset(f, "images", base / images_file(split)))
 
     vocab_path = base / VOCAB_FILE
     if not vocab_path.is_file():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captionrnn.data.coco import SPLITS, load_coco_data, write_dataset
+from captionrnn.data.coco import SPLITS, images_file, load_coco_data, write_dataset
 from captionrnn.data.vocab import build_vocab, encode_captions
 
 VERSION = 1
@@ -403,7 +403,7 @@ def build_shapes(out_dir=None, num_train=DEFAULT_SIZES["train"], num_val=DEFAULT
             "vocab_size": len(vocab["idx_to_word"]), "max_length": max_length}
     write_dataset(tmp, splits, vocab, info=info)
     for name, (images, annotations, _) in gen.items():
-        with h5py.File(tmp / f"{name}2014_images.h5", "w") as f:
+        with h5py.File(tmp / images_file(name), "w") as f:
             f.create_dataset("images", data=images)
         with open(tmp / f"{name}2014_annotations.json", "w", encoding="utf-8") as f:
             json.dump(annotations, f)
@@ -433,16 +433,12 @@ def load_shapes(num_train=DEFAULT_SIZES["train"], num_val=DEFAULT_SIZES["val"], 
     path = shapes_dir(num_train, num_val, num_test, seed, cache_dir)
     if rebuild or not (path / "dataset.json").is_file():
         build_shapes(path, num_train, num_val, num_test, seed, verbose=verbose)
-    data = load_coco_data(path, max_train=max_train, pca_features=pca_features)
+    data = load_coco_data(path, max_train=max_train, pca_features=pca_features, images=images)
     for split in SPLITS:
         if f"{split}_captions" not in data:
             continue
         with open(path / f"{split}2014_annotations.json", encoding="utf-8") as f:
             data[f"{split}_annotations"] = json.load(f)
-        if images:
-            import h5py
-            with h5py.File(path / f"{split}2014_images.h5", "r") as f:
-                data[f"{split}_images"] = f["images"][()]
     return data
 
 
