@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from captionrnn.gradient_check import eval_numerical_gradient_array, rel_error
+import layer_checks
+from captionrnn.gradient_check import eval_numerical_gradient_array
 from captionrnn.rnn_layers import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 
 REL_TOL = 1e-4
@@ -20,19 +21,12 @@ NORM_TOL = 1e-7
 
 
 def assert_grad_close(num, ana, name):
-    rel = rel_error(num, ana)
-    norm = np.max(np.abs(num - ana)) / np.max(np.abs(ana))
-    assert rel < REL_TOL, f"{name}: rel_error {rel:.2e} >= {REL_TOL:g}"
-    assert norm < NORM_TOL, f"{name}: normwise error {norm:.2e} >= {NORM_TOL:g}"
+    layer_checks.assert_grad_close(num, ana, name, REL_TOL, NORM_TOL)
 
 
 def params(rng, D, H, dtype=np.float64):
     """Wx (D, 3H), Wh (H, 3H), bx (3H,), bh (3H,) scaled so that gate pre-activations are O(1)."""
-    Wx = rng.standard_normal((D, 3 * H)) / np.sqrt(D)
-    Wh = rng.standard_normal((H, 3 * H)) / np.sqrt(H)
-    bx = rng.standard_normal(3 * H)
-    bh = rng.standard_normal(3 * H)
-    return tuple(a.astype(dtype) for a in (Wx, Wh, bx, bh))
+    return layer_checks.cell_params(rng, D, H, gates=3, biases=2, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- golden values
@@ -196,14 +190,9 @@ def _run_all(x, h0, Wx, Wh, bx, bh, dh, dnext_h):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dtype_is_kept(backend, rng, dtype):
-    for name, out in zip(NAMES_OUT, _run_all(*_inputs(rng, dtype))):
-        assert out.dtype == dtype, f"{name} is {out.dtype}, expected {np.dtype(dtype)}"
+    layer_checks.assert_dtype_kept(_run_all, _inputs(rng, dtype), NAMES_OUT, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inputs_are_not_mutated(backend, rng, dtype):
-    inputs = _inputs(rng, dtype)
-    copies = [a.copy() for a in inputs]
-    _run_all(*inputs)
-    for name, a, c in zip(NAMES_IN, inputs, copies):
-        np.testing.assert_array_equal(a, c, err_msg=f"{name} was modified")
+    layer_checks.assert_inputs_not_mutated(_run_all, _inputs(rng, dtype), NAMES_IN)

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+import layer_checks
 from captionrnn.gradient_check import eval_numerical_gradient_array, rel_error
 from captionrnn.rnn_layers import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 
@@ -19,18 +20,12 @@ NORM_TOL = 1e-7
 
 
 def assert_grad_close(num, ana, name):
-    rel = rel_error(num, ana)
-    norm = np.max(np.abs(num - ana)) / np.max(np.abs(ana))
-    assert rel < REL_TOL, f"{name}: rel_error {rel:.2e} >= {REL_TOL:g}"
-    assert norm < NORM_TOL, f"{name}: normwise error {norm:.2e} >= {NORM_TOL:g}"
+    layer_checks.assert_grad_close(num, ana, name, REL_TOL, NORM_TOL)
 
 
 def params(rng, D, H, dtype=np.float64):
     """Wx (D, 4H), Wh (H, 4H), b (4H,) scaled so that gate pre-activations are O(1)."""
-    Wx = rng.standard_normal((D, 4 * H)) / np.sqrt(D)
-    Wh = rng.standard_normal((H, 4 * H)) / np.sqrt(H)
-    b = rng.standard_normal(4 * H)
-    return Wx.astype(dtype), Wh.astype(dtype), b.astype(dtype)
+    return layer_checks.cell_params(rng, D, H, gates=4, biases=1, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- golden values
@@ -205,14 +200,9 @@ def _run_all(x, h0, c, Wx, Wh, b, dh, dnext_h, dnext_c):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dtype_is_kept(backend, rng, dtype):
-    for name, out in zip(NAMES_OUT, _run_all(*_inputs(rng, dtype))):
-        assert out.dtype == dtype, f"{name} is {out.dtype}, expected {np.dtype(dtype)}"
+    layer_checks.assert_dtype_kept(_run_all, _inputs(rng, dtype), NAMES_OUT, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inputs_are_not_mutated(backend, rng, dtype):
-    inputs = _inputs(rng, dtype)
-    copies = [a.copy() for a in inputs]
-    _run_all(*inputs)
-    for name, a, c in zip(NAMES_IN, inputs, copies):
-        np.testing.assert_array_equal(a, c, err_msg=f"{name} was modified")
+    layer_checks.assert_inputs_not_mutated(_run_all, _inputs(rng, dtype), NAMES_IN)

@@ -9,6 +9,7 @@ A wrong formula gives errors of 1e-2 or more on either measure.
 import numpy as np
 import pytest
 
+import layer_checks
 from captionrnn.gradient_check import eval_numerical_gradient_array, rel_error
 from captionrnn.rnn_layers import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 
@@ -17,18 +18,12 @@ NORM_TOL = 1e-7
 
 
 def assert_grad_close(num, ana, name):
-    rel = rel_error(num, ana)
-    norm = np.max(np.abs(num - ana)) / np.max(np.abs(ana))
-    assert rel < REL_TOL, f"{name}: rel_error {rel:.2e} >= {REL_TOL:g}"
-    assert norm < NORM_TOL, f"{name}: normwise error {norm:.2e} >= {NORM_TOL:g}"
+    layer_checks.assert_grad_close(num, ana, name, REL_TOL, NORM_TOL)
 
 
 def params(rng, D, H, dtype=np.float64):
     """Wx, Wh, b scaled so that pre-activations are O(1) and tanh is not saturated."""
-    Wx = rng.standard_normal((D, H)) / np.sqrt(D)
-    Wh = rng.standard_normal((H, H)) / np.sqrt(H)
-    b = rng.standard_normal(H)
-    return Wx.astype(dtype), Wh.astype(dtype), b.astype(dtype)
+    return layer_checks.cell_params(rng, D, H, gates=1, biases=1, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- golden values
@@ -183,14 +178,9 @@ def _run_all(x, h0, Wx, Wh, b, dh, dnext_h):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dtype_is_kept(backend, rng, dtype):
-    for name, out in zip(NAMES_OUT, _run_all(*_inputs(rng, dtype))):
-        assert out.dtype == dtype, f"{name} is {out.dtype}, expected {np.dtype(dtype)}"
+    layer_checks.assert_dtype_kept(_run_all, _inputs(rng, dtype), NAMES_OUT, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inputs_are_not_mutated(backend, rng, dtype):
-    inputs = _inputs(rng, dtype)
-    copies = [a.copy() for a in inputs]
-    _run_all(*inputs)
-    for name, a, c in zip(NAMES_IN, inputs, copies):
-        np.testing.assert_array_equal(a, c, err_msg=f"{name} was modified")
+    layer_checks.assert_inputs_not_mutated(_run_all, _inputs(rng, dtype), NAMES_IN)
