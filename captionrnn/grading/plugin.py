@@ -257,6 +257,26 @@ class Grading:
             pytest.fail(f"{name}: relative error {err:.2e} > tolerance {tol:.0e} against the expected values",
                         pytrace=False)
 
+    def check_backward(self, forward, backward, args, names, rng, upstream=1, tol=1e-7):
+        """Gradient-check a forward/backward pair of the submission.
+
+        ``forward(*args)`` returns ``(out_1, ..., cache)``; a random upstream gradient is drawn for every
+        output, the first ``upstream`` of them go into ``backward(*douts, cache)``, and its results (one per
+        name in ``names``: the last ``len(names)`` of ``args``, in order) are compared with centred
+        differences of sum_k <out_k, dout_k> (see :meth:`gradcheck`).
+        """
+        import numpy as np
+        *outs, cache = forward(*args)
+        douts = [rng.standard_normal(np.shape(o)) for o in outs]
+        result = backward(*douts[:upstream], cache)
+        grads = self.unpack(backward.__name__, result if len(names) > 1 else (result,), len(names))
+
+        def f():
+            return sum(float(np.sum(o * d)) for o, d in zip(forward(*args)[:upstream], douts))
+
+        for name, value, grad in zip(names, args[len(args) - len(names):], grads):
+            self.gradcheck(name, f, value, grad, tol=tol)
+
     def gradcheck(self, name, f, x, analytic, tol=1e-7, h=1e-5):
         """Centred differences of the scalar f() in x (perturbed in place) against ``analytic``, normwise."""
         import numpy as np

@@ -127,15 +127,9 @@ def test_spatial_affine_backward_gradcheck(grading):
     features = rng.standard_normal((2, 3, 4, 4))
     W = rng.standard_normal((3, 5))
     b = rng.standard_normal(5)
-    *outs, cache = m.spatial_affine_forward(features, W, b)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("spatial_affine_backward", m.spatial_affine_backward(douts[0], cache), 3)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.spatial_affine_forward(features, W, b)[:1], douts))
-
-    for name, value, grad in zip(('features', 'W', 'b'), (features, W, b,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.spatial_affine_forward, m.spatial_affine_backward,
+                           (features, W, b),
+                           ('features', 'W', 'b'), rng)
 
 
 @pytest.mark.points(2, function="dot_product_attention")
@@ -407,12 +401,6 @@ def test_attention_backward_gradcheck(grading):
     Wh = rng.standard_normal((H, 4 * H)) / 2
     Wattn = rng.standard_normal((H, 4 * H)) / 2
     b = rng.standard_normal(4 * H)
-    *outs, cache = m.attention_forward(x, A, Wx, Wh, Wattn, b)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("attention_backward", m.attention_backward(douts[0], cache), 6)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.attention_forward(x, A, Wx, Wh, Wattn, b)[:1], douts))
-
-    for name, value, grad in zip(('x', 'A', 'Wx', 'Wh', 'Wattn', 'b'), (x, A, Wx, Wh, Wattn, b,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.attention_forward, m.attention_backward,
+                           (x, A, Wx, Wh, Wattn, b),
+                           ('x', 'A', 'Wx', 'Wh', 'Wattn', 'b'), rng)

@@ -116,15 +116,9 @@ def test_gru_step_backward_gradcheck(grading):
     Wh = rng.standard_normal((H, 3 * H)) / 2
     bx = rng.standard_normal(3 * H)
     bh = rng.standard_normal(3 * H)
-    *outs, cache = m.gru_step_forward(x, prev_h, Wx, Wh, bx, bh)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("gru_step_backward", m.gru_step_backward(*douts, cache), 6)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.gru_step_forward(x, prev_h, Wx, Wh, bx, bh)[:1], douts))
-
-    for name, value, grad in zip(('x', 'prev_h', 'Wx', 'Wh', 'bx', 'bh'), (x, prev_h, Wx, Wh, bx, bh,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.gru_step_forward, m.gru_step_backward,
+                           (x, prev_h, Wx, Wh, bx, bh),
+                           ('x', 'prev_h', 'Wx', 'Wh', 'bx', 'bh'), rng)
 
 
 @pytest.mark.points(2, function="gru_forward")
@@ -221,12 +215,6 @@ def test_gru_backward_gradcheck(grading):
     Wh = rng.standard_normal((H, 3 * H)) / 2
     bx = rng.standard_normal(3 * H)
     bh = rng.standard_normal(3 * H)
-    *outs, cache = m.gru_forward(x, h0, Wx, Wh, bx, bh)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("gru_backward", m.gru_backward(douts[0], cache), 6)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.gru_forward(x, h0, Wx, Wh, bx, bh)[:1], douts))
-
-    for name, value, grad in zip(('x', 'h0', 'Wx', 'Wh', 'bx', 'bh'), (x, h0, Wx, Wh, bx, bh,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.gru_forward, m.gru_backward,
+                           (x, h0, Wx, Wh, bx, bh),
+                           ('x', 'h0', 'Wx', 'Wh', 'bx', 'bh'), rng)

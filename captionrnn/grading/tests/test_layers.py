@@ -69,15 +69,7 @@ def test_affine_backward_gradcheck(grading):
     x = rng.standard_normal((3, 2, 4))
     w = rng.standard_normal((8, 5))
     b = rng.standard_normal(5)
-    *outs, cache = m.affine_forward(x, w, b)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("affine_backward", m.affine_backward(douts[0], cache), 3)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.affine_forward(x, w, b)[:1], douts))
-
-    for name, value, grad in zip(('x', 'w', 'b'), (x, w, b,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.affine_forward, m.affine_backward, (x, w, b), ('x', 'w', 'b'), rng)
 
 
 @pytest.mark.points(2, function="temporal_affine_forward")
@@ -129,15 +121,7 @@ def test_temporal_affine_backward_gradcheck(grading):
     x = rng.standard_normal((2, 4, 3))
     w = rng.standard_normal((3, 5))
     b = rng.standard_normal(5)
-    *outs, cache = m.temporal_affine_forward(x, w, b)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("temporal_affine_backward", m.temporal_affine_backward(douts[0], cache), 3)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.temporal_affine_forward(x, w, b)[:1], douts))
-
-    for name, value, grad in zip(('x', 'w', 'b'), (x, w, b,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.temporal_affine_forward, m.temporal_affine_backward, (x, w, b), ('x', 'w', 'b'), rng)
 
 
 @pytest.mark.points(2, function="word_embedding_forward")
@@ -181,15 +165,7 @@ def test_word_embedding_backward_gradcheck(grading):
     rng = np.random.default_rng(231)
     x = np.array([[0, 3, 1, 3], [2, 3, 0, 4]])
     W = rng.standard_normal((5, 3))
-    *outs, cache = m.word_embedding_forward(x, W)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("word_embedding_backward", (m.word_embedding_backward(douts[0], cache),), 1)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.word_embedding_forward(x, W)[:1], douts))
-
-    for name, value, grad in zip(('W',), (W,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.word_embedding_forward, m.word_embedding_backward, (x, W), ('W',), rng)
 
 
 @pytest.mark.points(2, function="temporal_softmax_loss")

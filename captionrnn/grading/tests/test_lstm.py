@@ -134,15 +134,9 @@ def test_lstm_step_backward_gradcheck(grading):
     Wx = rng.standard_normal((D, 4 * H)) / 2
     Wh = rng.standard_normal((H, 4 * H)) / 2
     b = rng.standard_normal(4 * H)
-    *outs, cache = m.lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("lstm_step_backward", m.lstm_step_backward(*douts, cache), 6)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b)[:2], douts))
-
-    for name, value, grad in zip(('x', 'prev_h', 'prev_c', 'Wx', 'Wh', 'b'), (x, prev_h, prev_c, Wx, Wh, b,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.lstm_step_forward, m.lstm_step_backward,
+                           (x, prev_h, prev_c, Wx, Wh, b),
+                           ('x', 'prev_h', 'prev_c', 'Wx', 'Wh', 'b'), rng, upstream=2)
 
 
 @pytest.mark.points(2, function="lstm_forward")
@@ -245,12 +239,4 @@ def test_lstm_backward_gradcheck(grading):
     Wx = rng.standard_normal((D, 4 * H)) / 2
     Wh = rng.standard_normal((H, 4 * H)) / 2
     b = rng.standard_normal(4 * H)
-    *outs, cache = m.lstm_forward(x, h0, Wx, Wh, b)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("lstm_backward", m.lstm_backward(douts[0], cache), 5)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.lstm_forward(x, h0, Wx, Wh, b)[:1], douts))
-
-    for name, value, grad in zip(('x', 'h0', 'Wx', 'Wh', 'b'), (x, h0, Wx, Wh, b,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.lstm_forward, m.lstm_backward, (x, h0, Wx, Wh, b), ('x', 'h0', 'Wx', 'Wh', 'b'), rng)

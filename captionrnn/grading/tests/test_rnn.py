@@ -80,15 +80,9 @@ def test_rnn_step_backward_gradcheck(grading):
     Wx = rng.standard_normal((D, 1 * H)) / 2
     Wh = rng.standard_normal((H, 1 * H)) / 2
     b = rng.standard_normal(1 * H)
-    *outs, cache = m.rnn_step_forward(x, prev_h, Wx, Wh, b)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("rnn_step_backward", m.rnn_step_backward(*douts, cache), 5)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.rnn_step_forward(x, prev_h, Wx, Wh, b)[:1], douts))
-
-    for name, value, grad in zip(('x', 'prev_h', 'Wx', 'Wh', 'b'), (x, prev_h, Wx, Wh, b,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.rnn_step_forward, m.rnn_step_backward,
+                           (x, prev_h, Wx, Wh, b),
+                           ('x', 'prev_h', 'Wx', 'Wh', 'b'), rng)
 
 
 @pytest.mark.points(2, function="rnn_forward")
@@ -156,12 +150,4 @@ def test_rnn_backward_gradcheck(grading):
     Wx = rng.standard_normal((D, 1 * H)) / 2
     Wh = rng.standard_normal((H, 1 * H)) / 2
     b = rng.standard_normal(1 * H)
-    *outs, cache = m.rnn_forward(x, h0, Wx, Wh, b)
-    douts = [rng.standard_normal(np.shape(o)) for o in outs]
-    grads = grading.unpack("rnn_backward", m.rnn_backward(douts[0], cache), 5)
-
-    def f():
-        return sum(float(np.sum(o * d)) for o, d in zip(m.rnn_forward(x, h0, Wx, Wh, b)[:1], douts))
-
-    for name, value, grad in zip(('x', 'h0', 'Wx', 'Wh', 'b'), (x, h0, Wx, Wh, b,), grads):
-        grading.gradcheck(name, f, value, grad, tol=1e-07)
+    grading.check_backward(m.rnn_forward, m.rnn_backward, (x, h0, Wx, Wh, b), ('x', 'h0', 'Wx', 'Wh', 'b'), rng)
