@@ -98,3 +98,19 @@ def test_divergence_is_reported_as_an_error(tiny_shapes, tmp_path, capsys):
     with pytest.raises(SystemExit, match="iteration .* lower learning rate"):
         main(["train", "--data", str(tiny_shapes), "--epochs", "3", "--lr", "1e38", "--grad-clip", "0",
               "--no-metrics", "--out", str(tmp_path)] + TINY)
+
+
+@pytest.mark.parametrize("command", ["sample", "evaluate"])
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, command, capsys):
+    bad = tmp_path / "model.npz"
+    bad.write_bytes(b"not a checkpoint")
+    assert main([command, "--checkpoint", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"captionrnn {command}: error: cannot read checkpoint {bad}" in err
+
+
+def test_corrupt_resume_checkpoint_is_a_clear_error(tiny_shapes, tmp_path, capsys):
+    bad = tmp_path / "epoch_001.npz"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["train", "--data", str(tiny_shapes), "--resume", str(bad), "--out", str(tmp_path / "o")] + TINY) == 1
+    assert "cannot read checkpoint" in capsys.readouterr().err

@@ -34,8 +34,12 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from captionrnn.checkpoint import CheckpointError
     try:
         return int(args.func(args) or 0)
+    except (CheckpointError, FileNotFoundError) as e:  # a corrupt or missing file the user named: no traceback
+        print(f"captionrnn {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
