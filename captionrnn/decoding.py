@@ -152,6 +152,10 @@ def _stepwise(model, features, max_length, choose):
 def greedy(model, features, max_length=30):
     """Greedy decoding: feed back the highest-scoring word; the same captions as ``model.sample``.
 
+    Two loops on purpose: ``CaptioningRNN.sample`` is the one students write in the assignment and must
+    stand alone; this one shares :func:`_stepwise` with the sampling decoders and adds log-probabilities.
+    tests/test_decoding.py checks that both give identical captions for every cell type.
+
     - features: image features, shape (N, D) (spatial cells: (N, D, h, w)), of the model's dtype
     - max_length: number of words to generate, an int >= 1
     Returns a :class:`Decoded`: captions (N, max_length) int64, log_probs (N,), attention or None.
