@@ -5,23 +5,8 @@ import numpy as np
 import pytest
 
 from captionrnn.attention import attention_forward, attention_weights, spatial_affine_forward
+from toy_data import toy_captions, toy_vocab
 from captionrnn.model import CELLS, CaptioningRNN
-
-
-def toy_vocab(V=10):
-    words = ["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(V - 4)]
-    return {w: i for i, w in enumerate(words)}
-
-
-def toy_captions(rng, n, T1, V):
-    """Captions <START> w... <END> <NULL>..., shape (n, T1)."""
-    caps = np.zeros((n, T1), np.int64)
-    for i in range(n):
-        L = rng.integers(3, T1 - 2)
-        caps[i, 0] = 1
-        caps[i, 1:L + 1] = rng.integers(4, V, L)
-        caps[i, L + 1] = 2
-    return caps
 
 
 def attention_model(C=3, W=4, H=5, V=8, dtype=np.float64, seed=1):

@@ -4,25 +4,10 @@ import time
 import numpy as np
 import pytest
 
+from toy_data import toy_captions, toy_vocab
 from captionrnn.model import CELLS, CaptioningRNN
 
 CELL_TYPES = ["rnn", "lstm", "gru"]
-
-
-def toy_vocab(V=10):
-    words = ["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(V - 4)]
-    return {w: i for i, w in enumerate(words)}
-
-
-def toy_captions(rng, n, T1, V):
-    """Captions <START> w... <END> <NULL>..., shape (n, T1)."""
-    caps = np.zeros((n, T1), np.int64)
-    for i in range(n):
-        L = rng.integers(3, T1 - 2)
-        caps[i, 0] = 1
-        caps[i, 1:L + 1] = rng.integers(4, V, L)
-        caps[i, L + 1] = 2
-    return caps
 
 
 def notebook_model(cell_type, feature_range=(-1.5, 0.3)):
