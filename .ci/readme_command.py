@@ -1,4 +1,5 @@
 """Print the Nth command line of the first fenced block under README.md's Quickstart heading."""
+
 import re
 import sys
 from pathlib import Path

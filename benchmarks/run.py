@@ -38,6 +38,7 @@ measured). The default is 1 thread because at N=50 the per-timestep multiplies g
 thread and the suite was written on a 2-core machine shared with other jobs, where any spin-waiting pool
 makes timings meaningless; on a quiet machine try ``--threads 0`` (all cores).
 """
+
 import argparse
 import os
 import sys
@@ -54,20 +55,43 @@ COCO_SHAPES = {"train": (82783, 400135), "val": (40504, 195954)}  # (images, cap
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="3 repeats (default 7) and 2 decoding repeats")
-    p.add_argument("--smoke", action="store_true",
-                   help="tiny sizes, 1 repeat, no memory or compile measurement (for tests)")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (median reported)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS/torch threads for both frameworks; 0 = all cores")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="3 repeats (default 7) and 2 decoding repeats"
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, 1 repeat, no memory or compile measurement (for tests)",
+    )
+    p.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats per cell (median reported)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS/torch threads for both frameworks; 0 = all cores",
+    )
     p.add_argument("--cells", default=",".join(CELL_NAMES), help="comma-separated cells to time")
     p.add_argument("--dtypes", default="float32,float64", help="comma-separated dtypes")
-    p.add_argument("--skip-memory", action="store_true", help="skip the COCO-shaped loading measurement")
-    p.add_argument("--memory-scale", type=float, default=0.1,
-                   help="fraction of COCO's array sizes for the memory measurement (1 = full, ~2.2 GB on disk)")
-    p.add_argument("--skip-compile", action="store_true", help="skip the JIT compile-time measurement")
-    p.add_argument("--skip-decode", action="store_true", help="skip the decoding throughput measurement")
+    p.add_argument(
+        "--skip-memory", action="store_true", help="skip the COCO-shaped loading measurement"
+    )
+    p.add_argument(
+        "--memory-scale",
+        type=float,
+        default=0.1,
+        help="fraction of COCO's array sizes for the memory measurement (1 = full, ~2.2 GB on disk)",
+    )
+    p.add_argument(
+        "--skip-compile", action="store_true", help="skip the JIT compile-time measurement"
+    )
+    p.add_argument(
+        "--skip-decode", action="store_true", help="skip the decoding throughput measurement"
+    )
     p.add_argument("--out", default=str(HERE / "results.md"), help="markdown file to write")
     args = p.parse_args(argv)
     if args.smoke:
@@ -93,6 +117,7 @@ def log(msg):
 
 # ---------------------------------------------------------------------------------------------- helpers
 
+
 def load_torch():
     """The torch module, or None when it is missing or hidden with CAPTIONRNN_BENCH_NO_TORCH=1."""
     if os.environ.get("CAPTIONRNN_BENCH_NO_TORCH", "") not in ("", "0"):
@@ -107,12 +132,17 @@ def load_torch():
 def openblas_threads():
     """Threads of numpy's OpenBLAS, read from the library itself (None if it cannot be found)."""
     import ctypes
+
     import numpy as np
+
     libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
     for lib in sorted(libs.glob("*openblas*")):
         dll = ctypes.CDLL(str(lib))
-        for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                     "openblas_get_num_threads"):
+        for name in (
+            "scipy_openblas_get_num_threads64_",
+            "openblas_get_num_threads64_",
+            "openblas_get_num_threads",
+        ):
             if hasattr(dll, name):
                 return int(getattr(dll, name)())
     return None
@@ -127,6 +157,7 @@ def median_time(fn):
 def make_batch(cell, dtype, sizes, rng):
     """Features and COCO-like padded captions (N, T+1): <START>, 8..16 words, <END>, then <NULL>."""
     import numpy as np
+
     N, T, D, V = sizes["N"], sizes["T"], sizes["D"], sizes["V"]
     shape = (N, D, 4, 4) if cell == "attention" else (N, D)
     features = rng.standard_normal(shape).astype(dtype)
@@ -135,7 +166,7 @@ def make_batch(cell, dtype, sizes, rng):
     lo, hi = (8, 16) if T >= 16 else (max(1, T // 2), T - 1)
     lengths = rng.integers(lo, hi + 1, N)
     for n, L in enumerate(lengths):
-        captions[n, 1:L + 1] = rng.integers(4, V, L)
+        captions[n, 1 : L + 1] = rng.integers(4, V, L)
         if L + 1 <= T:
             captions[n, L + 1] = 2  # <END>
     return features, captions
@@ -171,75 +202,117 @@ def step_flops(cell, N, T, W, H, D, V, K=16):
 def gemm_peak(dtype, n=2048, repeats=5):
     """Best GFLOP/s of an (n, n) @ (n, n) product in numpy (OpenBLAS) with the threads in effect."""
     import numpy as np
+
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     out = np.empty((n, n), dtype=dtype)
     np.matmul(a, b, out=out)
     best = min(median_time(lambda: np.matmul(a, b, out=out)) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 # ---------------------------------------------------------------------------------------------- parts
 
+
 def bench_training(args, sizes, torch):
     import numpy as np
+
     import captionrnn
     from captionrnn.model import CaptioningRNN
+
     rows = []
     for dname in args.dtypes.split(","):
         dtype = np.dtype(dname)
         for cell in args.cells.split(","):
             rng = np.random.default_rng(0)
-            model = CaptioningRNN(vocab(sizes["V"]), input_dim=sizes["D"], wordvec_dim=sizes["W"],
-                                  hidden_dim=sizes["H"], cell_type=cell, dtype=dtype, seed=0)
+            model = CaptioningRNN(
+                vocab(sizes["V"]),
+                input_dim=sizes["D"],
+                wordvec_dim=sizes["W"],
+                hidden_dim=sizes["H"],
+                cell_type=cell,
+                dtype=dtype,
+                seed=0,
+            )
             features, captions = make_batch(cell, dtype, sizes, rng)
             runs = {}
             for backend in ("numba", "numpy"):
+
                 def ours(backend=backend):
                     with captionrnn.use_backend(backend):
                         return model.loss(features, captions)
+
                 runs[backend] = ours
             if torch is not None:
                 from torch_models import make_torch_step
+
                 runs["torch"] = make_torch_step(cell, model.params, features, captions)
             losses = {}
             for name, fn in runs.items():  # warm-up (JIT, allocator), and the loss for the check
                 out = fn()
                 losses[name] = float(out[0]) if isinstance(out, tuple) else float(out)
                 if isinstance(out, tuple):
-                    assert all(g.dtype == dtype for g in out[1].values()), f"{name} {cell}: a gradient changed dtype"
+                    assert all(g.dtype == dtype for g in out[1].values()), (
+                        f"{name} {cell}: a gradient changed dtype"
+                    )
             times = {name: [] for name in runs}
             for _ in range(args.repeats):  # interleaved, so a noisy moment hits every framework
                 for name, fn in runs.items():
                     times[name].append(median_time(fn))
             med = {name: float(np.median(t)) for name, t in times.items()}
             flops = step_flops(cell, **sizes)
-            row = dict(cell=cell, dtype=dname, numba=med["numba"], numpy=med["numpy"], torch=med.get("torch"),
-                       live=float((captions[:, 1:] != 0).mean()),
-                       gflops=flops / med["numba"] / 1e9, flops=flops,
-                       loss_diff=(abs(losses["numba"] - losses["torch"]) / abs(losses["torch"])
-                                  if "torch" in losses else None),
-                       spread={name: (float(np.min(t)), float(np.max(t))) for name, t in times.items()})
+            row = dict(
+                cell=cell,
+                dtype=dname,
+                numba=med["numba"],
+                numpy=med["numpy"],
+                torch=med.get("torch"),
+                live=float((captions[:, 1:] != 0).mean()),
+                gflops=flops / med["numba"] / 1e9,
+                flops=flops,
+                loss_diff=(
+                    abs(losses["numba"] - losses["torch"]) / abs(losses["torch"])
+                    if "torch" in losses
+                    else None
+                ),
+                spread={name: (float(np.min(t)), float(np.max(t))) for name, t in times.items()},
+            )
             rows.append(row)
             ratio = f", ours/torch {row['numba'] / row['torch']:.2f}" if row["torch"] else ""
-            log(f"  step {cell:9s} {dname}: " + ", ".join(
-                f"{name} {med[name] * 1e3:.1f} ms ({lo * 1e3:.0f}-{hi * 1e3:.0f})"
-                for name, (lo, hi) in row["spread"].items()) + ratio)
+            log(
+                f"  step {cell:9s} {dname}: "
+                + ", ".join(
+                    f"{name} {med[name] * 1e3:.1f} ms ({lo * 1e3:.0f}-{hi * 1e3:.0f})"
+                    for name, (lo, hi) in row["spread"].items()
+                )
+                + ratio
+            )
     return rows
 
 
 def bench_decode(args, sizes):
     import numpy as np
+
     from captionrnn import decoding
     from captionrnn.model import CaptioningRNN
+
     n_img = 8 if args.smoke else 100
     L = min(16, sizes["T"])
-    model = CaptioningRNN(vocab(sizes["V"]), input_dim=sizes["D"], wordvec_dim=sizes["W"],
-                          hidden_dim=sizes["H"], cell_type="lstm", dtype=np.float32, seed=0)
+    model = CaptioningRNN(
+        vocab(sizes["V"]),
+        input_dim=sizes["D"],
+        wordvec_dim=sizes["W"],
+        hidden_dim=sizes["H"],
+        cell_type="lstm",
+        dtype=np.float32,
+        seed=0,
+    )
     features = np.random.default_rng(1).standard_normal((n_img, sizes["D"])).astype(np.float32)
-    runs = {"greedy": lambda: decoding.greedy(model, features, max_length=L),
-            "beam-5": lambda: decoding.beam_search(model, features, beam_width=5, max_length=L)}
+    runs = {
+        "greedy": lambda: decoding.greedy(model, features, max_length=L),
+        "beam-5": lambda: decoding.beam_search(model, features, beam_width=5, max_length=L),
+    }
     steps = {}
     for name, fn in runs.items():
         out = fn()
@@ -251,8 +324,10 @@ def bench_decode(args, sizes):
             times[name].append(median_time(fn))
     med = {name: float(np.median(t)) for name, t in times.items()}
     res = dict(images=n_img, max_length=L, greedy=med["greedy"], beam=med["beam-5"], longest=steps)
-    log(f"  decode: greedy {n_img / med['greedy']:.0f} captions/s, beam-5 {n_img / med['beam-5']:.0f} captions/s, "
-        f"beam/greedy {med['beam-5'] / med['greedy']:.2f}x")
+    log(
+        f"  decode: greedy {n_img / med['greedy']:.0f} captions/s, beam-5 {n_img / med['beam-5']:.0f} captions/s, "
+        f"beam/greedy {med['beam-5'] / med['greedy']:.2f}x"
+    )
     return res
 
 
@@ -270,12 +345,18 @@ print(t1 - t0, t2 - t1)
 def bench_compile():
     import subprocess
     import tempfile
+
     res = {}
     with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for kind in ("cold", "warm"):
-            out = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET], env=env, capture_output=True,
-                                 text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", COMPILE_SNIPPET],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             imp, warm = (float(v) for v in out.stdout.split())
             res[kind] = (imp, warm)
             log(f"  JIT {kind}: import {imp:.2f} s, warmup() {warm:.2f} s")
@@ -308,16 +389,21 @@ print(before, peak, arrays)
 def write_coco_shaped(folder, scale, rng):
     """Synthetic files in the CS231n layout with COCO's shapes times ``scale`` (written in chunks)."""
     import json
+
     import h5py
     import numpy as np
+
     from captionrnn.data import coco
+
     written = 0
     with h5py.File(folder / coco.CAPTIONS_FILE, "w") as f:
         for split, (n_img, n_cap) in COCO_SHAPES.items():
             n_img, n_cap = max(1, int(n_img * scale)), max(1, int(n_cap * scale))
             caps = rng.integers(0, 1004, (n_cap, 17)).astype(np.int32)
             f.create_dataset(f"{split}_captions", data=caps)
-            f.create_dataset(f"{split}_image_idxs", data=rng.integers(0, n_img, n_cap).astype(np.int32))
+            f.create_dataset(
+                f"{split}_image_idxs", data=rng.integers(0, n_img, n_cap).astype(np.int32)
+            )
             written += caps.nbytes
     for split, (n_img, _) in COCO_SHAPES.items():
         n_img = max(1, int(n_img * scale))
@@ -329,7 +415,9 @@ def write_coco_shaped(folder, scale, rng):
                     dset[lo:hi] = rng.standard_normal((hi - lo, dim), dtype=np.float32)
                 written += n_img * dim * 4
         with open(folder / coco.urls_file(split), "w") as f:
-            f.writelines(f"http://images.cocodataset.org/{split}2014/{i:012d}.jpg\n" for i in range(n_img))
+            f.writelines(
+                f"http://images.cocodataset.org/{split}2014/{i:012d}.jpg\n" for i in range(n_img)
+            )
     words = ["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(4, 1004)]
     with open(folder / coco.VOCAB_FILE, "w") as f:
         json.dump({"idx_to_word": words, "word_to_idx": {w: i for i, w in enumerate(words)}}, f)
@@ -339,23 +427,32 @@ def write_coco_shaped(folder, scale, rng):
 def bench_memory(scale):
     import subprocess
     import tempfile
+
     import numpy as np
+
     with tempfile.TemporaryDirectory(prefix="coco-shaped-") as tmp:
         log(f"  writing COCO-shaped files at scale {scale:g} to {tmp} ...")
         disk = write_coco_shaped(Path(tmp), scale, np.random.default_rng(0))
-        out = subprocess.run([sys.executable, "-c", MEMORY_SNIPPET, tmp], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_SNIPPET, tmp], capture_output=True, text=True, check=True
+        )
     before, peak, arrays = (int(v) for v in out.stdout.split())
-    res = dict(scale=scale, disk=disk, before=before, peak=peak, growth=peak - before, arrays=arrays)
-    log(f"  memory: arrays {arrays / 2 ** 20:.0f} MiB, peak RSS growth {(peak - before) / 2 ** 20:.0f} MiB "
-        f"({(peak - before) / arrays:.2f}x the arrays)")
+    res = dict(
+        scale=scale, disk=disk, before=before, peak=peak, growth=peak - before, arrays=arrays
+    )
+    log(
+        f"  memory: arrays {arrays / 2**20:.0f} MiB, peak RSS growth {(peak - before) / 2**20:.0f} MiB "
+        f"({(peak - before) / arrays:.2f}x the arrays)"
+    )
     return res
 
 
 # ---------------------------------------------------------------------------------------------- report
 
+
 def machine_info():
     import platform
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -370,6 +467,7 @@ def machine_info():
 
 def blas_info():
     import numpy as np
+
     try:
         cfg = np.show_config(mode="dicts")
         blas = cfg["Build Dependencies"]["blas"]
@@ -390,9 +488,12 @@ def fmt_ms(t):
 def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, memory, load, out):
     import numba
     import numpy as np
+
     cpu, cores = machine_info()
-    versions = (f"Python {sys.version.split()[0]}, numpy {np.__version__} ({blas_info()}), numba {numba.__version__}, "
-                + (f"torch {torch.__version__}" if torch is not None else "torch not used"))
+    versions = (
+        f"Python {sys.version.split()[0]}, numpy {np.__version__} ({blas_info()}), numba {numba.__version__}, "
+        + (f"torch {torch.__version__}" if torch is not None else "torch not used")
+    )
     torch_threads = torch.get_num_threads() if torch is not None else None
     lines = [
         "# captionrnn benchmark results",
@@ -419,9 +520,11 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
         peak = peaks[r["dtype"]]
         ratio = f"**{r['numba'] / r['torch']:.2f}**" if r["torch"] else "-"
         diff = f"{r['loss_diff']:.1e}" if r["loss_diff"] is not None else "-"
-        lines.append(f"| {r['cell']} | {r['dtype']} | {fmt_ms(r['numba'])} | {fmt_ms(r['numpy'])} | "
-                     f"{fmt_ms(r['torch'])} | {ratio} | {r['numpy'] / r['numba']:.2f} | {r['gflops']:.1f} | "
-                     f"{100 * r['gflops'] / peak:.0f}% | {diff} |")
+        lines.append(
+            f"| {r['cell']} | {r['dtype']} | {fmt_ms(r['numba'])} | {fmt_ms(r['numpy'])} | "
+            f"{fmt_ms(r['torch'])} | {ratio} | {r['numpy'] / r['numba']:.2f} | {r['gflops']:.1f} | "
+            f"{100 * r['gflops'] / peak:.0f}% | {diff} |"
+        )
     lines += [
         "",
         "Numba / PyTorch below 1 means we are faster. GFLOP/s = matmul FLOPs of the dense step (counted by "
@@ -432,7 +535,8 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
         "of the (n, t) here), so it performs fewer FLOPs than counted; PyTorch computes them all.",
         "",
         "Matrix-multiply peak measured in this run (numpy, 2048 x 2048 x 2048, best of 5, same threads): "
-        + ", ".join(f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()) + ".",
+        + ", ".join(f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items())
+        + ".",
         "",
     ]
     if decode:
@@ -450,25 +554,37 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
             "",
         ]
     if compile_:
-        lines += [
-            "## JIT compile time (`kernels.warmup()`, float32 and float64, in a fresh subprocess)",
-            "",
-            "| cache | import captionrnn.kernels s | warmup() s |",
-            "|---|---:|---:|",
-        ] + [f"| {k} ({'empty NUMBA_CACHE_DIR' if k == 'cold' else 'filled by the cold run'}) | {v[0]:.2f} | "
-             f"{v[1]:.2f} |" for k, v in compile_.items()] + [""]
+        lines += (
+            [
+                "## JIT compile time (`kernels.warmup()`, float32 and float64, in a fresh subprocess)",
+                "",
+                "| cache | import captionrnn.kernels s | warmup() s |",
+                "|---|---:|---:|",
+            ]
+            + [
+                f"| {k} ({'empty NUMBA_CACHE_DIR' if k == 'cold' else 'filled by the cold run'}) | {v[0]:.2f} | "
+                f"{v[1]:.2f} |"
+                for k, v in compile_.items()
+            ]
+            + [""]
+        )
     if memory:
         m = memory
         lines += [
             "## Peak memory of `load_coco_data(..., pca_features=False)`",
             "",
-            f"Synthetic files with COCO's shapes x {m['scale']:g} ({m['disk'] / 2 ** 20:.0f} MiB of arrays on disk"
-            + ("; the full size" if m["scale"] >= 1 else "; `--memory-scale 1` runs the full size, ~2.2 GB") + ").",
+            f"Synthetic files with COCO's shapes x {m['scale']:g} ({m['disk'] / 2**20:.0f} MiB of arrays on disk"
+            + (
+                "; the full size"
+                if m["scale"] >= 1
+                else "; `--memory-scale 1` runs the full size, ~2.2 GB"
+            )
+            + ").",
             "",
             "| arrays returned MiB | RSS before MiB | peak RSS MiB | growth MiB | growth / arrays |",
             "|---:|---:|---:|---:|---:|",
-            f"| {m['arrays'] / 2 ** 20:.0f} | {m['before'] / 2 ** 20:.0f} | {m['peak'] / 2 ** 20:.0f} | "
-            f"{m['growth'] / 2 ** 20:.0f} | **{m['growth'] / m['arrays']:.2f}** |",
+            f"| {m['arrays'] / 2**20:.0f} | {m['before'] / 2**20:.0f} | {m['peak'] / 2**20:.0f} | "
+            f"{m['growth'] / 2**20:.0f} | **{m['growth'] / m['arrays']:.2f}** |",
             "",
             "A growth near 1.0x the arrays means one copy in memory (2.0x would mean a temporary second copy).",
             "",
@@ -483,24 +599,41 @@ def main(argv=None):
     threads = set_threads(args.threads)
     sys.path.insert(0, str(HERE))  # torch_models
     import numpy as np
+
     torch = load_torch()
     if torch is not None:
         torch.set_num_threads(threads)
     from captionrnn import kernels
+
     kernels.warmup()
     sizes = SMOKE_SIZES if args.smoke else SIZES
     load_start = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    log(f"captionrnn benchmark: threads {threads}, torch {'on' if torch is not None else 'off'}, "
-        f"{args.repeats} repeats")
-    peaks = {d: gemm_peak(np.dtype(d), n=256 if args.smoke else 2048) for d in args.dtypes.split(",")}
+    log(
+        f"captionrnn benchmark: threads {threads}, torch {'on' if torch is not None else 'off'}, "
+        f"{args.repeats} repeats"
+    )
+    peaks = {
+        d: gemm_peak(np.dtype(d), n=256 if args.smoke else 2048) for d in args.dtypes.split(",")
+    }
     log("  matmul peak: " + ", ".join(f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()))
     rows = bench_training(args, sizes, torch)
     decode = None if args.skip_decode else bench_decode(args, sizes)
     compile_ = None if args.skip_compile else bench_compile()
     memory = None if args.skip_memory else bench_memory(args.memory_scale)
     load_end = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    out = write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, memory,
-                       (load_start, load_end), args.out)
+    out = write_report(
+        args,
+        sizes,
+        threads,
+        torch,
+        rows,
+        peaks,
+        decode,
+        compile_,
+        memory,
+        (load_start, load_end),
+        args.out,
+    )
     log(f"wrote {out}")
 
 

@@ -16,6 +16,7 @@ dot-product attention of h_{t-1} over the K projected cells and one fused gate m
 
 torch is imported inside :func:`make_torch_step`, so importing this module never needs it.
 """
+
 import math
 
 import numpy as np
@@ -39,10 +40,12 @@ def make_torch_step(cell, params, features, captions, null=0):
     Returns step() -> float loss.
     """
     import torch
-    from torch import nn
     import torch.nn.functional as F
+    from torch import nn
 
-    dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[features.dtype]
+    dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[
+        features.dtype
+    ]
     feats = torch.from_numpy(np.ascontiguousarray(features))
     caps = torch.from_numpy(np.asarray(captions, dtype=np.int64))
     cin, cout = caps[:, :-1], caps[:, 1:].reshape(-1)
@@ -67,7 +70,9 @@ def make_torch_step(cell, params, features, captions, null=0):
         scale = 1.0 / math.sqrt(H)
 
         def recurrent(x):
-            A = torch.einsum("nck,ch->nkh", feats.reshape(N, feats.shape[1], -1), W_proj) + b_proj  # (N, K, H)
+            A = (
+                torch.einsum("nck,ch->nkh", feats.reshape(N, feats.shape[1], -1), W_proj) + b_proj
+            )  # (N, K, H)
             h = c = A.mean(dim=1)
             xa = x @ Wx + b  # (N, T, 4H): every step's input projection at once
             Whattn = torch.cat([Wh, Wattn], dim=0)  # (2H, 4H): one gate matmul per step
@@ -83,7 +88,9 @@ def make_torch_step(cell, params, features, captions, null=0):
             return torch.stack(hs, dim=1)
     else:
         proj = nn.Linear(feats.shape[1], H, dtype=dtype)
-        rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](Wd, H, batch_first=True, dtype=dtype)
+        rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](
+            Wd, H, batch_first=True, dtype=dtype
+        )
         with torch.no_grad():
             proj.weight.copy_(torch.from_numpy(params["W_proj"].T.copy()))
             proj.bias.copy_(torch.from_numpy(params["b_proj"]))

@@ -28,8 +28,10 @@ def __getattr__(name):
     # Lazy so that `import captionrnn` stays cheap and never compiles kernels.
     if name == "CaptioningRNN":
         from captionrnn.model import CaptioningRNN
+
         return CaptioningRNN
     if name == "CaptioningSolver":
         from captionrnn.solver import CaptioningSolver
+
         return CaptioningSolver
     raise AttributeError(f"module 'captionrnn' has no attribute {name!r}")

@@ -1,9 +1,15 @@
 """Input validation shared by every layer: clear ``ValueError`` messages instead of broadcasting errors."""
+
 import numpy as np
 
 
 def _fmt(shape):
-    return "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+    return (
+        "("
+        + ", ".join("?" if s is None else str(s) for s in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+    )
 
 
 def check_shape(name, arr, expected, legend):
@@ -18,28 +24,36 @@ def check_shape(name, arr, expected, legend):
         raise ValueError(f"{name} must have {len(expected)} dimensions {legend}, got shape {shape}")
     for got, want in zip(shape, expected):
         if want is not None and got != want:
-            raise ValueError(f"{name} has shape {shape} but {legend} = {_fmt(expected)} was expected "
-                             "from the other arguments")
+            raise ValueError(
+                f"{name} has shape {shape} but {legend} = {_fmt(expected)} was expected "
+                "from the other arguments"
+            )
 
 
 def check_float(name, arr):
     """Raise ``ValueError`` unless ``arr`` is a floating-point NumPy array."""
     if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
         got = type(arr).__name__ if not isinstance(arr, np.ndarray) else f"dtype {arr.dtype}"
-        raise ValueError(f"{name} must be a float32 or float64 numpy array, got {got}; "
-                         f"convert with np.asarray({name}, dtype=np.float32)")
+        raise ValueError(
+            f"{name} must be a float32 or float64 numpy array, got {got}; "
+            f"convert with np.asarray({name}, dtype=np.float32)"
+        )
 
 
 def check_indices(name, idx, upper):
     """Raise ``ValueError`` unless ``idx`` is an integer array with every entry in ``[0, upper)``."""
     idx = np.asarray(idx)
     if idx.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold integer word indices, got dtype {idx.dtype}; "
-                         f"convert with {name}.astype(np.int64)")
+        raise ValueError(
+            f"{name} must hold integer word indices, got dtype {idx.dtype}; "
+            f"convert with {name}.astype(np.int64)"
+        )
     if idx.size and (idx.min() < 0 or idx.max() >= upper):
         bad = idx.min() if idx.min() < 0 else idx.max()
-        raise ValueError(f"{name} holds index {int(bad)} outside the vocabulary [0, {upper}); "
-                         "every index must be a row of the embedding / a column of the scores")
+        raise ValueError(
+            f"{name} holds index {int(bad)} outside the vocabulary [0, {upper}); "
+            "every index must be a row of the embedding / a column of the scores"
+        )
 
 
 def check_cell(x, h, Wx, Wh, biases, gates, seq, h_name):

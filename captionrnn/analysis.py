@@ -12,6 +12,7 @@ All cells see the same inputs and the same g, and use the model's initialisation
 Wh randn/sqrt(H) times ``weight_scale``, zero biases except the gate bias below). Shapes use the
 package legend (N batch, T timesteps, D input, H hidden).
 """
+
 import numpy as np
 
 from captionrnn.gru import gru_step_backward, gru_step_forward
@@ -22,8 +23,17 @@ CELL_TYPES = ("rnn", "lstm", "gru")
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
-def gradient_flow(cell_types=CELL_TYPES, T=50, N=16, D=32, H=64, weight_scale=1.0, input_scale=1.0,
-                  gate_bias=1.0, seed=231):
+def gradient_flow(
+    cell_types=CELL_TYPES,
+    T=50,
+    N=16,
+    D=32,
+    H=64,
+    weight_scale=1.0,
+    input_scale=1.0,
+    gate_bias=1.0,
+    seed=231,
+):
     """Norm of dL/dh_t for every timestep t, when the loss depends only on the last hidden state.
 
     Inputs:
@@ -60,7 +70,9 @@ def gradient_flow(cell_types=CELL_TYPES, T=50, N=16, D=32, H=64, weight_scale=1.
         Wh = weight_scale * wrng.standard_normal((H, G * H)) / np.sqrt(H)
         b = np.zeros(G * H)
         if cell in ("lstm", "gru"):
-            b[H:2 * H] = gate_bias  # block 1 is the forget gate f (i, f, o, g) / the update gate z (r, z, n)
+            b[H : 2 * H] = (
+                gate_bias  # block 1 is the forget gate f (i, f, o, g) / the update gate z (r, z, n)
+            )
         results[cell] = _flow(cell, x, g, Wx, Wh, b)
     return results
 
@@ -103,6 +115,7 @@ def plot_gradient_flow(results, path=None, ax=None, title="Gradient flowing back
     Returns the matplotlib Axes.
     """
     import matplotlib.pyplot as plt
+
     own = ax is None
     if own:
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -120,6 +133,7 @@ def plot_gradient_flow(results, path=None, ax=None, title="Gradient flowing back
     ax.legend()
     if path is not None:
         from pathlib import Path
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100, bbox_inches="tight")

@@ -13,6 +13,7 @@ with the same i, f, o, g gates as :mod:`captionrnn.lstm`.
 The 4 x 4 grid is what the package uses; any spatial grid works, with K its size.
 Shapes use the package legend. Derivations: docs/attention.md.
 """
+
 import math
 
 import numpy as np
@@ -22,10 +23,15 @@ from captionrnn.backend import use_numba
 from captionrnn.lstm import lstm_step_backward, lstm_step_forward
 
 __all__ = [
-    "spatial_affine_forward", "spatial_affine_backward",
-    "dot_product_attention", "dot_product_attention_backward",
-    "lstm_step_forward", "lstm_step_backward",
-    "attention_forward", "attention_backward", "attention_weights",
+    "spatial_affine_forward",
+    "spatial_affine_backward",
+    "dot_product_attention",
+    "dot_product_attention_backward",
+    "lstm_step_forward",
+    "lstm_step_backward",
+    "attention_forward",
+    "attention_backward",
+    "attention_weights",
 ]
 
 _A_LEGEND = "(N, H, 4, 4)"
@@ -59,6 +65,7 @@ def spatial_affine_forward(features, W, b):
     check_shape("b", b, (W.shape[1],), "(H,)")
     if use_numba():
         from captionrnn import kernels
+
         return kernels.spatial_affine_forward(features, W, b)
     ### BEGIN SOLUTION
     ### TODO: A[n, :, y, x] = features[n, :, y, x] W + b for every grid cell, shape (N, H, 4, 4)
@@ -84,6 +91,7 @@ def spatial_affine_backward(dA, cache):
     check_shape("dA", dA, (N, W.shape[1], Y, X), _A_LEGEND)
     if use_numba():
         from captionrnn import kernels
+
         return kernels.spatial_affine_backward(dA, cache)
     ### BEGIN SOLUTION
     ### TODO: the affine backward at every cell: dfeatures (N, C, 4, 4), dW = sum over n, y, x of
@@ -193,10 +201,18 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
     step_caches = []
     for t in range(T):
         attn, weights[:, t], attn_cache = dot_product_attention(prev_h, A)
-        prev_h, prev_c, lstm_cache = lstm_step_forward(x[:, t], prev_h, prev_c, Wx, Wh, b, attn, Wattn)
+        prev_h, prev_c, lstm_cache = lstm_step_forward(
+            x[:, t], prev_h, prev_c, Wx, Wh, b, attn, Wattn
+        )
         h[:, t] = prev_h
         step_caches.append((attn_cache, lstm_cache))
-    return h, {"A": A, "Wd": Wd, "params": (Wx, Wh, Wattn, b), "steps": step_caches, "weights": weights}
+    return h, {
+        "A": A,
+        "Wd": Wd,
+        "params": (Wx, Wh, Wattn, b),
+        "steps": step_caches,
+        "weights": weights,
+    }
     ### END SOLUTION
 
 
@@ -246,7 +262,8 @@ def attention_backward(dh, cache):
     for t in reversed(range(T)):
         attn_cache, lstm_cache = steps[t]
         dx[:, t], dprev_h_lstm, dprev_c, dWx_t, dWh_t, db_t, dattn, dWattn_t = lstm_step_backward(
-            dh[:, t] + dprev_h, dprev_c, lstm_cache)
+            dh[:, t] + dprev_h, dprev_c, lstm_cache
+        )
         # prev_h feeds the step twice: into the gates and as the attention query.
         dprev_h_attn, dA_t = dot_product_attention_backward(dattn, attn_cache)
         dprev_h = dprev_h_lstm + dprev_h_attn

@@ -12,6 +12,7 @@ variable ``CAPTIONRNN_BACKEND=numpy|numba`` (read at import) or at run time::
 Both backends take the same inputs and give the same results (to 1e-12 in float64);
 a cache made by one backend's forward may be passed to either backend's backward.
 """
+
 import os
 from contextlib import contextmanager
 
@@ -20,8 +21,10 @@ BACKENDS = ("numba", "numpy")
 
 def _validate(name):
     if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}; "
-                         "set CAPTIONRNN_BACKEND or call captionrnn.set_backend() with one of those")
+        raise ValueError(
+            f"backend must be one of {BACKENDS}, got {name!r}; "
+            "set CAPTIONRNN_BACKEND or call captionrnn.set_backend() with one of those"
+        )
     return name
 
 

@@ -16,6 +16,7 @@ do not match what was written. Writes go to a temporary file in the destination 
 flushed and fsync'ed, then renamed over the destination with ``os.replace`` (atomic on POSIX and
 Windows), so a crash mid-save leaves the previous file untouched and no partial file behind.
 """
+
 import json
 import os
 import tempfile
@@ -53,12 +54,20 @@ def save_checkpoint(path, arrays, metadata):
     for name, arr in arrays.items():
         arr = np.asarray(arr)
         if arr.dtype.hasobject:
-            raise ValueError(f"array {name!r} has dtype object; checkpoints never pickle, store numbers only")
+            raise ValueError(
+                f"array {name!r} has dtype object; checkpoints never pickle, store numbers only"
+            )
         clean[name] = arr
         manifest[name] = [list(arr.shape), arr.dtype.str]
     from captionrnn import __version__
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "captionrnn_version": __version__,
-              "arrays": manifest, "metadata": metadata}
+
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "captionrnn_version": __version__,
+        "arrays": manifest,
+        "metadata": metadata,
+    }
     clean[METADATA_KEY] = np.array(json.dumps(header))
 
     directory = path.parent if str(path.parent) else Path(".")
@@ -100,17 +109,25 @@ def load_checkpoint(path):
     try:
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{path} is a single .npy array, not a captionrnn checkpoint (.npz)")
+            raise CheckpointError(
+                f"{path} is a single .npy array, not a captionrnn checkpoint (.npz)"
+            )
         with npz:
-            arrays = {name: npz[name] for name in npz.files}  # read now so truncated members fail here
+            arrays = {
+                name: npz[name] for name in npz.files
+            }  # read now so truncated members fail here
     except CheckpointError:
         raise
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}; {fix}") from e
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {type(e).__name__}: {e}; {fix}"
+        ) from e
 
     if METADATA_KEY not in arrays:
-        raise CheckpointError(f"{path} has no {METADATA_KEY!r} entry, so it was not written by captionrnn "
-                              "(or lost its metadata); re-create it with model.save() or the solver")
+        raise CheckpointError(
+            f"{path} has no {METADATA_KEY!r} entry, so it was not written by captionrnn "
+            "(or lost its metadata); re-create it with model.save() or the solver"
+        )
     try:
         header = json.loads(str(arrays.pop(METADATA_KEY)))
         manifest = header["arrays"]
@@ -120,9 +137,11 @@ def load_checkpoint(path):
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path} has unreadable metadata ({e}); {fix}") from e
     if header.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} uses checkpoint format version {header['format_version']}, newer than "
-                              f"this captionrnn understands ({FORMAT_VERSION}); upgrade captionrnn "
-                              f"(it was written by version {header.get('captionrnn_version')})")
+        raise CheckpointError(
+            f"{path} uses checkpoint format version {header['format_version']}, newer than "
+            f"this captionrnn understands ({FORMAT_VERSION}); upgrade captionrnn "
+            f"(it was written by version {header.get('captionrnn_version')})"
+        )
 
     missing = sorted(set(manifest) - set(arrays))
     if missing:
@@ -130,6 +149,8 @@ def load_checkpoint(path):
     for name, (shape, dtype) in manifest.items():
         arr = arrays[name]
         if list(arr.shape) != list(shape) or arr.dtype.str != dtype:
-            raise CheckpointError(f"{path}: array {name!r} has shape {arr.shape} dtype {arr.dtype} but the "
-                                  f"metadata says shape {tuple(shape)} dtype {np.dtype(dtype)}; {fix}")
+            raise CheckpointError(
+                f"{path}: array {name!r} has shape {arr.shape} dtype {arr.dtype} but the "
+                f"metadata says shape {tuple(shape)} dtype {np.dtype(dtype)}; {fix}"
+            )
     return arrays, metadata

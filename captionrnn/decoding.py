@@ -23,8 +23,8 @@ Every decoder returns a :class:`Decoded`:
 
 Shapes use the package legend (N batch, T timesteps, D features, H hidden, V vocabulary).
 """
+
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -33,8 +33,16 @@ from captionrnn.backend import use_numba
 ATTENTION_KEY = "attn_weights"
 METHODS = ("greedy", "beam", "sample")
 
-__all__ = ["ATTENTION_KEY", "Decoded", "greedy", "beam_search", "sample", "decode", "parse_decode_spec",
-           "log_softmax"]
+__all__ = [
+    "ATTENTION_KEY",
+    "Decoded",
+    "greedy",
+    "beam_search",
+    "sample",
+    "decode",
+    "parse_decode_spec",
+    "log_softmax",
+]
 
 
 @dataclass
@@ -45,19 +53,23 @@ class Decoded:
     - log_probs: float64 log-probability of each caption under the model, shape (N,)
     - attention: attention maps, shape (N, T, 4, 4), or None for cells without attention
     """
+
     captions: np.ndarray
     log_probs: np.ndarray
-    attention: Optional[np.ndarray] = None
+    attention: np.ndarray | None = None
 
 
 # ---- validation ---------------------------------------------------------------------------------
+
 
 def _is_int(x):
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def _is_real(x):
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(
+        x, (bool, np.bool_)
+    )
 
 
 def _check_positive_int(name, value, hint=""):
@@ -67,13 +79,17 @@ def _check_positive_int(name, value, hint=""):
 
 def _check_temperature(temperature):
     if not _is_real(temperature) or not np.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}; "
-                         "use greedy decoding for the temperature -> 0 limit")
+        raise ValueError(
+            f"temperature must be a finite number > 0, got {temperature!r}; "
+            "use greedy decoding for the temperature -> 0 limit"
+        )
 
 
 def _check_top_p(top_p):
     if top_p is not None and (not _is_real(top_p) or not 0 < top_p <= 1):
-        raise ValueError(f"top_p must be in (0, 1] (or None for no nucleus filtering), got {top_p!r}")
+        raise ValueError(
+            f"top_p must be in (0, 1] (or None for no nucleus filtering), got {top_p!r}"
+        )
 
 
 def _check_top_k(top_k):
@@ -83,8 +99,10 @@ def _check_top_k(top_k):
 
 def _check_length_penalty(alpha):
     if not _is_real(alpha) or not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"length_penalty must be a finite number >= 0 (0 = no length normalisation), "
-                         f"got {alpha!r}")
+        raise ValueError(
+            f"length_penalty must be a finite number >= 0 (0 = no length normalisation), "
+            f"got {alpha!r}"
+        )
 
 
 def _as_rng(rng):
@@ -92,17 +110,22 @@ def _as_rng(rng):
         return rng
     if rng is None or _is_int(rng):
         return np.random.default_rng(rng)
-    raise ValueError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
+    raise ValueError(
+        f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}"
+    )
 
 
 def _check_model(model, max_length):
     _check_positive_int("max_length", max_length)
     if getattr(model, "_start", None) is None:
-        raise ValueError("this model's vocabulary has no '<START>' token, so a caption cannot begin; add "
-                         "'<START>' (and '<END>') to word_to_idx")
+        raise ValueError(
+            "this model's vocabulary has no '<START>' token, so a caption cannot begin; add "
+            "'<START>' (and '<END>') to word_to_idx"
+        )
 
 
 # ---- shared pieces ------------------------------------------------------------------------------
+
 
 def log_softmax(scores):
     """Row-wise log-softmax in float64: scores (N, V) -> log-probabilities (N, V).
@@ -149,6 +172,7 @@ def _stepwise(model, features, max_length, choose):
 
 # ---- greedy -------------------------------------------------------------------------------------
 
+
 def greedy(model, features, max_length=30):
     """Greedy decoding: feed back the highest-scoring word; the same captions as ``model.sample``.
 
@@ -166,6 +190,7 @@ def greedy(model, features, max_length=30):
 
 
 # ---- sampling -----------------------------------------------------------------------------------
+
 
 def sample(model, features, max_length=30, temperature=1.0, top_k=None, top_p=None, rng=None):
     """Stochastic decoding: draw each word from the model's distribution, optionally reshaped.
@@ -216,6 +241,7 @@ def sample(model, features, max_length=30, temperature=1.0, top_k=None, top_p=No
 
 
 # ---- beam search --------------------------------------------------------------------------------
+
 
 def _length_norm(length, alpha):
     """GNMT length penalty (Wu et al. 2016, eq. 14): lp = ((5 + length) / 6) ** alpha."""
@@ -284,12 +310,19 @@ def beam_search(model, features, beam_width=3, max_length=30, length_penalty=0.0
         # The 2k best candidates in descending order (ties: lower index first, as argmax). At most k
         # of them end with <END> (one per beam), so at least k do not.
         m = min(2 * k, k * V)
-        if use_numba():  # one pass per row instead of argpartition + lexsort (~5x faster at N=100, k=5)
+        if (
+            use_numba()
+        ):  # one pass per row instead of argpartition + lexsort (~5x faster at N=100, k=5)
             from captionrnn import kernels
+
             top = kernels.top_k_rows(cand, m)  # already in the order of the lexsort below
             top_val = cand[img, top]
         else:
-            top = np.argpartition(-cand, m - 1, axis=1)[:, :m] if m < k * V else np.tile(np.arange(k * V), (N, 1))
+            top = (
+                np.argpartition(-cand, m - 1, axis=1)[:, :m]
+                if m < k * V
+                else np.tile(np.arange(k * V), (N, 1))
+            )
             top_val = cand[img, top]
             order = np.lexsort((top, -top_val), axis=1)
             top, top_val = top[img, order], top_val[img, order]  # (N, m)
@@ -326,7 +359,12 @@ def beam_search(model, features, beam_width=3, max_length=30, length_penalty=0.0
         state = {name: v[rows] for name, v in state.items()}
         words = top_word.ravel()
 
-        if early_stop and length_penalty == 0 and t < L - 1 and (live_logp.max(axis=1) <= fin_logp).all():
+        if (
+            early_stop
+            and length_penalty == 0
+            and t < L - 1
+            and (live_logp.max(axis=1) <= fin_logp).all()
+        ):
             stopped_early = True
             break
 
@@ -347,6 +385,7 @@ def beam_search(model, features, beam_width=3, max_length=30, length_penalty=0.0
 
 # ---- one entry point and CLI specs --------------------------------------------------------------
 
+
 def decode(model, features, method="greedy", **options):
     """Decode with ``method`` in ``'greedy' | 'beam' | 'sample'``, passing ``options`` to the decoder.
 
@@ -364,8 +403,10 @@ def decode(model, features, method="greedy", **options):
         raise
 
 
-_SPEC_HELP = ("a decoding spec is 'greedy', 'beam:K' (optionally ',lp:ALPHA'), 'sample', 'topk:K', 'topp:P' or "
-              "'temp:T' (the last three combine with commas, e.g. 'topk:40,temp:0.7')")
+_SPEC_HELP = (
+    "a decoding spec is 'greedy', 'beam:K' (optionally ',lp:ALPHA'), 'sample', 'topk:K', 'topp:P' or "
+    "'temp:T' (the last three combine with commas, e.g. 'topk:40,temp:0.7')"
+)
 
 
 def parse_decode_spec(spec):
@@ -392,11 +433,18 @@ def parse_decode_spec(spec):
             return cast(value)
         except ValueError:
             kind = "an int" if cast is int else "a number"
-            raise ValueError(f"in decoding spec {spec!r}: {name!r} needs {kind} after ':', got {value!r}; "
-                             f"{_SPEC_HELP}") from None
+            raise ValueError(
+                f"in decoding spec {spec!r}: {name!r} needs {kind} after ':', got {value!r}; "
+                f"{_SPEC_HELP}"
+            ) from None
 
-    keys = {"beam": ("beam_width", int), "lp": ("length_penalty", float), "topk": ("top_k", int),
-            "topp": ("top_p", float), "temp": ("temperature", float)}
+    keys = {
+        "beam": ("beam_width", int),
+        "lp": ("length_penalty", float),
+        "topk": ("top_k", int),
+        "topp": ("top_p", float),
+        "temp": ("temperature", float),
+    }
     options = {}
     for part in parts:
         name = part.partition(":")[0]
@@ -409,9 +457,14 @@ def parse_decode_spec(spec):
     if "length_penalty" in options and "beam_width" not in options:
         raise ValueError(f"'lp' in decoding spec {spec!r} needs 'beam:K'; {_SPEC_HELP}")
     method = "beam" if "beam_width" in options else "sample"
-    allowed = {"beam": {"beam_width", "length_penalty"}, "sample": {"top_k", "top_p", "temperature"}}[method]
+    allowed = {
+        "beam": {"beam_width", "length_penalty"},
+        "sample": {"top_k", "top_p", "temperature"},
+    }[method]
     if not set(options) <= allowed:
-        raise ValueError(f"decoding spec {spec!r} mixes beam search and sampling options; {_SPEC_HELP}")
+        raise ValueError(
+            f"decoding spec {spec!r} mixes beam search and sampling options; {_SPEC_HELP}"
+        )
     # The same checks the decoders make, so a bad spec fails before any model is loaded.
     if method == "beam":
         _check_positive_int("beam_width", options["beam_width"])

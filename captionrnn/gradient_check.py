@@ -5,6 +5,7 @@ restores it before returning (notebooks rely on this: ``f`` usually closes over 
 Use float64 arrays: with h = 1e-5 the centred difference has truncation error
 O(h^2) ~ 1e-10 and round-off error ~ eps / h ~ 1e-11 in float64, but ~ 1e-2 in float32.
 """
+
 from random import randrange
 
 import numpy as np

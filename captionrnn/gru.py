@@ -6,6 +6,7 @@ h_t = (1 - z) * n + z * h_{t-1}.
 torch's weight_ih_l0 is Wx.T, weight_hh_l0 is Wh.T, bias_ih_l0 is bx, bias_hh_l0 is bh.
 Shapes use the package legend. Derivations: docs/bptt.md#gru.
 """
+
 import numpy as np
 
 from captionrnn._checks import check_cell, check_shape
@@ -37,6 +38,7 @@ def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
     ### END SOLUTION
     if use_numba():
         from captionrnn import kernels
+
         r, z, n, next_h = kernels.gru_gates_forward(ax, ah, prev_h)
     else:
         ### BEGIN SOLUTION
@@ -44,11 +46,11 @@ def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
         ### r = sigmoid(ax_r + ah_r), z = sigmoid(ax_z + ah_z), n = tanh(ax_n + r * ah_n),
         ### next_h = (1 - z) * n + z * prev_h, each (N, H)
         r = sigmoid(ax[:, :H] + ah[:, :H])
-        z = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
-        n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
+        z = sigmoid(ax[:, H : 2 * H] + ah[:, H : 2 * H])
+        n = np.tanh(ax[:, 2 * H :] + r * ah[:, 2 * H :])
         next_h = (1 - z) * n + z * prev_h
         ### END SOLUTION
-    hn = ah[:, 2 * H:]  # h Wh_n + bh_n: the part r gates, needed for dr
+    hn = ah[:, 2 * H :]  # h Wh_n + bh_n: the part r gates, needed for dr
     cache = (x, prev_h, Wx, Wh, r, z, n, hn)
     return next_h, cache
 
@@ -70,6 +72,7 @@ def gru_step_backward(dnext_h, cache):
     check_shape("dnext_h", dnext_h, prev_h.shape, "(N, H)")
     if use_numba():
         from captionrnn import kernels
+
         dax, dah, dprev_h = kernels.gru_gates_backward(dnext_h, prev_h, r, z, n, hn)
     else:
         ### BEGIN SOLUTION
@@ -77,7 +80,7 @@ def gru_step_backward(dnext_h, cache):
         ### (dah_n carries the factor r), and dprev_h's direct path dnext_h * z
         dn = dnext_h * (1 - z)
         dz = dnext_h * (prev_h - n)
-        dan = dn * (1 - n ** 2)  # gradient of n's pre-activation
+        dan = dn * (1 - n**2)  # gradient of n's pre-activation
         dar = dan * hn * r * (1 - r)
         daz = dz * z * (1 - z)
         dax = np.concatenate([dar, daz, dan], axis=1)  # (N, 3H)
@@ -112,6 +115,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     check_cell(x, h0, Wx, Wh, {"bx": bx, "bh": bh}, 3, True, "h0")
     if use_numba():
         from captionrnn import kernels
+
         return kernels.gru_forward(x, h0, Wx, Wh, bx, bh)
     ### BEGIN SOLUTION
     ### TODO: loop t = 0..T-1 calling gru_step_forward; h (N, T, H) and the list of step caches
@@ -142,6 +146,7 @@ def gru_backward(dh, cache):
     """
     if is_fast_cache(cache):  # made by the Numba forward
         from captionrnn import kernels
+
         return kernels.gru_backward(dh, cache)
     x0, h_prev0, Wx, Wh = cache[0][:4]
     N, T, D, H = h_prev0.shape[0], len(cache), x0.shape[1], Wh.shape[0]
@@ -154,7 +159,9 @@ def gru_backward(dh, cache):
     dbx, dbh = np.zeros(3 * H, dtype=Wx.dtype), np.zeros(3 * H, dtype=Wx.dtype)
     dprev_h = np.zeros((N, H), dtype=dh.dtype)
     for t in reversed(range(T)):
-        dx[:, t], dprev_h, dWx_t, dWh_t, dbx_t, dbh_t = gru_step_backward(dh[:, t] + dprev_h, cache[t])
+        dx[:, t], dprev_h, dWx_t, dWh_t, dbx_t, dbh_t = gru_step_backward(
+            dh[:, t] + dprev_h, cache[t]
+        )
         dWx += dWx_t
         dWh += dWh_t
         dbx += dbx_t

@@ -39,10 +39,11 @@ here. ``exp`` is Cephes' too (a Cody-Waite reduction and a polynomial, float32; 
 float64). Measured relative errors against NumPy: exp 8e-8 (float32) / 3.1e-16 (float64),
 tanh 1.6e-7 / 4e-16, so the backends still agree to ~1e-15 in float64.
 """
+
 import numba
 import numpy as np
-from numba.core import types
 from llvmlite import ir
+from numba.core import types
 from numba.extending import intrinsic, overload
 
 from captionrnn._checks import check_shape
@@ -56,8 +57,10 @@ _inline = numba.njit(error_model="numpy")  # LLVM inlines these small helpers in
 @intrinsic
 def _bits_to_f32(typingctx, v):
     """Reinterpret int32 bits as a float32 (to build 2**k without a libm call)."""
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.FloatType())
+
     return types.float32(types.int32), codegen
 
 
@@ -84,8 +87,10 @@ def _exp_neg32(x):
 @intrinsic
 def _bits_to_f64(typingctx, v):
     """Reinterpret int64 bits as a float64 (to build 2**k without a libm call)."""
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
+
     return types.float64(types.int64), codegen
 
 
@@ -100,9 +105,14 @@ def _exp_neg64(x):
     k = np.floor(x * 1.4426950408889634073599 + 0.5)
     r = x - k * 6.93145751953125e-1 - k * 1.42860682030941723212e-6
     rr = r * r
-    p = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr + 9.99999999999999999910e-1)
-    q = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
-         + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0
+    p = r * (
+        (1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
+        + 9.99999999999999999910e-1
+    )
+    q = (
+        (3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
+        + 2.27265548208155028766e-1
+    ) * rr + 2.00000000000000000009e0
     e = (1.0 + 2.0 * p / (q - p)) * _bits_to_f64(np.int64(k + 1023.0) << 52)
     return e if x0 >= -708.0 else 0.0
 
@@ -119,6 +129,7 @@ def _exp_neg_impl(x):
 
 
 # --------------------------------------------------------------------------- scalar helpers
+
 
 @_inline
 def _sigmoid(x, one):
@@ -138,7 +149,9 @@ def _tanh64(x):
     ax = abs(x)
     s = x * x  # small |x|: x + x^3 P(x^2) / Q(x^2)
     p = (-9.64399179425052238628e-1 * s - 9.92877231001918586564e1) * s - 1.61468768441708447952e3
-    q = ((s + 1.12811678491632931402e2) * s + 2.23548839060100448583e3) * s + 4.84406305325125486048e3
+    q = (
+        (s + 1.12811678491632931402e2) * s + 2.23548839060100448583e3
+    ) * s + 4.84406305325125486048e3
     small = x + x * s * (p / q)
     e = _exp_neg64(-(ax + ax))  # in (0, 0.29] where used: no cancellation in 1 - e
     big = (1.0 - e) / (1.0 + e)
@@ -151,9 +164,14 @@ def _tanh32(x):
     # Both Cephes tanhf branches are evaluated and one selected: branch-free, so loops vectorise.
     ax = abs(x)
     s = x * x
-    p = ((((np.float32(-5.70498872745e-3) * s + np.float32(2.06390887954e-2)) * s
-           + np.float32(-5.37397155531e-2)) * s + np.float32(1.33314422036e-1)) * s
-         + np.float32(-3.33332819422e-1))
+    p = (
+        (
+            (np.float32(-5.70498872745e-3) * s + np.float32(2.06390887954e-2)) * s
+            + np.float32(-5.37397155531e-2)
+        )
+        * s
+        + np.float32(1.33314422036e-1)
+    ) * s + np.float32(-3.33332819422e-1)
     small = p * s * x + x
     e = _exp_neg(-(ax + ax))
     one = np.float32(1)
@@ -176,6 +194,7 @@ def _common(*arrays):
 
 
 # --------------------------------------------------------------------------- embedding, softmax
+
 
 @_jit
 def _embedding_backward(x, dout, dW):
@@ -242,8 +261,14 @@ def softmax_loss(x, y, mask):
     xf = np.ascontiguousarray(x).reshape(N * T, V)
     dx = np.empty_like(xf)
     row_loss = np.empty(N * T, dtype=np.float64)
-    _softmax_loss(xf, np.ascontiguousarray(y, dtype=np.int64).reshape(N * T),
-                  np.ascontiguousarray(mask, dtype=np.bool_).reshape(N * T), N, dx, row_loss)
+    _softmax_loss(
+        xf,
+        np.ascontiguousarray(y, dtype=np.int64).reshape(N * T),
+        np.ascontiguousarray(mask, dtype=np.bool_).reshape(N * T),
+        N,
+        dx,
+        row_loss,
+    )
     return row_loss.sum() / N, dx.reshape(N, T, V)
 
 
@@ -289,6 +314,7 @@ def top_k_rows(x, m):
 
 # --------------------------------------------------------------------------- vocabulary projection
 
+
 @_jit
 def _nonzero_rows(a, out):
     for r in range(a.shape[0]):
@@ -326,6 +352,7 @@ def temporal_affine_backward(dout, cache):
 
 # --------------------------------------------------------------------------- spatial projection
 
+
 def _cells_as_rows(a):
     """(N, F, Y, X) -> contiguous (N*Y*X, F): one row per grid cell."""
     N, F = a.shape[:2]
@@ -343,7 +370,10 @@ def spatial_affine_forward(features, W, b):
     N, C, Y, X = features.shape
     A = _cells_as_rows(features) @ W  # (N*K, H)
     A += b
-    return np.ascontiguousarray(A.reshape(N, Y * X, -1).transpose(0, 2, 1)).reshape(N, -1, Y, X), (features, W)
+    return np.ascontiguousarray(A.reshape(N, Y * X, -1).transpose(0, 2, 1)).reshape(N, -1, Y, X), (
+        features,
+        W,
+    )
 
 
 def spatial_affine_backward(dA, cache):
@@ -352,12 +382,18 @@ def spatial_affine_backward(dA, cache):
     N, C, Y, X = features.shape
     dt = np.result_type(dA, features, W)
     dA2 = _cells_as_rows(np.asarray(dA, dtype=dt))  # (N*K, H)
-    dfeatures = (dA2 @ W.astype(dt, copy=False).T).reshape(N, Y * X, C).transpose(0, 2, 1).reshape(N, C, Y, X)
+    dfeatures = (
+        (dA2 @ W.astype(dt, copy=False).T)
+        .reshape(N, Y * X, C)
+        .transpose(0, 2, 1)
+        .reshape(N, C, Y, X)
+    )
     dW = _cells_as_rows(features.astype(dt, copy=False)).T @ dA2
     return dfeatures, dW, dA2.sum(axis=0)
 
 
 # --------------------------------------------------------------------------- per-element cells
+
 
 @_inline
 def _lstm_cell(ai, af, ao, ag, prev_c, one):
@@ -402,6 +438,7 @@ def _gru_cell_backward(dh, prev_h, r, z, n, hn, one):
 
 # --------------------------------------------------------------------------- one-step kernels
 
+
 @_jit
 def _lstm_gates_forward(a, prev_c, i, f, o, g, c, tc, h):
     # Flat loops over 1-D row slices so they vectorise (see _lstm_seq_forward_step).
@@ -409,7 +446,7 @@ def _lstm_gates_forward(a, prev_c, i, f, o, g, c, tc, h):
     one = a.dtype.type(1)
     for n in range(N):
         ar = a[n]
-        ai, af, ao, ag = ar[:H], ar[H:2 * H], ar[2 * H:3 * H], ar[3 * H:]
+        ai, af, ao, ag = ar[:H], ar[H : 2 * H], ar[2 * H : 3 * H], ar[3 * H :]
         i_, f_, o_, g_ = i[n], f[n], o[n], g[n]
         for j in range(H):
             i_[j] = _sigmoid(ai[j], one)
@@ -447,12 +484,13 @@ def _lstm_gates_backward(dh, dnext_c, prev_c, i, f, o, g, tc, da, dprev_c):
     one = da.dtype.type(1)
     for n in range(N):
         d = da[n]
-        di, df, do, dg = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
+        di, df, do, dg = d[:H], d[H : 2 * H], d[2 * H : 3 * H], d[3 * H :]
         dhn, dcn, pc, tn, dpn = dh[n], dnext_c[n], prev_c[n], tc[n], dprev_c[n]
         i_, f_, o_, g_ = i[n], f[n], o[n], g[n]
         for j in range(H):
-            dai, daf, dao, dag, dpc = _lstm_cell_backward(dhn[j], dcn[j], pc[j], i_[j], f_[j], o_[j], g_[j],
-                                                          tn[j], one)
+            dai, daf, dao, dag, dpc = _lstm_cell_backward(
+                dhn[j], dcn[j], pc[j], i_[j], f_[j], o_[j], g_[j], tn[j], one
+            )
             di[j] = dai
             df[j] = daf
             do[j] = dao
@@ -481,8 +519,16 @@ def _gru_gates_forward(ax, ah, prev_h, r, z, nn, h):
     one = ax.dtype.type(1)
     for n in range(N):
         for j in range(H):
-            r_, z_, n_, h_ = _gru_cell(ax[n, j], ax[n, H + j], ax[n, 2 * H + j],
-                                       ah[n, j], ah[n, H + j], ah[n, 2 * H + j], prev_h[n, j], one)
+            r_, z_, n_, h_ = _gru_cell(
+                ax[n, j],
+                ax[n, H + j],
+                ax[n, 2 * H + j],
+                ah[n, j],
+                ah[n, H + j],
+                ah[n, 2 * H + j],
+                prev_h[n, j],
+                one,
+            )
             r[n, j] = r_
             z[n, j] = z_
             nn[n, j] = n_
@@ -509,8 +555,9 @@ def _gru_gates_backward(dh, prev_h, r, z, nn, hn, dax, dah, dprev):
     one = dax.dtype.type(1)
     for n in range(N):
         for j in range(H):
-            dar, daz, dan, dahn, dp = _gru_cell_backward(dh[n, j], prev_h[n, j], r[n, j], z[n, j],
-                                                         nn[n, j], hn[n, j], one)
+            dar, daz, dan, dahn, dp = _gru_cell_backward(
+                dh[n, j], prev_h[n, j], r[n, j], z[n, j], nn[n, j], hn[n, j], one
+            )
             dax[n, j] = dar
             dax[n, H + j] = daz
             dax[n, 2 * H + j] = dan
@@ -575,6 +622,7 @@ def rnn_gates_backward(dnext_h, next_h):
 
 # --------------------------------------------------------------------------- sequence kernels
 
+
 @_jit
 def _lstm_seq_forward_step(gates, ha, b, prev_c, c, tc, h):
     # gates holds x_t Wx on entry and the activated i, f, o, g on exit (in place, per element).
@@ -591,7 +639,7 @@ def _lstm_seq_forward_step(gates, ha, b, prev_c, c, tc, h):
         ag, hg, bg = a[H3:], hr[H3:], b[H3:]
         for j in range(H):  # g
             ag[j] = _tanh(ag[j] + hg[j] + bg[j])
-        i, f, o = a[:H], a[H:2 * H], a[2 * H:H3]
+        i, f, o = a[:H], a[H : 2 * H], a[2 * H : H3]
         pc, cn, tn, hn = prev_c[n], c[n], tc[n], h[n]
         for j in range(H):
             c_ = f[j] * pc[j] + i[j] * ag[j]
@@ -608,12 +656,13 @@ def _lstm_seq_backward_step(dh, dh_rec, dc, prev_c, gates, tc, da):
     one = da.dtype.type(1)
     for n in range(N):
         a, d = gates[n], da[n]
-        i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-        di, df, do, dg = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
+        i, f, o, g = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :]
+        di, df, do, dg = d[:H], d[H : 2 * H], d[2 * H : 3 * H], d[3 * H :]
         dhn, dhr, dcn, pc, tn = dh[n], dh_rec[n], dc[n], prev_c[n], tc[n]
         for j in range(H):
-            dai, daf, dao, dag, dpc = _lstm_cell_backward(dhn[j] + dhr[j], dcn[j], pc[j], i[j], f[j], o[j],
-                                                          g[j], tn[j], one)
+            dai, daf, dao, dag, dpc = _lstm_cell_backward(
+                dhn[j] + dhr[j], dcn[j], pc[j], i[j], f[j], o[j], g[j], tn[j], one
+            )
             di[j] = dai
             df[j] = daf
             do[j] = dao
@@ -656,8 +705,9 @@ def _gru_seq_backward_step(dh, direct, mm, prev_h, gates, hn, dax, dah):
         dhr, dhz, dhn = dh_[:H], dh_[H:H2], dh_[H2:]
         dhh, dir_, mmn, ph, hnn = dh[n], direct[n], mm[n], prev_h[n], hn[n]
         for j in range(H):
-            dar, daz, dan, dahn, dp = _gru_cell_backward(dhh[j] + (dir_[j] + mmn[j]), ph[j], r[j], z[j],
-                                                         nn[j], hnn[j], one)
+            dar, daz, dan, dahn, dp = _gru_cell_backward(
+                dhh[j] + (dir_[j] + mmn[j]), ph[j], r[j], z[j], nn[j], hnn[j], one
+            )
             dxr[j] = dar
             dxz[j] = daz
             dxn[j] = dan
@@ -668,6 +718,7 @@ def _gru_seq_backward_step(dh, direct, mm, prev_h, gates, hn, dax, dah):
 
 
 # --------------------------------------------------------------------------- sequence drivers
+
 
 class FastCache:
     """Time-major arrays a fast forward saves for its backward.
@@ -683,6 +734,7 @@ class FastCache:
     - cs, tanh_c: LSTM cell states c_0 ... c_T (T+1, N, H) and tanh(c_t) (T, N, H)
     - hn: GRU h_{t-1} Wh_n + bh_n, shape (T, N, H)
     """
+
     __slots__ = ("kind", "xs", "Wx", "Wh", "hs", "gates", "cs", "tanh_c", "hn")
     fast_backend = True  # read by captionrnn.backend.is_fast_cache
 
@@ -883,6 +935,7 @@ def gru_backward(dh, cache):
 
 # --------------------------------------------------------------------------- warm-up
 
+
 def warmup():
     """Compile (or load from the on-disk cache) every kernel for float32 and float64."""
     rng = np.random.default_rng(0)
@@ -895,8 +948,11 @@ def warmup():
         softmax_loss(rng.standard_normal((N, T, V)).astype(dt), idx, idx > 1)
         top_k_rows(rng.standard_normal((N, V)).astype(dt), 2)
         _nonzero_rows(x.reshape(N * T, D), np.empty(N * T, dtype=np.bool_))
-        for G, fwd, bwd, nb in ((1, rnn_forward, rnn_backward, 1), (4, lstm_forward, lstm_backward, 1),
-                                (3, gru_forward, gru_backward, 2)):
+        for G, fwd, bwd, nb in (
+            (1, rnn_forward, rnn_backward, 1),
+            (4, lstm_forward, lstm_backward, 1),
+            (3, gru_forward, gru_backward, 2),
+        ):
             Wx = rng.standard_normal((D, G * H)).astype(dt)
             Wh = rng.standard_normal((H, G * H)).astype(dt)
             biases = [rng.standard_normal(G * H).astype(dt) for _ in range(nb)]
@@ -905,6 +961,6 @@ def warmup():
         a = rng.standard_normal((N, 4 * H)).astype(dt)
         i, f, o, g, c, tc, hh = lstm_gates_forward(a, h0)
         lstm_gates_backward(hh, c, h0, i, f, o, g, tc)
-        r, z, n, hh = gru_gates_forward(a[:, :3 * H], a[:, H:], h0)
+        r, z, n, hh = gru_gates_forward(a[:, : 3 * H], a[:, H:], h0)
         gru_gates_backward(hh, h0, r, z, n, h0)
         rnn_gates_backward(h0, rnn_gates_forward(h0))

@@ -3,6 +3,7 @@
 Shapes use the package legend (N batch, T timesteps, D input, M output, W word
 vector, V vocabulary). Derivations: docs/bptt.md.
 """
+
 import numpy as np
 
 from captionrnn._checks import check_float, check_indices, check_shape
@@ -116,6 +117,7 @@ def temporal_affine_backward(dout, cache):
     check_shape("dout", dout, (N, T, M), "(N, T, M)")
     if use_numba():
         from captionrnn import kernels
+
         return kernels.temporal_affine_backward(dout, cache)
     ### BEGIN SOLUTION
     ### TODO: the affine backward with the N*T rows of x and dout stacked: dx (N, T, D), dw (D, M), db (M,)
@@ -164,6 +166,7 @@ def word_embedding_backward(dout, cache):
     check_shape("dout", dout, x.shape + (W.shape[1],), "(N, T, W)")
     if use_numba():
         from captionrnn import kernels
+
         return kernels.embedding_backward(x, dout, W.shape[0])
     ### BEGIN SOLUTION
     ### TODO: dW[v] = sum of dout[n, t] over every (n, t) with x[n, t] == v, shape (V, W);
@@ -199,6 +202,7 @@ def temporal_softmax_loss(x, y, mask, verbose=False):
     check_indices("y", y, V)
     if use_numba():
         from captionrnn import kernels
+
         loss, dx = kernels.softmax_loss(x, y, mask)
     else:
         ### BEGIN SOLUTION

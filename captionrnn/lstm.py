@@ -5,6 +5,7 @@ i = sigmoid(a_i), f = sigmoid(a_f), o = sigmoid(a_o), g = tanh(a_g),
 c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t).
 Shapes use the package legend. Derivations: docs/bptt.md#lstm.
 """
+
 import numpy as np
 
 from captionrnn._checks import check_cell, check_float, check_shape
@@ -37,9 +38,11 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b, attn=None, Wattn=None):
     check_float("prev_c", prev_c)
     check_shape("prev_c", prev_c, prev_h.shape, "(N, H)")
     if (attn is None) != (Wattn is None):
-        raise ValueError("attn and Wattn go together: pass both for an attention step, or neither "
-                         f"for a plain LSTM step (got attn={'None' if attn is None else 'an array'}, "
-                         f"Wattn={'None' if Wattn is None else 'an array'})")
+        raise ValueError(
+            "attn and Wattn go together: pass both for an attention step, or neither "
+            f"for a plain LSTM step (got attn={'None' if attn is None else 'an array'}, "
+            f"Wattn={'None' if Wattn is None else 'an array'})"
+        )
     H = prev_h.shape[1]
     if attn is None:
         ### BEGIN SOLUTION
@@ -57,6 +60,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b, attn=None, Wattn=None):
         ### END SOLUTION
     if use_numba():
         from captionrnn import kernels
+
         i, f, o, g, next_c, tanh_c, next_h = kernels.lstm_gates_forward(a, prev_c)
     else:
         ### BEGIN SOLUTION
@@ -64,9 +68,9 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b, attn=None, Wattn=None):
         ### i, f, o = sigmoid(...), g = tanh(...); next_c = f * prev_c + i * g; tanh_c = tanh(next_c);
         ### next_h = o * tanh_c, all (N, H)
         i = sigmoid(a[:, :H])
-        f = sigmoid(a[:, H:2 * H])
-        o = sigmoid(a[:, 2 * H:3 * H])
-        g = np.tanh(a[:, 3 * H:])
+        f = sigmoid(a[:, H : 2 * H])
+        o = sigmoid(a[:, 2 * H : 3 * H])
+        g = np.tanh(a[:, 3 * H :])
         next_c = f * prev_c + i * g
         tanh_c = np.tanh(next_c)
         next_h = o * tanh_c
@@ -99,20 +103,22 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     check_shape("dnext_c", dnext_c, prev_h.shape, "(N, H)")
     if use_numba():
         from captionrnn import kernels
+
         da, dprev_c = kernels.lstm_gates_backward(dnext_h, dnext_c, prev_c, i, f, o, g, tanh_c)
     else:
         ### BEGIN SOLUTION
         ### TODO: dc = dnext_c + dnext_h * o * (1 - tanh_c^2); the gradients of i, f, o, g and dprev_c = dc * f;
         ### then through sigmoid' = s(1 - s) and tanh' = 1 - g^2 into da (N, 4H), blocks in the order i, f, o, g
-        dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)  # (N, H): both paths into c_t
+        dc = dnext_c + dnext_h * o * (1 - tanh_c**2)  # (N, H): both paths into c_t
         di = dc * g
         df = dc * prev_c
         do = dnext_h * tanh_c
         dg = dc * i
         dprev_c = dc * f
         # Through the nonlinearities: sigmoid' = s(1 - s), tanh' = 1 - tanh^2.
-        da = np.concatenate([di * i * (1 - i), df * f * (1 - f),
-                             do * o * (1 - o), dg * (1 - g ** 2)], axis=1)  # (N, 4H)
+        da = np.concatenate(
+            [di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), dg * (1 - g**2)], axis=1
+        )  # (N, 4H)
         ### END SOLUTION
     ### BEGIN SOLUTION
     ### TODO: through a = x Wx + prev_h Wh + b: dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T da,
@@ -149,6 +155,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     check_cell(x, h0, Wx, Wh, {"b": b}, 4, True, "h0")
     if use_numba():
         from captionrnn import kernels
+
         return kernels.lstm_forward(x, h0, Wx, Wh, b)
     ### BEGIN SOLUTION
     ### TODO: loop t = 0..T-1 calling lstm_step_forward on x[:, t] with the previous h and c (h0 and
@@ -179,6 +186,7 @@ def lstm_backward(dh, cache):
     """
     if is_fast_cache(cache):  # made by the Numba forward
         from captionrnn import kernels
+
         return kernels.lstm_backward(dh, cache)
     x0, h_prev0, _, Wx, Wh = cache[0][:5]
     N, T, D, H = h_prev0.shape[0], len(cache), x0.shape[1], Wh.shape[0]
@@ -193,7 +201,8 @@ def lstm_backward(dh, cache):
     dprev_c = np.zeros((N, H), dtype=dh.dtype)  # the loss never reads c_T directly
     for t in reversed(range(T)):
         dx[:, t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(
-            dh[:, t] + dprev_h, dprev_c, cache[t])
+            dh[:, t] + dprev_h, dprev_c, cache[t]
+        )
         dWx += dWx_t
         dWh += dWh_t
         db += db_t

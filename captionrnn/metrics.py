@@ -20,6 +20,7 @@ METEOR and SPICE, also printed by the toolkit, are not included: both are Java p
 resources (METEOR: a Java jar with WordNet synonyms and paraphrase tables; SPICE: Java with Stanford CoreNLP to
 parse captions into scene graphs), which a NumPy library cannot reproduce faithfully.
 """
+
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -56,13 +57,19 @@ def _prepare(references, hypotheses):
     """
     for name, value in (("references", references), ("hypotheses", hypotheses)):
         if not isinstance(value, Mapping):
-            raise TypeError(f"{name} must be a mapping from image key to captions, got {type(value).__name__}")
+            raise TypeError(
+                f"{name} must be a mapping from image key to captions, got {type(value).__name__}"
+            )
     no_hyp = [k for k in references if k not in hypotheses]
     if no_hyp:
-        raise ValueError(f"hypotheses has no caption for image key(s) {_preview(no_hyp)} that references has")
+        raise ValueError(
+            f"hypotheses has no caption for image key(s) {_preview(no_hyp)} that references has"
+        )
     no_ref = [k for k in hypotheses if k not in references]
     if no_ref:
-        raise ValueError(f"references has no captions for image key(s) {_preview(no_ref)} that hypotheses has")
+        raise ValueError(
+            f"references has no captions for image key(s) {_preview(no_ref)} that hypotheses has"
+        )
     if not references:
         raise ValueError("references and hypotheses are empty: there are no images to evaluate")
 
@@ -70,22 +77,32 @@ def _prepare(references, hypotheses):
     for key in references:
         hyp = hypotheses[key]
         if not isinstance(hyp, str):
-            raise TypeError(f"hypotheses[{key!r}] must be one caption string, got {type(hyp).__name__}")
+            raise TypeError(
+                f"hypotheses[{key!r}] must be one caption string, got {type(hyp).__name__}"
+            )
         hyp_tokens = _tokens(hyp)
         if not hyp_tokens:
-            raise ValueError(f"the hypothesis for image key {key!r} is empty ({hyp!r}); every image needs a "
-                             "generated caption of at least one word")
+            raise ValueError(
+                f"the hypothesis for image key {key!r} is empty ({hyp!r}); every image needs a "
+                "generated caption of at least one word"
+            )
         ref_list = references[key]
         if isinstance(ref_list, str):
-            raise TypeError(f"references[{key!r}] must be a list of strings, got one string; wrap it: [caption]")
+            raise TypeError(
+                f"references[{key!r}] must be a list of strings, got one string; wrap it: [caption]"
+            )
         ref_list = list(ref_list)
         if not ref_list:
-            raise ValueError(f"image key {key!r} has an empty reference list; every image needs at least one "
-                             "reference caption")
+            raise ValueError(
+                f"image key {key!r} has an empty reference list; every image needs at least one "
+                "reference caption"
+            )
         ref_tokens = []
         for i, ref in enumerate(ref_list):
             if not isinstance(ref, str):
-                raise TypeError(f"references[{key!r}][{i}] must be a string, got {type(ref).__name__}")
+                raise TypeError(
+                    f"references[{key!r}][{i}] must be a string, got {type(ref).__name__}"
+                )
             tokens = _tokens(ref)
             if not tokens:
                 raise ValueError(f"reference {i} of image key {key!r} is empty ({ref!r})")
@@ -101,7 +118,7 @@ def _ngram_counts(tokens, n):
     counts = Counter()
     for k in range(1, n + 1):
         for i in range(len(tokens) - k + 1):
-            counts[tuple(tokens[i:i + k])] += 1
+            counts[tuple(tokens[i : i + k])] += 1
     return counts
 
 
@@ -133,7 +150,9 @@ def _bleu(refs, hyps, n=4):
     for ref_list, hyp in zip(refs, hyps):
         max_ref = Counter()
         for ref in ref_list:
-            max_ref |= _ngram_counts(ref, n)  # | keeps the max count over references: the clipping ceiling
+            max_ref |= _ngram_counts(
+                ref, n
+            )  # | keeps the max count over references: the clipping ceiling
         testlen = len(hyp)
         # 'closest' reference length; ties go to the shorter reference, as min over (|diff|, length) does
         reflen = min((abs(len(ref) - testlen), len(ref)) for ref in ref_list)[1]
@@ -186,7 +205,7 @@ def _tfidf(counts, document_frequency, log_images, n):
         # n-grams never seen in a reference count as document frequency 1 (idf = log #images)
         weight = tf * (log_images - math.log(max(1.0, document_frequency.get(gram, 0.0))))
         vec[len(gram) - 1][gram] = weight
-        norm[len(gram) - 1] += weight ** 2
+        norm[len(gram) - 1] += weight**2
     return vec, np.sqrt(norm)
 
 
@@ -209,13 +228,15 @@ def _cider_d(refs, hyps, n=4, sigma=6.0):
             for k in range(n):
                 for gram, weight in vec_h[k].items():
                     ref_weight = vec_r[k].get(gram, 0.0)
-                    val[k] += min(weight, ref_weight) * ref_weight  # the "-D" clipping of hypothesis tf
+                    val[k] += (
+                        min(weight, ref_weight) * ref_weight
+                    )  # the "-D" clipping of hypothesis tf
                 if norm_h[k] != 0 and norm_r[k] != 0:
                     val[k] /= norm_h[k] * norm_r[k]
             # Gaussian length penalty. The toolkit measures length as the number of bigrams (len - 1), which
             # gives the same difference as word counts for non-empty captions, the only ones accepted here.
             delta = float(len(hyp) - len(ref))
-            total += val * math.exp(-(delta ** 2) / (2 * sigma ** 2))
+            total += val * math.exp(-(delta**2) / (2 * sigma**2))
         scores.append(np.mean(total) / len(ref_list) * 10.0)
     scores = np.array(scores)
     return float(np.mean(scores)), scores
@@ -276,7 +297,7 @@ def _rouge_l(refs, hyps, beta=1.2):
         prec = float(np.max(lcs / len(hyp)))
         rec = float(np.max(lcs / np.array([len(ref) for ref in ref_list])))
         if prec != 0 and rec != 0:
-            scores.append((1 + beta ** 2) * prec * rec / (rec + beta ** 2 * prec))
+            scores.append((1 + beta**2) * prec * rec / (rec + beta**2 * prec))
         else:
             scores.append(0.0)
     scores = np.array(scores)
@@ -350,7 +371,9 @@ def perplexity(total_loss, num_words):
     if not math.isfinite(total_loss) or total_loss < 0:
         raise ValueError(f"total_loss must be a finite cross-entropy >= 0, got {total_loss}")
     if num_words <= 0:
-        raise ValueError(f"num_words must be positive, got {num_words}: perplexity is per predicted word")
+        raise ValueError(
+            f"num_words must be positive, got {num_words}: perplexity is per predicted word"
+        )
     mean = total_loss / num_words
     return math.exp(mean) if mean < 709.0 else math.inf  # exp overflows float64 just above 709.78
 

@@ -12,23 +12,37 @@ The recurrent cell is looked up in :data:`CELLS`, one small table, so a new cell
 plugs in without touching ``loss``, ``step`` or ``sample``. Shapes use the package legend
 (N batch, T timesteps, D features, W word vector, H hidden, V vocabulary; C channels of spatial features).
 """
+
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from captionrnn.attention import (attention_backward, attention_forward, dot_product_attention,
-                                  spatial_affine_backward, spatial_affine_forward)
+from captionrnn.attention import (
+    attention_backward,
+    attention_forward,
+    dot_product_attention,
+    spatial_affine_backward,
+    spatial_affine_forward,
+)
 from captionrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from captionrnn.gru import gru_backward, gru_forward, gru_step_forward
-from captionrnn.layers import (affine_backward, affine_forward, temporal_affine_backward,
-                               temporal_affine_forward, temporal_softmax_loss, word_embedding_backward,
-                               word_embedding_forward)
+from captionrnn.layers import (
+    affine_backward,
+    affine_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_softmax_loss,
+    word_embedding_backward,
+    word_embedding_forward,
+)
 from captionrnn.lstm import lstm_backward, lstm_forward, lstm_step_forward
 from captionrnn.rnn import rnn_backward, rnn_forward, rnn_step_forward
 
 MODEL_FORMAT_VERSION = 1
-ATTENTION_KEY = "attn_weights"  # the state entry holding the map of the step just taken (decoding.py reads it)
+ATTENTION_KEY = (
+    "attn_weights"  # the state entry holding the map of the step just taken (decoding.py reads it)
+)
 
 
 def _pooled_encode(features, W_proj, b_proj):
@@ -56,6 +70,7 @@ class Cell:
     - spatial: features are (N, D, h, w) maps instead of (N, D) vectors
     - attention: ``step`` publishes the map it used under ``state['attn_weights']`` (N, h, w)
     """
+
     gates: int
     forward: Callable
     backward: Callable
@@ -104,7 +119,9 @@ def _spatial_encode(features, W_proj, b_proj):
 
 
 def _spatial_encode_backward(dA, cache):
-    _, dW_proj, db_proj = spatial_affine_backward(dA, cache)  # features are data: no gradient needed
+    _, dW_proj, db_proj = spatial_affine_backward(
+        dA, cache
+    )  # features are data: no gradient needed
     return dW_proj, db_proj
 
 
@@ -125,40 +142,50 @@ def _attention_initial_state(A, p):
 def _attention_step(x, state, p):
     A = state["A"]
     attn, weights, _ = dot_product_attention(state["h"], A)  # (N, H), (N, 4, 4)
-    h, c, _ = lstm_step_forward(x, state["h"], state["c"], p["Wx"], p["Wh"], p["b"], attn, p["Wattn"])
+    h, c, _ = lstm_step_forward(
+        x, state["h"], state["c"], p["Wx"], p["Wh"], p["b"], attn, p["Wattn"]
+    )
     return h, {"h": h, "c": c, "A": A, ATTENTION_KEY: weights}
 
 
 CELLS = {
-    "rnn": Cell(gates=1,
-                forward=lambda x, h0, p: rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"]),
-                backward=_rnn_backward,
-                initial_state=lambda h0, p: {"h": h0},
-                step=_rnn_step),
-    "lstm": Cell(gates=4,
-                 forward=lambda x, h0, p: lstm_forward(x, h0, p["Wx"], p["Wh"], p["b"]),
-                 backward=_lstm_backward,
-                 initial_state=lambda h0, p: {"h": h0, "c": np.zeros_like(h0)},
-                 step=_lstm_step),
+    "rnn": Cell(
+        gates=1,
+        forward=lambda x, h0, p: rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"]),
+        backward=_rnn_backward,
+        initial_state=lambda h0, p: {"h": h0},
+        step=_rnn_step,
+    ),
+    "lstm": Cell(
+        gates=4,
+        forward=lambda x, h0, p: lstm_forward(x, h0, p["Wx"], p["Wh"], p["b"]),
+        backward=_lstm_backward,
+        initial_state=lambda h0, p: {"h": h0, "c": np.zeros_like(h0)},
+        step=_lstm_step,
+    ),
     # PyTorch's GRU form: ``b`` is the input bias bx, ``bh`` the recurrent bias (zero at init).
-    "gru": Cell(gates=3,
-                forward=lambda x, h0, p: gru_forward(x, h0, p["Wx"], p["Wh"], p["b"], p["bh"]),
-                backward=_gru_backward,
-                initial_state=lambda h0, p: {"h": h0},
-                step=_gru_step,
-                extra_params=(("bh", lambda rng, W, H: np.zeros(3 * H)),)),
+    "gru": Cell(
+        gates=3,
+        forward=lambda x, h0, p: gru_forward(x, h0, p["Wx"], p["Wh"], p["b"], p["bh"]),
+        backward=_gru_backward,
+        initial_state=lambda h0, p: {"h": h0},
+        step=_gru_step,
+        extra_params=(("bh", lambda rng, W, H: np.zeros(3 * H)),),
+    ),
     # Spatial attention LSTM (captionrnn.attention): gates i, f, o, g as the LSTM, plus the context
     # weights Wattn (H, 4H). The "encoding" is A itself; the state carries A so every step can attend.
-    "attention": Cell(gates=4,
-                      forward=_attention_forward,
-                      backward=_attention_backward,
-                      initial_state=_attention_initial_state,
-                      step=_attention_step,
-                      extra_params=(("Wattn", lambda rng, W, H: rng.standard_normal((H, 4 * H)) / np.sqrt(H)),),
-                      encode=_spatial_encode,
-                      encode_backward=_spatial_encode_backward,
-                      spatial=True,
-                      attention=True),
+    "attention": Cell(
+        gates=4,
+        forward=_attention_forward,
+        backward=_attention_backward,
+        initial_state=_attention_initial_state,
+        step=_attention_step,
+        extra_params=(("Wattn", lambda rng, W, H: rng.standard_normal((H, 4 * H)) / np.sqrt(H)),),
+        encode=_spatial_encode,
+        encode_backward=_spatial_encode_backward,
+        spatial=True,
+        attention=True,
+    ),
 }
 
 
@@ -187,13 +214,27 @@ class CaptioningRNN:
       initialisation independent of global state
     """
 
-    def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128, cell_type="rnn",
-                 dtype=np.float32, seed=None):
+    def __init__(
+        self,
+        word_to_idx,
+        input_dim=512,
+        wordvec_dim=128,
+        hidden_dim=128,
+        cell_type="rnn",
+        dtype=np.float32,
+        seed=None,
+    ):
         if cell_type not in CELLS:
-            raise ValueError(f"invalid cell_type {cell_type!r}; valid cell types are {sorted(CELLS)}")
+            raise ValueError(
+                f"invalid cell_type {cell_type!r}; valid cell types are {sorted(CELLS)}"
+            )
         if not isinstance(word_to_idx, dict) or not word_to_idx:
             raise ValueError("word_to_idx must be a non-empty dict mapping word -> index")
-        for name, size in (("input_dim", input_dim), ("wordvec_dim", wordvec_dim), ("hidden_dim", hidden_dim)):
+        for name, size in (
+            ("input_dim", input_dim),
+            ("wordvec_dim", wordvec_dim),
+            ("hidden_dim", hidden_dim),
+        ):
             if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
                 raise ValueError(f"{name} must be a positive int, got {size!r}")
         dtype = np.dtype(dtype)
@@ -205,7 +246,11 @@ class CaptioningRNN:
 
         self.cell_type = cell_type
         self.dtype = dtype
-        self.input_dim, self.wordvec_dim, self.hidden_dim = int(input_dim), int(wordvec_dim), int(hidden_dim)
+        self.input_dim, self.wordvec_dim, self.hidden_dim = (
+            int(input_dim),
+            int(wordvec_dim),
+            int(hidden_dim),
+        )
         self.word_to_idx = {str(w): int(i) for w, i in word_to_idx.items()}
         self.idx_to_word = {i: w for w, i in self.word_to_idx.items()}
         self.vocab_size = len(word_to_idx)
@@ -220,7 +265,13 @@ class CaptioningRNN:
             rng = seed
         else:
             rng = np.random.default_rng(seed)
-        V, D, W, H, G = self.vocab_size, self.input_dim, self.wordvec_dim, self.hidden_dim, self._cell.gates
+        V, D, W, H, G = (
+            self.vocab_size,
+            self.input_dim,
+            self.wordvec_dim,
+            self.hidden_dim,
+            self._cell.gates,
+        )
         p = {}
         p["W_embed"] = rng.standard_normal((V, W)) / 100
         p["W_proj"] = rng.standard_normal((D, H)) / np.sqrt(D)
@@ -245,55 +296,83 @@ class CaptioningRNN:
         return self._cell.attention
 
     def __repr__(self):
-        return (f"CaptioningRNN(cell_type={self.cell_type!r}, V={self.vocab_size}, D={self.input_dim}, "
-                f"W={self.wordvec_dim}, H={self.hidden_dim}, dtype={self.dtype.name})")
+        return (
+            f"CaptioningRNN(cell_type={self.cell_type!r}, V={self.vocab_size}, D={self.input_dim}, "
+            f"W={self.wordvec_dim}, H={self.hidden_dim}, dtype={self.dtype.name})"
+        )
 
     # ---- input validation -------------------------------------------------------------------------
 
     def _check_features(self, features):
         if not isinstance(features, np.ndarray) or features.dtype.kind != "f":
-            got = f"dtype {features.dtype}" if isinstance(features, np.ndarray) else type(features).__name__
-            raise ValueError(f"features must be a float numpy array, got {got}; "
-                             f"pass np.asarray(features, dtype=np.{self.dtype.name})")
+            got = (
+                f"dtype {features.dtype}"
+                if isinstance(features, np.ndarray)
+                else type(features).__name__
+            )
+            raise ValueError(
+                f"features must be a float numpy array, got {got}; "
+                f"pass np.asarray(features, dtype=np.{self.dtype.name})"
+            )
         if features.dtype != self.dtype:
-            raise ValueError(f"features have dtype {features.dtype} but the model is {self.dtype.name}; "
-                             f"pass features.astype(np.{self.dtype.name}) (or build the model with "
-                             f"dtype=np.{features.dtype.name})")
+            raise ValueError(
+                f"features have dtype {features.dtype} but the model is {self.dtype.name}; "
+                f"pass features.astype(np.{self.dtype.name}) (or build the model with "
+                f"dtype=np.{features.dtype.name})"
+            )
         spatial = self._cell.spatial
         if spatial and features.ndim == 2:
-            raise ValueError(f"cell_type={self.cell_type!r} needs spatial features (N, C, 4, 4), got pooled "
-                             f"features of shape {features.shape}; the CS231n COCO files hold pooled vectors "
-                             "only: use the shapes dataset (data['train_spatial_features']) or extract "
-                             "spatial features from a CNN")
+            raise ValueError(
+                f"cell_type={self.cell_type!r} needs spatial features (N, C, 4, 4), got pooled "
+                f"features of shape {features.shape}; the CS231n COCO files hold pooled vectors "
+                "only: use the shapes dataset (data['train_spatial_features']) or extract "
+                "spatial features from a CNN"
+            )
         if not spatial and features.ndim == 4:
-            raise ValueError(f"cell_type={self.cell_type!r} needs pooled features (N, D), got spatial features "
-                             f"of shape {features.shape}; use data['train_features'] (or pool the maps with "
-                             "features.mean(axis=(2, 3))), or build the model with cell_type='attention'")
+            raise ValueError(
+                f"cell_type={self.cell_type!r} needs pooled features (N, D), got spatial features "
+                f"of shape {features.shape}; use data['train_features'] (or pool the maps with "
+                "features.mean(axis=(2, 3))), or build the model with cell_type='attention'"
+            )
         legend = "(N, C, 4, 4)" if spatial else "(N, D)"
         if features.ndim != (4 if spatial else 2):
-            raise ValueError(f"features must have shape {legend} for cell_type={self.cell_type!r}, got shape "
-                             f"{features.shape}" + ("" if spatial else "; pooled features are one vector per "
-                                                   "image, e.g. features.reshape(N, -1)"))
+            raise ValueError(
+                f"features must have shape {legend} for cell_type={self.cell_type!r}, got shape "
+                f"{features.shape}"
+                + (
+                    ""
+                    if spatial
+                    else "; pooled features are one vector per image, e.g. features.reshape(N, -1)"
+                )
+            )
         if spatial and features.shape[2] * features.shape[3] == 0:
-            raise ValueError(f"spatial features have shape {features.shape}: the grid holds no cells")
+            raise ValueError(
+                f"spatial features have shape {features.shape}: the grid holds no cells"
+            )
         if features.shape[1] != self.input_dim:
-            raise ValueError(f"features have width D={features.shape[1]} but the model was built with "
-                             f"input_dim={self.input_dim}; build CaptioningRNN(input_dim={features.shape[1]}) "
-                             "or use the features it was trained on")
+            raise ValueError(
+                f"features have width D={features.shape[1]} but the model was built with "
+                f"input_dim={self.input_dim}; build CaptioningRNN(input_dim={features.shape[1]}) "
+                "or use the features it was trained on"
+            )
 
     def _check_words(self, name, words, ndim):
         if not isinstance(words, np.ndarray) or words.dtype.kind not in "iu":
             got = f"dtype {words.dtype}" if isinstance(words, np.ndarray) else type(words).__name__
-            raise ValueError(f"{name} must be an integer numpy array of word indices, got {got}; "
-                             f"convert with np.asarray({name}, dtype=np.int64)")
+            raise ValueError(
+                f"{name} must be an integer numpy array of word indices, got {got}; "
+                f"convert with np.asarray({name}, dtype=np.int64)"
+            )
         if words.ndim != ndim:
             legend = "(N, T+1)" if ndim == 2 else "(N,)"
             raise ValueError(f"{name} must have shape {legend}, got {words.shape}")
         if words.size and (words.min() < 0 or words.max() >= self.vocab_size):
             bad = int(words.min()) if words.min() < 0 else int(words.max())
-            raise ValueError(f"{name} holds word index {bad} outside this model's vocabulary [0, "
-                             f"{self.vocab_size}); encode captions with the same word_to_idx the model was "
-                             "built with")
+            raise ValueError(
+                f"{name} holds word index {bad} outside this model's vocabulary [0, "
+                f"{self.vocab_size}); encode captions with the same word_to_idx the model was "
+                "built with"
+            )
 
     # ---- training loss ----------------------------------------------------------------------------
 
@@ -302,11 +381,15 @@ class CaptioningRNN:
         self._check_features(features)
         self._check_words("captions", captions, 2)
         if captions.shape[1] < 2:
-            raise ValueError(f"captions must have at least 2 columns (an input word and a target), got "
-                             f"shape {captions.shape}")
+            raise ValueError(
+                f"captions must have at least 2 columns (an input word and a target), got "
+                f"shape {captions.shape}"
+            )
         if captions.shape[0] != features.shape[0]:
-            raise ValueError(f"captions has {captions.shape[0]} rows but features has {features.shape[0]}; "
-                             "pass one feature row per caption (features[image_idxs])")
+            raise ValueError(
+                f"captions has {captions.shape[0]} rows but features has {features.shape[0]}; "
+                "pass one feature row per caption (features[image_idxs])"
+            )
         p, cell = self.params, self._cell
         ### BEGIN SOLUTION
         ### TODO: inputs captions[:, :-1], targets captions[:, 1:], mask = targets != <NULL> (self._null);
@@ -335,7 +418,9 @@ class CaptioningRNN:
         - loss: scalar of the model's dtype, summed over time and averaged over N
         - grads: dict with the keys of ``self.params``, each the gradient of that param's shape and dtype
         """
-        loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache) = self._forward(features, captions)
+        loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache) = self._forward(
+            features, captions
+        )
         ### BEGIN SOLUTION
         ### TODO: backward through the layers in reverse: temporal_affine_backward -> dh, dW_vocab, db_vocab;
         ### self._cell.backward(dh, cell_cache) -> dx, denc, the cell's grads; word_embedding_backward -> dW_embed;
@@ -399,8 +484,10 @@ class CaptioningRNN:
         without attention (rnn, lstm, gru), as in :mod:`captionrnn.decoding`.
         """
         if self._start is None:
-            raise ValueError("this model's vocabulary has no '<START>' token, so sample() cannot begin a "
-                             "caption; add '<START>' (and '<END>') to word_to_idx")
+            raise ValueError(
+                "this model's vocabulary has no '<START>' token, so sample() cannot begin a "
+                "caption; add '<START>' (and '<END>') to word_to_idx"
+            )
         if not isinstance(max_length, (int, np.integer)) or max_length < 1:
             raise ValueError(f"max_length must be a positive int, got {max_length!r}")
         state = self.initial_state(features)
@@ -433,10 +520,18 @@ class CaptioningRNN:
     def metadata(self):
         """JSON-serialisable description of the model (everything needed to rebuild it except params)."""
         from captionrnn import __version__
-        return {"class": "CaptioningRNN", "model_format_version": MODEL_FORMAT_VERSION,
-                "captionrnn_version": __version__, "cell_type": self.cell_type,
-                "input_dim": self.input_dim, "wordvec_dim": self.wordvec_dim, "hidden_dim": self.hidden_dim,
-                "dtype": self.dtype.name, "word_to_idx": self.word_to_idx}
+
+        return {
+            "class": "CaptioningRNN",
+            "model_format_version": MODEL_FORMAT_VERSION,
+            "captionrnn_version": __version__,
+            "cell_type": self.cell_type,
+            "input_dim": self.input_dim,
+            "wordvec_dim": self.wordvec_dim,
+            "hidden_dim": self.hidden_dim,
+            "dtype": self.dtype.name,
+            "word_to_idx": self.word_to_idx,
+        }
 
     def save(self, path):
         """Write the model to ``path`` (a ``.npz``; the name is used as given) atomically.
@@ -457,29 +552,44 @@ class CaptioningRNN:
     def _from_arrays(cls, path, arrays, metadata):
         meta = metadata.get("model") if isinstance(metadata, dict) else None
         if not isinstance(meta, dict) or meta.get("class") != "CaptioningRNN":
-            raise CheckpointError(f"{path} holds no CaptioningRNN (metadata kind {metadata.get('kind')!r})")
+            raise CheckpointError(
+                f"{path} holds no CaptioningRNN (metadata kind {metadata.get('kind')!r})"
+            )
         if meta.get("model_format_version", 0) > MODEL_FORMAT_VERSION:
-            raise CheckpointError(f"{path} was written by captionrnn {meta.get('captionrnn_version')} with a "
-                                  "newer model format; upgrade captionrnn to load it")
+            raise CheckpointError(
+                f"{path} was written by captionrnn {meta.get('captionrnn_version')} with a "
+                "newer model format; upgrade captionrnn to load it"
+            )
         try:
-            model = cls(meta["word_to_idx"], input_dim=meta["input_dim"], wordvec_dim=meta["wordvec_dim"],
-                        hidden_dim=meta["hidden_dim"], cell_type=meta["cell_type"],
-                        dtype=np.dtype(meta["dtype"]), seed=0)
+            model = cls(
+                meta["word_to_idx"],
+                input_dim=meta["input_dim"],
+                wordvec_dim=meta["wordvec_dim"],
+                hidden_dim=meta["hidden_dim"],
+                cell_type=meta["cell_type"],
+                dtype=np.dtype(meta["dtype"]),
+                seed=0,
+            )
         except (KeyError, ValueError, TypeError) as e:
-            raise CheckpointError(f"{path} has invalid model metadata: {type(e).__name__}: {e}") from e
+            raise CheckpointError(
+                f"{path} has invalid model metadata: {type(e).__name__}: {e}"
+            ) from e
         model.assign_params(arrays, prefix="params/", source=path)
         return model
 
     def assign_params(self, arrays, prefix="", source="arrays"):
         """Replace every param by a copy of ``arrays[prefix + name]``, checking names, shapes and dtypes."""
         missing = [k for k in self.params if prefix + k not in arrays]
-        extra = [k for k in arrays if k.startswith(prefix) and k[len(prefix):] not in self.params]
+        extra = [k for k in arrays if k.startswith(prefix) and k[len(prefix) :] not in self.params]
         if missing or extra:
-            raise CheckpointError(f"{source}: params do not match a {self!r}: missing {missing}, "
-                                  f"unexpected {extra}")
+            raise CheckpointError(
+                f"{source}: params do not match a {self!r}: missing {missing}, unexpected {extra}"
+            )
         for k, v in self.params.items():
             a = arrays[prefix + k]
             if a.shape != v.shape or a.dtype != v.dtype:
-                raise CheckpointError(f"{source}: param {k!r} has shape {a.shape} dtype {a.dtype} but a "
-                                      f"{self!r} needs shape {v.shape} dtype {v.dtype}")
+                raise CheckpointError(
+                    f"{source}: param {k!r} has shape {a.shape} dtype {a.dtype} but a "
+                    f"{self!r} needs shape {v.shape} dtype {v.dtype}"
+                )
         self.params = {k: np.array(arrays[prefix + k], copy=True) for k in self.params}

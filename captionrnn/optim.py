@@ -9,12 +9,15 @@ Each rule is ``update(w, dw, config=None) -> (next_w, config)``:
 
 ``next_w`` has w's dtype (a float32 model stays float32) and neither ``w`` nor ``dw`` is modified.
 """
+
 import numpy as np
 
 
 def _check(w, dw, config):
     if np.shape(w) != np.shape(dw):
-        raise ValueError(f"w has shape {np.shape(w)} but dw has shape {np.shape(dw)}; they must match")
+        raise ValueError(
+            f"w has shape {np.shape(w)} but dw has shape {np.shape(dw)}; they must match"
+        )
     return {} if config is None else config
 
 
@@ -55,7 +58,7 @@ def rmsprop(w, dw, config=None):
     config.setdefault("decay_rate", 0.99)
     config.setdefault("epsilon", 1e-8)
     cache = config.get("cache", np.zeros_like(w))
-    cache = config["decay_rate"] * cache + (1 - config["decay_rate"]) * dw ** 2
+    cache = config["decay_rate"] * cache + (1 - config["decay_rate"]) * dw**2
     next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
     config["cache"] = cache.astype(w.dtype, copy=False)
     return next_w.astype(w.dtype, copy=False), config
@@ -81,12 +84,16 @@ def adam(w, dw, config=None):
     t = config["t"] + 1
     beta1, beta2 = config["beta1"], config["beta2"]
     m = beta1 * m + (1 - beta1) * dw
-    v = beta2 * v + (1 - beta2) * dw ** 2
+    v = beta2 * v + (1 - beta2) * dw**2
     # The moments start at zero, so early averages are biased towards zero; divide it out.
-    m_hat = m / (1 - beta1 ** t)
-    v_hat = v / (1 - beta2 ** t)
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
     next_w = w - config["learning_rate"] * m_hat / (np.sqrt(v_hat) + config["epsilon"])
-    config["m"], config["v"], config["t"] = m.astype(w.dtype, copy=False), v.astype(w.dtype, copy=False), t
+    config["m"], config["v"], config["t"] = (
+        m.astype(w.dtype, copy=False),
+        v.astype(w.dtype, copy=False),
+        t,
+    )
     return next_w.astype(w.dtype, copy=False), config
 
 

@@ -3,6 +3,7 @@
 Every function writes one PNG and returns its path; nothing needs a screen (show the file with
 ``IPython.display.Image(path)`` in a notebook).
 """
+
 import textwrap
 from pathlib import Path
 
@@ -13,6 +14,7 @@ def _pyplot():
     # No matplotlib.use(): the user's backend (Jupyter's inline one, say) stays as it is; without a screen
     # matplotlib falls back to Agg by itself. Figures are saved and closed, never shown.
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -24,7 +26,9 @@ def _save(fig, path):
     return path
 
 
-def plot_loss(loss_history, path, val_loss_history=None, iterations_per_epoch=None, title="Training loss"):
+def plot_loss(
+    loss_history, path, val_loss_history=None, iterations_per_epoch=None, title="Training loss"
+):
     """Training loss per iteration (raw and smoothed) and, if given, validation loss per epoch.
 
     - loss_history: sequence of per-iteration training losses
@@ -39,11 +43,13 @@ def plot_loss(loss_history, path, val_loss_history=None, iterations_per_epoch=No
     if len(loss) >= 10:
         k = max(1, len(loss) // 50)
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-        ax.plot(it[k - 1:], smooth, color="C0", lw=1.5, label=f"train (mean of {k})")
+        ax.plot(it[k - 1 :], smooth, color="C0", lw=1.5, label=f"train (mean of {k})")
     if val_loss_history is not None and len(val_loss_history):
         val = np.asarray(val_loss_history, dtype=float)
         per = iterations_per_epoch or max(1, len(loss) // len(val))
-        ax.plot(per * np.arange(1, len(val) + 1), val, "o-", color="C1", label="validation (per epoch)")
+        ax.plot(
+            per * np.arange(1, len(val) + 1), val, "o-", color="C1", label="validation (per epoch)"
+        )
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss (summed over time, mean over captions)")
     ax.set_title(title)
@@ -64,8 +70,13 @@ def caption_gallery(images, generated, path, references=None, ncols=4, title=Non
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
     # Each panel: the image on top, its captions in the space below it (never over the next row).
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 4.9 * nrows), squeeze=False,
-                             gridspec_kw={"hspace": 0.55, "wspace": 0.08})
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(3.4 * ncols, 4.9 * nrows),
+        squeeze=False,
+        gridspec_kw={"hspace": 0.55, "wspace": 0.08},
+    )
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
@@ -74,13 +85,29 @@ def caption_gallery(images, generated, path, references=None, ncols=4, title=Non
         if img is not None:
             ax.imshow(img)
         else:
-            ax.text(0.5, 0.5, "(image not available)", ha="center", va="center", color="0.5",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "(image not available)",
+                ha="center",
+                va="center",
+                color="0.5",
+                transform=ax.transAxes,
+            )
         lines = ["gen: " + generated[k]]
         if references is not None and references[k]:
             lines += ["ref: " + r for r in list(references[k])[:2]]
         text = "\n".join(textwrap.fill(s, 34) for s in lines)
-        ax.text(0.0, -0.03, text, transform=ax.transAxes, va="top", ha="left", fontsize=8.5, family="sans-serif")
+        ax.text(
+            0.0,
+            -0.03,
+            text,
+            transform=ax.transAxes,
+            va="top",
+            ha="left",
+            fontsize=8.5,
+            family="sans-serif",
+        )
     if title:
         fig.suptitle(title, y=0.995)
     return _save(fig, path)
@@ -104,8 +131,15 @@ def attention_strip(image, words, maps, path):
         ax = axes[t + 1]
         ax.imshow(image)
         # Nearest-neighbour upsampling keeps the 4x4 grid cells visible as cells.
-        ax.imshow(np.asarray(maps[t], dtype=float), cmap="inferno", alpha=0.6, extent=extent,
-                  interpolation="nearest", vmin=0.0, vmax=max(float(np.max(maps[t])), 1e-8))
+        ax.imshow(
+            np.asarray(maps[t], dtype=float),
+            cmap="inferno",
+            alpha=0.6,
+            extent=extent,
+            interpolation="nearest",
+            vmin=0.0,
+            vmax=max(float(np.max(maps[t])), 1e-8),
+        )
         ax.set_title(words[t], fontsize=9)
     for ax in axes:
         ax.axis("off")

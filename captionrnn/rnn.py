@@ -4,6 +4,7 @@ h_t = tanh(x_t Wx + h_{t-1} Wh + b). Shapes use the package legend (N batch,
 T timesteps, D input, H hidden). Derivations: docs/bptt.md#vanilla-rnn-step and
 docs/bptt.md#backpropagation-through-time.
 """
+
 import numpy as np
 
 from captionrnn._checks import check_cell, check_shape
@@ -50,7 +51,7 @@ def rnn_step_backward(dnext_h, cache):
     ### BEGIN SOLUTION
     ### TODO: da = dnext_h * (1 - next_h^2) (N, H); then dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T da,
     ### dWh = prev_h^T da, db = da summed over N
-    da = dnext_h * (1 - next_h ** 2)  # (N, H): tanh'(a) = 1 - tanh(a)^2
+    da = dnext_h * (1 - next_h**2)  # (N, H): tanh'(a) = 1 - tanh(a)^2
     dx = da @ Wx.T
     dprev_h = da @ Wh.T
     dWx = x.T @ da
@@ -75,6 +76,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     check_cell(x, h0, Wx, Wh, {"b": b}, 1, True, "h0")
     if use_numba():
         from captionrnn import kernels
+
         return kernels.rnn_forward(x, h0, Wx, Wh, b)
     ### BEGIN SOLUTION
     ### TODO: loop t = 0..T-1 calling rnn_step_forward on x[:, t] and the previous state (h0 first);
@@ -106,6 +108,7 @@ def rnn_backward(dh, cache):
     """
     if is_fast_cache(cache):  # made by the Numba forward
         from captionrnn import kernels
+
         return kernels.rnn_backward(dh, cache)
     x0, _, Wx, Wh, h_first = cache[0]
     N, T, D, H = x0.shape[0], len(cache), x0.shape[1], Wh.shape[0]

@@ -7,6 +7,7 @@ Every random choice (minibatch order, validation subset) comes from the solver's
 ``np.random.Generator``, whose state is saved in each checkpoint, so ``resume=`` continues the very
 same trajectory an uninterrupted run would have taken.
 """
+
 import difflib
 import inspect
 import math
@@ -58,20 +59,48 @@ class CaptioningSolver:
     ``best_epoch``, ``epoch``, ``iteration``, ``last_checkpoint`` (Path or None).
     """
 
-    def __init__(self, model, data, *, update_rule="adam", optim_config=None, lr_decay=1.0, batch_size=100,
-                 num_epochs=10, print_every=10, verbose=True, grad_clip=None, checkpoint_dir=None, resume=None,
-                 seed=0, num_val_samples=1000, keep_best=True, eval_fn=None, best_by="val_loss",
-                 best_mode="auto", **unknown):
+    def __init__(
+        self,
+        model,
+        data,
+        *,
+        update_rule="adam",
+        optim_config=None,
+        lr_decay=1.0,
+        batch_size=100,
+        num_epochs=10,
+        print_every=10,
+        verbose=True,
+        grad_clip=None,
+        checkpoint_dir=None,
+        resume=None,
+        seed=0,
+        num_val_samples=1000,
+        keep_best=True,
+        eval_fn=None,
+        best_by="val_loss",
+        best_mode="auto",
+        **unknown,
+    ):
         if unknown:
-            valid = [n for n, prm in inspect.signature(CaptioningSolver).parameters.items()
-                     if prm.kind is prm.KEYWORD_ONLY]
+            valid = [
+                n
+                for n, prm in inspect.signature(CaptioningSolver).parameters.items()
+                if prm.kind is prm.KEYWORD_ONLY
+            ]
             hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
-            detail = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
-            raise ValueError(f"unrecognised arguments to CaptioningSolver: {detail}; valid ones are {valid}")
+            detail = ", ".join(
+                f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items()
+            )
+            raise ValueError(
+                f"unrecognised arguments to CaptioningSolver: {detail}; valid ones are {valid}"
+            )
         if isinstance(update_rule, str):
             if update_rule not in optim.UPDATE_RULES:
-                raise ValueError(f"invalid update_rule {update_rule!r}; choose one of {sorted(optim.UPDATE_RULES)} "
-                                 "or pass an update(w, dw, config) function")
+                raise ValueError(
+                    f"invalid update_rule {update_rule!r}; choose one of {sorted(optim.UPDATE_RULES)} "
+                    "or pass an update(w, dw, config) function"
+                )
             self.update_rule_name = update_rule
             self.update_rule = optim.UPDATE_RULES[update_rule]
         elif callable(update_rule):
@@ -79,17 +108,27 @@ class CaptioningSolver:
             self.update_rule = update_rule
         else:
             raise ValueError(f"update_rule must be a name or a function, got {update_rule!r}")
-        for name, value in (("batch_size", batch_size), ("num_epochs", num_epochs), ("print_every", print_every)):
-            if not isinstance(value, (int, np.integer)) or value < (0 if name == "num_epochs" else 1):
+        for name, value in (
+            ("batch_size", batch_size),
+            ("num_epochs", num_epochs),
+            ("print_every", print_every),
+        ):
+            if not isinstance(value, (int, np.integer)) or value < (
+                0 if name == "num_epochs" else 1
+            ):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
         if best_mode not in ("auto", "min", "max"):
             raise ValueError(f"best_mode must be 'auto', 'min' or 'max', got {best_mode!r}")
         if best_by != "val_loss" and eval_fn is None:
-            raise ValueError(f"best_by={best_by!r} needs an eval_fn that returns it; without one use 'val_loss'")
+            raise ValueError(
+                f"best_by={best_by!r} needs an eval_fn that returns it; without one use 'val_loss'"
+            )
         self._check_data(data)
-        split_features(model.cell_type, data, "train")  # a clear error now, not at the first minibatch
+        split_features(
+            model.cell_type, data, "train"
+        )  # a clear error now, not at the first minibatch
 
         self.model, self.data = model, data
         self.optim_config = dict(optim_config or {})
@@ -112,7 +151,9 @@ class CaptioningSolver:
         n_val = len(data["val_captions"]) if "val_captions" in data else 0
         if num_val_samples is not None and n_val > num_val_samples:
             # A separate stream, so the subset never shifts the minibatch sequence.
-            sub = np.random.default_rng(self.rng.integers(2 ** 63)).choice(n_val, num_val_samples, replace=False)
+            sub = np.random.default_rng(self.rng.integers(2**63)).choice(
+                n_val, num_val_samples, replace=False
+            )
             self.val_idx = np.sort(sub)
         else:
             self.val_idx = np.arange(n_val)
@@ -124,18 +165,24 @@ class CaptioningSolver:
     @staticmethod
     def _check_data(data):
         if not isinstance(data, dict):
-            raise ValueError(f"data must be a dict in the CS231n COCO format, got {type(data).__name__}")
+            raise ValueError(
+                f"data must be a dict in the CS231n COCO format, got {type(data).__name__}"
+            )
         missing = [k for k in ("train_captions", "train_image_idxs") if k not in data]
         if missing:
-            raise ValueError(f"data is missing {missing}; it needs train_captions (N, T+1), train_image_idxs (N,) "
-                             "and train_features (Nimg, D) (or train_spatial_features for attention), and "
-                             "optionally the same with val_")
+            raise ValueError(
+                f"data is missing {missing}; it needs train_captions (N, T+1), train_image_idxs (N,) "
+                "and train_features (Nimg, D) (or train_spatial_features for attention), and "
+                "optionally the same with val_"
+            )
         for split in ("train", "val"):
             if f"{split}_captions" in data:
                 n_cap, n_idx = len(data[f"{split}_captions"]), len(data[f"{split}_image_idxs"])
                 if n_cap != n_idx:
-                    raise ValueError(f"data['{split}_captions'] has {n_cap} rows but data['{split}_image_idxs'] "
-                                     f"has {n_idx}; they must match")
+                    raise ValueError(
+                        f"data['{split}_captions'] has {n_cap} rows but data['{split}_image_idxs'] "
+                        f"has {n_idx}; they must match"
+                    )
         if len(data["train_captions"]) == 0:
             raise ValueError("data['train_captions'] is empty")
 
@@ -143,15 +190,22 @@ class CaptioningSolver:
 
     def _batch(self, split, idx):
         captions = self.data[f"{split}_captions"][idx]
-        features = split_features(self.model.cell_type, self.data, split)[self.data[f"{split}_image_idxs"][idx]]
+        features = split_features(self.model.cell_type, self.data, split)[
+            self.data[f"{split}_image_idxs"][idx]
+        ]
         return features.astype(self.model.dtype, copy=False), captions
 
     def _diverged(self, what, value):
         lr = self.optim_configs[next(iter(self.optim_configs))].get("learning_rate")
-        where = f" the last good checkpoint {self.last_checkpoint} is unchanged;" if self.last_checkpoint else ""
+        where = (
+            f" the last good checkpoint {self.last_checkpoint} is unchanged;"
+            if self.last_checkpoint
+            else ""
+        )
         return TrainingDivergedError(
             f"{what} became {value} at iteration {self.iteration + 1} (epoch {self.epoch + 1}); training "
-            f"stopped.{where} try a lower learning rate (now {lr}) or gradient clipping (grad_clip=5.0)")
+            f"stopped.{where} try a lower learning rate (now {lr}) or gradient clipping (grad_clip=5.0)"
+        )
 
     def _step(self, idx):
         features, captions = self._batch("train", idx)
@@ -165,7 +219,9 @@ class CaptioningSolver:
             scale = self.grad_clip / norm
             grads = {k: g * g.dtype.type(scale) for k, g in grads.items()}
         for p, w in self.model.params.items():
-            self.model.params[p], self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
+            self.model.params[p], self.optim_configs[p] = self.update_rule(
+                w, grads[p], self.optim_configs[p]
+            )
         self.iteration += 1
         self.loss_history.append(float(loss))
         return float(loss)
@@ -178,7 +234,7 @@ class CaptioningSolver:
             return None
         total = 0.0
         for start in range(0, len(self.val_idx), self.batch_size):
-            idx = self.val_idx[start:start + self.batch_size]
+            idx = self.val_idx[start : start + self.batch_size]
             total += self.model.eval_loss(*self._batch("val", idx)) * len(idx)
         return total / len(self.val_idx)
 
@@ -194,10 +250,13 @@ class CaptioningSolver:
             self.metric_history.setdefault(name, []).append(float(value))
         score = val_loss if self.best_by == "val_loss" else metrics.get(self.best_by)
         if self.best_by != "val_loss" and self.best_by not in metrics:
-            raise ValueError(f"best_by={self.best_by!r} but eval_fn returned only {sorted(metrics)}")
+            raise ValueError(
+                f"best_by={self.best_by!r} but eval_fn returned only {sorted(metrics)}"
+            )
         if self.keep_best and score is not None and math.isfinite(score):
-            better = (self.best_score is None or (score < self.best_score if self.best_mode == "min"
-                                                  else score > self.best_score))
+            better = self.best_score is None or (
+                score < self.best_score if self.best_mode == "min" else score > self.best_score
+            )
             if better:
                 self.best_score, self.best_epoch = float(score), self.epoch
                 self.best_params = {k: v.copy() for k, v in self.model.params.items()}
@@ -219,21 +278,28 @@ class CaptioningSolver:
         bar = None
         if self.verbose and sys.stdout.isatty() and self.epoch < self.num_epochs:
             from tqdm.auto import tqdm
-            bar = tqdm(total=total, initial=self.iteration, unit="it", dynamic_ncols=True, leave=True)
+
+            bar = tqdm(
+                total=total, initial=self.iteration, unit="it", dynamic_ncols=True, leave=True
+            )
         try:
             for _ in range(self.epoch, self.num_epochs):
                 order = self.rng.permutation(num_train)
                 for i in range(per_epoch):
-                    loss = self._step(order[i * self.batch_size:(i + 1) * self.batch_size])
+                    loss = self._step(order[i * self.batch_size : (i + 1) * self.batch_size])
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.3f}", refresh=False)
-                    if self.verbose and (self.iteration % self.print_every == 0 or self.iteration == 1):
+                    if self.verbose and (
+                        self.iteration % self.print_every == 0 or self.iteration == 1
+                    ):
                         self._say(bar, f"(Iteration {self.iteration} / {total}) loss: {loss:.6f}")
                 self.epoch += 1
                 val_loss, metrics = self._end_of_epoch()
                 if self.checkpoint_dir is not None:
-                    self.last_checkpoint = self.save_checkpoint(self.checkpoint_dir / f"epoch_{self.epoch:03d}.npz")
+                    self.last_checkpoint = self.save_checkpoint(
+                        self.checkpoint_dir / f"epoch_{self.epoch:03d}.npz"
+                    )
                 if self.verbose:
                     parts = [f"(Epoch {self.epoch} / {self.num_epochs})"]
                     if val_loss is not None:
@@ -272,37 +338,57 @@ class CaptioningSolver:
                     scalars[p][key] = value.item() if isinstance(value, np.generic) else value
         arrays["history/loss"] = np.asarray(self.loss_history, dtype=np.float64)
         arrays["val_idx"] = np.asarray(self.val_idx, dtype=np.int64)
-        metadata = {"kind": "solver", "solver_format_version": SOLVER_FORMAT_VERSION,
-                    "model": self.model.metadata(), "epoch": self.epoch, "iteration": self.iteration,
-                    "update_rule": self.update_rule_name, "batch_size": self.batch_size,
-                    "optim_scalars": scalars, "val_loss_history": self.val_loss_history,
-                    "metric_history": self.metric_history, "best_score": self.best_score,
-                    "best_epoch": self.best_epoch, "best_by": self.best_by,
-                    "rng_state": self.rng.bit_generator.state}
+        metadata = {
+            "kind": "solver",
+            "solver_format_version": SOLVER_FORMAT_VERSION,
+            "model": self.model.metadata(),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "update_rule": self.update_rule_name,
+            "batch_size": self.batch_size,
+            "optim_scalars": scalars,
+            "val_loss_history": self.val_loss_history,
+            "metric_history": self.metric_history,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "best_by": self.best_by,
+            "rng_state": self.rng.bit_generator.state,
+        }
         return save_checkpoint(path, arrays, metadata)
 
     def _restore(self, path):
         arrays, meta = load_checkpoint(path)
         if meta.get("kind") != "solver":
-            raise CheckpointError(f"{path} is a {meta.get('kind')!r} file, not a solver checkpoint; resume needs "
-                                  "a file from the solver's checkpoint_dir (load model files with "
-                                  "CaptioningRNN.load)")
+            raise CheckpointError(
+                f"{path} is a {meta.get('kind')!r} file, not a solver checkpoint; resume needs "
+                "a file from the solver's checkpoint_dir (load model files with "
+                "CaptioningRNN.load)"
+            )
         mine, theirs = self.model.metadata(), meta.get("model", {})
-        diff = [k for k in ("cell_type", "input_dim", "wordvec_dim", "hidden_dim", "dtype", "word_to_idx")
-                if mine.get(k) != theirs.get(k)]
+        diff = [
+            k
+            for k in ("cell_type", "input_dim", "wordvec_dim", "hidden_dim", "dtype", "word_to_idx")
+            if mine.get(k) != theirs.get(k)
+        ]
         if diff:
-            raise CheckpointError(f"{path} was written for a different model ({diff} differ); build the model "
-                                  "with the checkpoint's settings, or CaptioningRNN.load it")
+            raise CheckpointError(
+                f"{path} was written for a different model ({diff} differ); build the model "
+                "with the checkpoint's settings, or CaptioningRNN.load it"
+            )
         if meta.get("update_rule") != self.update_rule_name:
-            raise CheckpointError(f"{path} was trained with update_rule={meta.get('update_rule')!r}, "
-                                  f"not {self.update_rule_name!r}; resume with the same rule")
+            raise CheckpointError(
+                f"{path} was trained with update_rule={meta.get('update_rule')!r}, "
+                f"not {self.update_rule_name!r}; resume with the same rule"
+            )
         try:
             self.model.assign_params(arrays, prefix="params/", source=path)
             configs = {}
             for p in self.model.params:
                 config = dict(meta["optim_scalars"][p])
                 prefix = f"optim/{p}/"
-                config.update({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+                config.update(
+                    {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+                )
                 configs[p] = config
             if any(k.startswith("best/") for k in arrays):
                 self.best_params = {p: arrays[f"best/{p}"].copy() for p in self.model.params}
@@ -316,10 +402,14 @@ class CaptioningSolver:
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, CheckpointError):
                 raise
-            raise CheckpointError(f"{path} is an incomplete solver checkpoint ({type(e).__name__}: {e}); "
-                                  "use another checkpoint") from e
+            raise CheckpointError(
+                f"{path} is an incomplete solver checkpoint ({type(e).__name__}: {e}); "
+                "use another checkpoint"
+            ) from e
         self.optim_configs = configs
         if len(self.loss_history) != self.iteration:
-            raise CheckpointError(f"{path}: {len(self.loss_history)} recorded losses for {self.iteration} "
-                                  "iterations; the file is inconsistent")
+            raise CheckpointError(
+                f"{path}: {len(self.loss_history)} recorded losses for {self.iteration} "
+                "iterations; the file is inconsistent"
+            )
         self.last_checkpoint = Path(path)

@@ -1,4 +1,5 @@
 """Shared fixtures: both backends, the optional PyTorch oracle and the shared real-data folder."""
+
 import os
 from pathlib import Path
 
@@ -39,5 +40,7 @@ def flickr8k_dir():
     """The real Flickr8k fixture in ../shared/data/flickr8k (skip when absent, as on a user's machine)."""
     path = _shared_data() / "flickr8k"
     if not (path / "Flickr8k.token.txt").is_file():
-        pytest.skip(f"real Flickr8k fixture not found at {path} (it exists only on the developers' machines)")
+        pytest.skip(
+            f"real Flickr8k fixture not found at {path} (it exists only on the developers' machines)"
+        )
     return path

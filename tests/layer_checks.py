@@ -1,4 +1,5 @@
 """Helpers shared by the recurrent-layer tests (test_rnn.py, test_lstm.py, test_gru.py)."""
+
 import numpy as np
 
 NORM_TOL = 1e-7  # normwise finite-difference error; see the module docstrings of the test files
@@ -7,6 +8,7 @@ NORM_TOL = 1e-7  # normwise finite-difference error; see the module docstrings o
 def assert_grad_close(num, ana, name, rel_tol, norm_tol=NORM_TOL):
     """Numerical vs analytic gradient: CS231n's elementwise rel_error and the normwise error."""
     from captionrnn.gradient_check import rel_error
+
     rel = rel_error(num, ana)
     norm = np.max(np.abs(num - ana)) / np.max(np.abs(ana))
     assert rel < rel_tol, f"{name}: rel_error {rel:.2e} >= {rel_tol:g}"

@@ -1,4 +1,5 @@
 """captionrnn.analysis: the gradient-flow curves behind the LSTM/GRU notebook's plot."""
+
 import numpy as np
 import pytest
 
@@ -38,18 +39,25 @@ def test_matches_the_sequence_backward(backend):
     from captionrnn.analysis import _flow
     from captionrnn.gru import gru_backward, gru_forward
     from captionrnn.rnn import rnn_backward, rnn_forward
+
     rng = np.random.default_rng(3)
     N, T, D, H = 4, 7, 5, 6
     x = rng.standard_normal((N, T, D))
     g = rng.standard_normal((N, H))
-    for cell, G, fwd, bwd in (("rnn", 1, rnn_forward, rnn_backward), ("gru", 3, gru_forward, gru_backward)):
-        Wx, Wh = rng.standard_normal((D, G * H)) / np.sqrt(D), rng.standard_normal((H, G * H)) / np.sqrt(H)
+    for cell, G, fwd, bwd in (
+        ("rnn", 1, rnn_forward, rnn_backward),
+        ("gru", 3, gru_forward, gru_backward),
+    ):
+        Wx, Wh = (
+            rng.standard_normal((D, G * H)) / np.sqrt(D),
+            rng.standard_normal((H, G * H)) / np.sqrt(H),
+        )
         b = rng.standard_normal(G * H) * 0.1
         extra = (np.zeros(G * H),) if cell == "gru" else ()  # _flow's GRU has bh = 0
         norms = _flow(cell, x, g, Wx, Wh, b)
         h, _ = fwd(x, np.zeros((N, H)), Wx, Wh, b, *extra)
         for k in (0, 3, T - 2):
-            _, cache = fwd(x[:, k + 1:], h[:, k], Wx, Wh, b, *extra)
+            _, cache = fwd(x[:, k + 1 :], h[:, k], Wx, Wh, b, *extra)
             dh = np.zeros((N, T - 1 - k, H))
             dh[:, -1] = g
             dh_k = bwd(dh, cache)[1]
@@ -70,12 +78,15 @@ def test_rnn_vanishes_and_gated_cells_keep_more(backend):
         assert lstm[20] > 1e3 * rnn[20]
         assert gru[20] > 1e3 * rnn[20]
         # The gate bias is what keeps the gated path open: shut it and the LSTM loses much more.
-        shut = gradient_flow("lstm", T=40, weight_scale=0.5, gate_bias=-2.0, seed=seed)["lstm"][::-1]
+        shut = gradient_flow("lstm", T=40, weight_scale=0.5, gate_bias=-2.0, seed=seed)["lstm"][
+            ::-1
+        ]
         assert shut[20] < 1e-2 * lstm[20]
 
 
 def test_plot_writes_png(tmp_path):
     import matplotlib
+
     matplotlib.use("Agg")
     res = gradient_flow(T=15, N=2, D=3, H=4)
     path = tmp_path / "sub" / "flow.png"
@@ -87,8 +98,10 @@ def test_plot_writes_png(tmp_path):
 
 def test_plot_into_given_axes(tmp_path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2)
     res = {"rnn": np.array([0.0, 0.5, 1.0])}  # an exact zero must not break the log scale
     assert plot_gradient_flow(res, ax=axes[1], path=tmp_path / "f.png") is axes[1]

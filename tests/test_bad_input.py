@@ -5,16 +5,33 @@ Messages look like ``"Wh has shape (4, 4) but (H, H) = (5, 5) was expected ..."`
 ``"x must have 3 dimensions (N, T, D), got shape (2, 4)"``; each test matches the argument name,
 the shape it got and the expected shape.
 """
+
 import re
 
 import numpy as np
 import pytest
 
-from captionrnn.rnn_layers import (affine_backward, affine_forward, gru_backward, gru_forward, gru_step_backward,
-                                   gru_step_forward, lstm_backward, lstm_forward, lstm_step_backward,
-                                   lstm_step_forward, rnn_backward, rnn_forward, rnn_step_backward,
-                                   rnn_step_forward, temporal_affine_backward, temporal_affine_forward,
-                                   temporal_softmax_loss, word_embedding_backward, word_embedding_forward)
+from captionrnn.rnn_layers import (
+    affine_backward,
+    affine_forward,
+    gru_backward,
+    gru_forward,
+    gru_step_backward,
+    gru_step_forward,
+    lstm_backward,
+    lstm_forward,
+    lstm_step_backward,
+    lstm_step_forward,
+    rnn_backward,
+    rnn_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_softmax_loss,
+    word_embedding_backward,
+    word_embedding_forward,
+)
 
 N, T, D, H, V, W = 2, 3, 4, 5, 6, 7
 
@@ -29,6 +46,7 @@ def raises(*parts):
 
 
 # ----------------------------------------------------------------------------- affine and embedding
+
 
 def test_affine_mismatched_shapes(backend):
     with raises("w has shape (5, 3)", "(D, M) = (8, ?)"):
@@ -75,6 +93,7 @@ def test_word_embedding_bad_shapes(backend):
 
 # ----------------------------------------------------------------------------- softmax loss
 
+
 def test_softmax_loss_mask_of_wrong_shape(backend):
     y = np.zeros((N, T), dtype=np.int64)
     with raises("mask has shape (3, 2)", "(N, T) = (2, 3)"):
@@ -97,11 +116,15 @@ def test_softmax_loss_bad_targets(backend):
 
 def test_integer_scores_are_rejected(backend):
     with raises("x must be a float32 or float64 numpy array", "int64"):
-        temporal_softmax_loss(np.zeros((N, T, V), dtype=np.int64), np.zeros((N, T), dtype=np.int64),
-                              np.ones((N, T), dtype=bool))
+        temporal_softmax_loss(
+            np.zeros((N, T, V), dtype=np.int64),
+            np.zeros((N, T), dtype=np.int64),
+            np.ones((N, T), dtype=bool),
+        )
 
 
 # ----------------------------------------------------------------------------- recurrent layers
+
 
 def cell_args(gates, seq):
     """Well-formed (x, h, Wx, Wh) for a cell with ``gates`` blocks; x is (N, T, D) if seq else (N, D)."""
@@ -130,11 +153,14 @@ def test_rnn_forward_mismatched_shapes(backend, seq):
 def test_lstm_forward_mismatched_shapes(backend, seq):
     x, h, Wx, Wh = cell_args(4, seq)
     if seq:
+
         def f(x, h, Wx, Wh, b):
             return lstm_forward(x, h, Wx, Wh, b)
     else:
+
         def f(x, h, Wx, Wh, b):
             return lstm_step_forward(x, h, z(N, H), Wx, Wh, b)
+
     with raises("Wx has shape (4, 5)", "(D, 4H) = (4, 20)"):
         f(x, h, z(D, H), Wh, z(4 * H))
     with raises("Wh has shape (5, 15)", "(H, 4H) = (5, 20)"):
@@ -167,7 +193,9 @@ def _sequence_caches():
 
 
 @pytest.mark.parametrize("layer", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("bad_shape", [(N, T + 1, H), (N, T, H + 1), (N + 1, T, H)], ids=["T", "H", "N"])
+@pytest.mark.parametrize(
+    "bad_shape", [(N, T + 1, H), (N, T, H + 1), (N + 1, T, H)], ids=["T", "H", "N"]
+)
 def test_sequence_backward_wrong_dh_shape(backend, layer, bad_shape):
     _, backward, cache = next(c for c in _sequence_caches() if c[0] == layer)
     with raises("dh has shape " + str(bad_shape), "(N, T, H) = (2, 3, 5)"):

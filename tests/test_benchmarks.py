@@ -3,6 +3,7 @@
 torch is hidden with CAPTIONRNN_BENCH_NO_TORCH=1, so this covers the machine-without-torch path: only our
 own rows, no PyTorch column values.
 """
+
 import os
 import subprocess
 import sys
@@ -14,15 +15,29 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_smoke_without_torch(tmp_path):
     out = tmp_path / "results.md"
     env = dict(os.environ, CAPTIONRNN_BENCH_NO_TORCH="1")
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--smoke",
-                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--quick",
+            "--smoke",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {out}" in proc.stdout
     text = out.read_text()
     assert "| cell | dtype | Numba ms | NumPy ms | PyTorch ms |" in text
     for cell in ("rnn", "lstm", "gru", "attention"):
         for dtype in ("float32", "float64"):
-            row = next(line for line in text.splitlines() if line.startswith(f"| {cell} | {dtype} |"))
+            row = next(
+                line for line in text.splitlines() if line.startswith(f"| {cell} | {dtype} |")
+            )
             assert row.split("|")[5].strip() == "-"  # no PyTorch time without torch
     assert "torch not used" in text
     assert "## Decoding" in text and "beam-5" in text

@@ -1,4 +1,5 @@
 """Atomic, pickle-free checkpoints and the model's save/load round trip."""
+
 import json
 import zipfile
 
@@ -11,8 +12,12 @@ from captionrnn.model import CaptioningRNN
 
 
 def small_model(cell_type="lstm", dtype=np.float32):
-    w2i = {w: i for i, w in enumerate(["<NULL>", "<START>", "<END>", "<UNK>", "a", "cat", "on", "mat"])}
-    return CaptioningRNN(w2i, input_dim=6, wordvec_dim=5, hidden_dim=4, cell_type=cell_type, dtype=dtype, seed=3)
+    w2i = {
+        w: i for i, w in enumerate(["<NULL>", "<START>", "<END>", "<UNK>", "a", "cat", "on", "mat"])
+    }
+    return CaptioningRNN(
+        w2i, input_dim=6, wordvec_dim=5, hidden_dim=4, cell_type=cell_type, dtype=dtype, seed=3
+    )
 
 
 def test_generic_round_trip_without_pickle(tmp_path):

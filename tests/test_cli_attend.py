@@ -1,4 +1,5 @@
 """`captionrnn attend` end to end: a tiny shapes folder, a briefly trained attention model, PNG strips."""
+
 import numpy as np
 import pytest
 
@@ -18,19 +19,44 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("attend")
     data_dir = build_shapes(root / "shapes", num_train=30, num_val=6, num_test=0, verbose=False)
     data = load_coco_data(data_dir)
-    model = CaptioningRNN(data["word_to_idx"], input_dim=data["train_spatial_features"].shape[1], wordvec_dim=16,
-                          hidden_dim=32, cell_type="attention", seed=0)
-    solver = CaptioningSolver(model, data, optim_config={"learning_rate": 1e-2}, batch_size=50, num_epochs=3,
-                              verbose=False, checkpoint_dir=root / "checkpoints")
+    model = CaptioningRNN(
+        data["word_to_idx"],
+        input_dim=data["train_spatial_features"].shape[1],
+        wordvec_dim=16,
+        hidden_dim=32,
+        cell_type="attention",
+        seed=0,
+    )
+    solver = CaptioningSolver(
+        model,
+        data,
+        optim_config={"learning_rate": 1e-2},
+        batch_size=50,
+        num_epochs=3,
+        verbose=False,
+        checkpoint_dir=root / "checkpoints",
+    )
     solver.train()
-    lstm = CaptioningRNN(data["word_to_idx"], input_dim=data["train_features"].shape[1], wordvec_dim=8,
-                         hidden_dim=8, cell_type="lstm", seed=0)
-    return {"data": data_dir, "model": model.save(root / "model.npz"), "solver_ckpt": solver.last_checkpoint,
-            "lstm": lstm.save(root / "lstm.npz"), "root": root}
+    lstm = CaptioningRNN(
+        data["word_to_idx"],
+        input_dim=data["train_features"].shape[1],
+        wordvec_dim=8,
+        hidden_dim=8,
+        cell_type="lstm",
+        seed=0,
+    )
+    return {
+        "data": data_dir,
+        "model": model.save(root / "model.npz"),
+        "solver_ckpt": solver.last_checkpoint,
+        "lstm": lstm.save(root / "lstm.npz"),
+        "root": root,
+    }
 
 
 def _assert_png(path):
     from PIL import Image
+
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     with Image.open(path) as img:
         img.verify()
@@ -40,8 +66,21 @@ def _assert_png(path):
 
 def test_attend_writes_one_strip_per_image(tiny, tmp_path, capsys):
     out = tmp_path / "maps"
-    rc = main(["attend", "--checkpoint", str(tiny["model"]), "--data", str(tiny["data"]), "--n", "3",
-               "--out", str(out), "--max-length", "8"])
+    rc = main(
+        [
+            "attend",
+            "--checkpoint",
+            str(tiny["model"]),
+            "--data",
+            str(tiny["data"]),
+            "--n",
+            "3",
+            "--out",
+            str(out),
+            "--max-length",
+            "8",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     files = sorted(out.glob("*.png"))
@@ -55,7 +94,19 @@ def test_attend_writes_one_strip_per_image(tiny, tmp_path, capsys):
 
 def test_attend_reads_a_solver_checkpoint_and_defaults_next_to_it(tiny, capsys):
     ckpt = tiny["solver_ckpt"]
-    rc = main(["attend", "--checkpoint", str(ckpt), "--data", str(tiny["data"]), "--n", "1", "--split", "train"])
+    rc = main(
+        [
+            "attend",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(tiny["data"]),
+            "--n",
+            "1",
+            "--split",
+            "train",
+        ]
+    )
     assert rc == 0
     out = ckpt.resolve().parent / "attention"
     _assert_png(out / "attention_train_00000.png")
@@ -63,7 +114,17 @@ def test_attend_reads_a_solver_checkpoint_and_defaults_next_to_it(tiny, capsys):
 
 
 def test_attend_rejects_models_without_attention(tiny, tmp_path, capsys):
-    rc = main(["attend", "--checkpoint", str(tiny["lstm"]), "--data", str(tiny["data"]), "--out", str(tmp_path)])
+    rc = main(
+        [
+            "attend",
+            "--checkpoint",
+            str(tiny["lstm"]),
+            "--data",
+            str(tiny["data"]),
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 1
     err = capsys.readouterr().err
     assert "cell_type='lstm'" in err and "no attention maps" in err and "--cell attention" in err
@@ -73,9 +134,21 @@ def test_attend_rejects_models_without_attention(tiny, tmp_path, capsys):
 def test_attend_clear_errors(tiny, tmp_path, capsys):
     rc = main(["attend", "--checkpoint", str(tmp_path / "nope.npz"), "--data", str(tiny["data"])])
     assert rc == 1 and "nope.npz not found" in capsys.readouterr().err
-    rc = main(["attend", "--checkpoint", str(tiny["model"]), "--data", str(tiny["data"]), "--split", "test"])
+    rc = main(
+        [
+            "attend",
+            "--checkpoint",
+            str(tiny["model"]),
+            "--data",
+            str(tiny["data"]),
+            "--split",
+            "test",
+        ]
+    )
     assert rc == 1 and "no test split" in capsys.readouterr().err
-    rc = main(["attend", "--checkpoint", str(tiny["model"]), "--data", str(tiny["data"]), "--n", "0"])
+    rc = main(
+        ["attend", "--checkpoint", str(tiny["model"]), "--data", str(tiny["data"]), "--n", "0"]
+    )
     assert rc == 1 and "--n must be at least 1" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
 """`captionrnn gradcheck` end to end: the table, the exit code, the options and the Python API."""
+
 import subprocess
 import sys
 
@@ -30,7 +31,9 @@ EXPECTED = {
 
 def rows(output):
     """The table rows as lists of cells (header, rule and summary excluded)."""
-    return [cells for cells in map(str.split, output.splitlines()) if cells and cells[0] in EXPECTED]
+    return [
+        cells for cells in map(str.split, output.splitlines()) if cells and cells[0] in EXPECTED
+    ]
 
 
 def test_gradcheck_passes_on_both_backends(capsys):
@@ -38,7 +41,11 @@ def test_gradcheck_passes_on_both_backends(capsys):
     out = capsys.readouterr().out
     table = rows(out)
     assert {(r[0], r[1], r[2]) for r in table} == {
-        (layer, p, backend) for layer, ps in EXPECTED.items() for p in ps for backend in ("numpy", "numba")}
+        (layer, p, backend)
+        for layer, ps in EXPECTED.items()
+        for p in ps
+        for backend in ("numpy", "numba")
+    }
     assert all(r[-1] == "pass" for r in table)
     n = 2 * sum(map(len, EXPECTED.values()))
     assert f"{n}/{n} gradient checks passed" in out
@@ -59,6 +66,7 @@ def test_gradcheck_fails_with_nonzero_exit_on_a_wrong_gradient(monkeypatch, caps
     def wrong(dnext_h, cache):  # a 1% error in dWh, the kind of slip the check exists to catch
         dx, dprev_h, dWx, dWh, db = right(dnext_h, cache)
         return dx, dprev_h, dWx, 1.01 * dWh, db
+
     monkeypatch.setattr(rnn_layers, "rnn_step_backward", wrong)
     assert main(["gradcheck", "--backend", "numpy"]) == 1
     out = capsys.readouterr().out
@@ -70,6 +78,7 @@ def test_gradcheck_fails_with_nonzero_exit_on_a_wrong_gradient(monkeypatch, caps
 def test_gradcheck_reports_a_crashing_layer(monkeypatch, capsys):
     def broken(*args):
         raise RuntimeError("kernel exploded")
+
     monkeypatch.setattr(rnn_layers, "gru_backward", broken)
     assert main(["gradcheck", "--backend", "numpy"]) == 1
     out = capsys.readouterr().out
@@ -80,7 +89,8 @@ def test_gradcheck_reports_a_crashing_layer(monkeypatch, capsys):
 def test_run_gradcheck_api():
     results = run_gradcheck(backends=("numpy",), layers=["lstm_step", "word_embedding"])
     assert [(r.layer, r.param) for r in results] == (
-        [("lstm_step", p) for p in EXPECTED["lstm_step"]] + [("word_embedding", "W")])
+        [("lstm_step", p) for p in EXPECTED["lstm_step"]] + [("word_embedding", "W")]
+    )
     assert all(r.passed and r.backend == "numpy" for r in results)
     assert all(0 <= r.rel_error <= r.rel_tol and 0 <= r.norm_error <= r.norm_tol for r in results)
     assert list(CHECKS) == list(EXPECTED)
@@ -107,8 +117,12 @@ def test_gradcheck_is_listed_and_rejects_unknown_backend(capsys):
 
 
 def test_python_dash_m_captionrnn_gradcheck():
-    proc = subprocess.run([sys.executable, "-m", "captionrnn", "gradcheck"], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "captionrnn", "gradcheck"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     n = 2 * sum(map(len, EXPECTED.values()))
     assert f"{n}/{n} gradient checks passed" in proc.stdout

@@ -1,4 +1,5 @@
 """`captionrnn train`, `sample` and `evaluate` end to end on a tiny shapes dataset."""
+
 import json
 
 import numpy as np
@@ -21,33 +22,71 @@ def tiny_shapes(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(tiny_shapes, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert main(["train", "--data", str(tiny_shapes), "--epochs", "2", "--out", str(out), "--best-by", "CIDEr"] + TINY) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_shapes),
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--best-by",
+                "CIDEr",
+            ]
+            + TINY
+        )
+        == 0
+    )
     return out
 
 
 def test_train_writes_checkpoint_plots_and_summary(trained, capsys):
     for name in ("model.npz", "loss.png", "gallery.png", "summary.json", "run.json"):
         assert (trained / name).is_file(), name
-    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["epoch_001.npz", "epoch_002.npz"]
+    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == [
+        "epoch_001.npz",
+        "epoch_002.npz",
+    ]
     assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((trained / "summary.json").read_text())
     assert summary["cell"] == "lstm" and np.isfinite(summary["val_loss"])
-    assert set(summary["val_metrics"]) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"}
+    assert set(summary["val_metrics"]) == {
+        "Bleu_1",
+        "Bleu_2",
+        "Bleu_3",
+        "Bleu_4",
+        "CIDEr",
+        "ROUGE_L",
+    }
     model = CaptioningRNN.load(trained / "model.npz")
     assert model.cell_type == "lstm" and model.hidden_dim == 16
 
 
 def test_resume_continues_from_a_checkpoint(tiny_shapes, trained, tmp_path, capsys):
     out = tmp_path / "resumed"
-    args = ["train", "--data", str(tiny_shapes), "--epochs", "3", "--out", str(out),
-            "--resume", str(trained / "checkpoints" / "epoch_002.npz")] + TINY
+    args = [
+        "train",
+        "--data",
+        str(tiny_shapes),
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+        "--resume",
+        str(trained / "checkpoints" / "epoch_002.npz"),
+    ] + TINY
     assert main(args) == 0
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch_003.npz"]
 
 
 def test_sample_prints_captions_and_writes_gallery(trained, tmp_path, capsys):
     png = tmp_path / "g.png"
-    assert main(["sample", "--checkpoint", str(trained / "model.npz"), "--n", "3", "--out", str(png)]) == 0
+    assert (
+        main(["sample", "--checkpoint", str(trained / "model.npz"), "--n", "3", "--out", str(png)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("generated:") == 3 and png.is_file()
 
@@ -55,7 +94,20 @@ def test_sample_prints_captions_and_writes_gallery(trained, tmp_path, capsys):
 @pytest.mark.parametrize("decode", ["greedy", "beam:3", "topp:0.9"])
 def test_evaluate_prints_table_and_json(trained, tmp_path, capsys, decode):
     js = tmp_path / "m.json"
-    assert main(["evaluate", "--checkpoint", str(trained / "model.npz"), "--decode", decode, "--json", str(js)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(trained / "model.npz"),
+                "--decode",
+                decode,
+                "--json",
+                str(js),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| Bleu_4 |" in out and "| CIDEr |" in out
     result = json.loads(js.read_text())
@@ -86,8 +138,24 @@ def test_per_epoch_metrics_choose_the_kept_parameters(trained):
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "attention"])
 def test_train_every_cell(tiny_shapes, tmp_path, cell, capsys):
-    assert main(["train", "--data", str(tiny_shapes), "--cell", cell, "--epochs", "1", "--no-metrics",
-                 "--out", str(tmp_path)] + TINY) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_shapes),
+                "--cell",
+                cell,
+                "--epochs",
+                "1",
+                "--no-metrics",
+                "--out",
+                str(tmp_path),
+            ]
+            + TINY
+        )
+        == 0
+    )
     model = CaptioningRNN.load(tmp_path / "model.npz")
     assert model.cell_type == cell and (tmp_path / "gallery.png").is_file()
 
@@ -96,8 +164,23 @@ def test_train_every_cell(tiny_shapes, tmp_path, cell, capsys):
 def test_divergence_is_reported_as_an_error(tiny_shapes, tmp_path, capsys):
     # Adam moves every weight by about lr per step: 1e38 overflows float32 and the loss becomes NaN.
     with pytest.raises(SystemExit, match="iteration .* lower learning rate"):
-        main(["train", "--data", str(tiny_shapes), "--epochs", "3", "--lr", "1e38", "--grad-clip", "0",
-              "--no-metrics", "--out", str(tmp_path)] + TINY)
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_shapes),
+                "--epochs",
+                "3",
+                "--lr",
+                "1e38",
+                "--grad-clip",
+                "0",
+                "--no-metrics",
+                "--out",
+                str(tmp_path),
+            ]
+            + TINY
+        )
 
 
 @pytest.mark.parametrize("command", ["sample", "evaluate"])
@@ -112,5 +195,19 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, command, capsys):
 def test_corrupt_resume_checkpoint_is_a_clear_error(tiny_shapes, tmp_path, capsys):
     bad = tmp_path / "epoch_001.npz"
     bad.write_bytes(b"not a checkpoint")
-    assert main(["train", "--data", str(tiny_shapes), "--resume", str(bad), "--out", str(tmp_path / "o")] + TINY) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_shapes),
+                "--resume",
+                str(bad),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+            + TINY
+        )
+        == 1
+    )
     assert "cannot read checkpoint" in capsys.readouterr().err

@@ -1,18 +1,33 @@
 """load_coco_data and friends on tiny files written in exactly CS231n's COCO layout."""
+
 import json
 
 import h5py
 import numpy as np
 import pytest
 
-from captionrnn.data import (DatasetFileError, decode_captions, load_captioning_data, load_coco_data,
-                             sample_coco_minibatch, write_dataset)
+from captionrnn.data import (
+    DatasetFileError,
+    decode_captions,
+    load_captioning_data,
+    load_coco_data,
+    sample_coco_minibatch,
+    write_dataset,
+)
 
 IDX_TO_WORD = ["<NULL>", "<START>", "<END>", "<UNK>", "a", "cat", "dog", "sits"]
 
 
-def write_coco(d, n_img=(5, 3), n_cap=(12, 6), dim=16, pca_dim=4, test=False, spatial=False,
-               feat_dtype=np.float32):
+def write_coco(
+    d,
+    n_img=(5, 3),
+    n_cap=(12, 6),
+    dim=16,
+    pca_dim=4,
+    test=False,
+    spatial=False,
+    feat_dtype=np.float32,
+):
     """Write the CS231n files by hand (not with write_dataset), so the reader is tested against the format."""
     rng = np.random.default_rng(0)
     splits = ["train", "val"] + (["test"] if test else [])
@@ -31,13 +46,26 @@ def write_coco(d, n_img=(5, 3), n_cap=(12, 6), dim=16, pca_dim=4, test=False, sp
         if spatial:
             with h5py.File(d / f"{s}2014_spatial.h5", "w") as f:
                 f["features"] = rng.standard_normal((ni, 3, 4, 4))
-    (d / "coco2014_vocab.json").write_text(json.dumps(
-        {"idx_to_word": IDX_TO_WORD, "word_to_idx": {w: i for i, w in enumerate(IDX_TO_WORD)}}))
+    (d / "coco2014_vocab.json").write_text(
+        json.dumps(
+            {"idx_to_word": IDX_TO_WORD, "word_to_idx": {w: i for i, w in enumerate(IDX_TO_WORD)}}
+        )
+    )
     return d
 
 
-KEYS = {"train_captions", "train_image_idxs", "val_captions", "val_image_idxs", "train_features", "val_features",
-        "idx_to_word", "word_to_idx", "train_urls", "val_urls"}
+KEYS = {
+    "train_captions",
+    "train_image_idxs",
+    "val_captions",
+    "val_image_idxs",
+    "train_features",
+    "val_features",
+    "idx_to_word",
+    "word_to_idx",
+    "train_urls",
+    "val_urls",
+}
 
 
 def test_keys_shapes_dtypes(tmp_path):
@@ -46,7 +74,9 @@ def test_keys_shapes_dtypes(tmp_path):
     assert data["train_captions"].shape == (12, 17) and data["val_captions"].shape == (6, 17)
     assert data["train_image_idxs"].shape == (12,) and data["train_captions"].dtype.kind == "i"
     assert data["train_features"].shape == (5, 4) and data["val_features"].shape == (3, 4)
-    assert data["train_features"].dtype == np.float32  # converted while reading, even from float64 files
+    assert (
+        data["train_features"].dtype == np.float32
+    )  # converted while reading, even from float64 files
     assert data["train_urls"].shape == (5,) and data["val_urls"][2] == "http://x/val/2.jpg"
     assert data["idx_to_word"] == IDX_TO_WORD and data["word_to_idx"]["cat"] == 5
 
@@ -70,7 +100,10 @@ def test_max_train_subsamples_like_cs231n(tmp_path):
     np.testing.assert_array_equal(small["train_captions"], full["train_captions"][mask])
     np.testing.assert_array_equal(small["train_image_idxs"], full["train_image_idxs"][mask])
     assert small["val_captions"].shape == full["val_captions"].shape
-    a, b = load_coco_data(tmp_path, max_train=7, seed=3), load_coco_data(tmp_path, max_train=7, seed=3)
+    a, b = (
+        load_coco_data(tmp_path, max_train=7, seed=3),
+        load_coco_data(tmp_path, max_train=7, seed=3),
+    )
     np.testing.assert_array_equal(a["train_captions"], b["train_captions"])
 
 
@@ -86,7 +119,12 @@ def test_sample_minibatch(tmp_path):
     data = load_coco_data(write_coco(tmp_path))
     np.random.seed(0)
     caps, feats, urls = sample_coco_minibatch(data, batch_size=9, split="val")
-    assert caps.shape == (9, 17) and feats.shape == (9, 4) and feats.dtype == np.float32 and urls.shape == (9,)
+    assert (
+        caps.shape == (9, 17)
+        and feats.shape == (9, 4)
+        and feats.dtype == np.float32
+        and urls.shape == (9,)
+    )
     np.random.seed(0)
     mask = np.random.choice(6, 9)
     idx = data["val_image_idxs"][mask]
@@ -94,8 +132,15 @@ def test_sample_minibatch(tmp_path):
     np.testing.assert_array_equal(urls, data["val_urls"][idx])
 
 
-@pytest.mark.parametrize("name", ["coco2014_captions.h5", "val2014_vgg16_fc7_pca.h5", "coco2014_vocab.json",
-                                  "train2014_urls.txt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "coco2014_captions.h5",
+        "val2014_vgg16_fc7_pca.h5",
+        "coco2014_vocab.json",
+        "train2014_urls.txt",
+    ],
+)
 def test_missing_file_names_file_and_script(tmp_path, name):
     write_coco(tmp_path)
     (tmp_path / name).unlink()
@@ -135,10 +180,24 @@ def test_write_dataset_round_trip(tmp_path):
     vocab = {"idx_to_word": IDX_TO_WORD, "word_to_idx": {w: i for i, w in enumerate(IDX_TO_WORD)}}
     rng = np.random.default_rng(1)
     caps = np.array([[1, 4, 5, 2], [1, 4, 6, 2], [1, 7, 2, 0]])
-    splits = {s: {"captions": caps, "image_idxs": [0, 1, 1], "features": rng.standard_normal((2, 6)),
-                  "urls": ["p0.png", "p1.png"]} for s in ("train", "val")}
+    splits = {
+        s: {
+            "captions": caps,
+            "image_idxs": [0, 1, 1],
+            "features": rng.standard_normal((2, 6)),
+            "urls": ["p0.png", "p1.png"],
+        }
+        for s in ("train", "val")
+    }
     write_dataset(tmp_path, splits, vocab, info={"name": "w"}, pca_dim=3)
     data = load_coco_data(tmp_path, pca_features=False)
     np.testing.assert_allclose(data["train_features"], splits["train"]["features"], rtol=1e-6)
-    assert load_coco_data(tmp_path)["train_features"].shape == (2, 2)  # pca capped by 2 training images
-    assert decode_captions(data["val_captions"], data["idx_to_word"], strip=True) == ["a cat", "a dog", "sits"]
+    assert load_coco_data(tmp_path)["train_features"].shape == (
+        2,
+        2,
+    )  # pca capped by 2 training images
+    assert decode_captions(data["val_captions"], data["idx_to_word"], strip=True) == [
+        "a cat",
+        "a dog",
+        "sits",
+    ]

@@ -1,4 +1,5 @@
 """Decoders: greedy == model.sample, beam search against brute-force enumeration, sampling filters."""
+
 import itertools
 
 import numpy as np
@@ -21,8 +22,15 @@ def _vocab(n_words):
 def _model(cell, n_words=3, sharp=1.0, seed=0, dtype=np.float64, D=5, H=8):
     """A seeded random model; ``sharp`` > 1 scales the weights so the next-word distribution is peaked
     and depends on the words fed so far (the default init embeds words with randn/100)."""
-    model = CaptioningRNN(_vocab(n_words), input_dim=D, wordvec_dim=4, hidden_dim=H, cell_type=cell,
-                          dtype=dtype, seed=seed)
+    model = CaptioningRNN(
+        _vocab(n_words),
+        input_dim=D,
+        wordvec_dim=4,
+        hidden_dim=H,
+        cell_type=cell,
+        dtype=dtype,
+        seed=seed,
+    )
     if sharp != 1:
         model.params["W_embed"] *= 100  # unit-scale word vectors: the words fed so far matter
         model.params["W_vocab"] *= sharp
@@ -46,7 +54,12 @@ class WithAttention:
     h[:, :4] h[:, 4:8]^T (N, 4, 4), the way an attention cell reports its weights."""
 
     def __init__(self, model):
-        self.model, self._null, self._start, self._end = model, model._null, model._start, model._end
+        self.model, self._null, self._start, self._end = (
+            model,
+            model._null,
+            model._start,
+            model._end,
+        )
 
     def initial_state(self, features):
         return self.model.initial_state(features)
@@ -97,13 +110,19 @@ def _caption_logp(model, features, captions):
 
 # ---- greedy and beam width 1 --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_greedy_and_beam_width_1_equal_model_sample(cell):
     model = _no_specials(_model(cell, n_words=12, sharp=2.0))
     features = _features(model, 10)
     expected = model.sample(features, max_length=7)
-    assert (expected == END).any() and not (expected == END).any(axis=1).all()  # both kinds of captions
-    g, b = greedy(model, features, max_length=7), beam_search(model, features, beam_width=1, max_length=7)
+    assert (expected == END).any() and not (expected == END).any(
+        axis=1
+    ).all()  # both kinds of captions
+    g, b = (
+        greedy(model, features, max_length=7),
+        beam_search(model, features, beam_width=1, max_length=7),
+    )
     for result in (g, b):
         assert isinstance(result, Decoded) and result.attention is None
         assert result.captions.dtype == np.int64 and result.captions.shape == (10, 7)
@@ -112,7 +131,7 @@ def test_greedy_and_beam_width_1_equal_model_sample(cell):
     # Independent route: the sequence forward's loss of [<START>, caption] is -log p(caption).
     for n in range(10):
         row = np.concatenate([[START], expected[n]])[None]
-        want = -model.eval_loss(features[n:n + 1], row)
+        want = -model.eval_loss(features[n : n + 1], row)
         assert abs(g.log_probs[n] - want) < 1e-10 and abs(b.log_probs[n] - want) < 1e-10
 
 
@@ -127,6 +146,7 @@ def test_float32_model_decodes():
 
 # ---- beam search against brute force ------------------------------------------------------------
 
+
 def _brute_force(model, features, L, alpha):
     """Every caption: <END> at step t < L, or L words without <END>; the best by log p / lp(length)."""
     V = model.vocab_size
@@ -134,7 +154,7 @@ def _brute_force(model, features, L, alpha):
     for n in range(features.shape[0]):
         complete = []
         prefixes, prefix_logp = [()], np.zeros(1)
-        state = model.initial_state(features[n:n + 1])
+        state = model.initial_state(features[n : n + 1])
         for t in range(L):
             words = np.array([p[-1] if p else START for p in prefixes], dtype=np.int64)
             scores, state = model.step(words, state)
@@ -152,9 +172,11 @@ def _brute_force(model, features, L, alpha):
         assert len(complete) == sum((V - 1) ** t for t in range(L)) + (V - 1) ** (L - 1) * (V - 1)
         ranked = sorted(complete, key=lambda c: -c[0] / ((5 + len(c[1])) / 6) ** alpha)
         key = [c[0] / ((5 + len(c[1])) / 6) ** alpha for c in ranked[:2]]
-        assert key[0] - key[1] > 1e-9, "the best caption must be unique for the comparison to mean anything"
+        assert key[0] - key[1] > 1e-9, (
+            "the best caption must be unique for the comparison to mean anything"
+        )
         caption = np.full(L, NULL, dtype=np.int64)
-        caption[:len(ranked[0][1])] = ranked[0][1]
+        caption[: len(ranked[0][1])] = ranked[0][1]
         best.append((caption, ranked[0][0]))
     return np.stack([c for c, _ in best]), np.array([s for _, s in best])
 
@@ -173,8 +195,9 @@ def test_exhaustive_beam_finds_the_brute_force_best(cell, alpha, L):
     got = beam_search(model, features, beam_width=width, max_length=L, length_penalty=alpha)
     np.testing.assert_array_equal(got.captions, want_captions)
     np.testing.assert_allclose(got.log_probs, want_logp, rtol=0, atol=1e-9)
-    with_maps = beam_search(WithAttention(model), features, beam_width=width, max_length=L,
-                            length_penalty=alpha)
+    with_maps = beam_search(
+        WithAttention(model), features, beam_width=width, max_length=L, length_penalty=alpha
+    )
     np.testing.assert_array_equal(with_maps.captions, got.captions)
     _check_attention(model, features, with_maps)
     # The case is not trivial: images disagree, and greedy misses the best caption of some.
@@ -188,34 +211,45 @@ def test_beam_batch_equals_one_image_at_a_time(cell):
     features = _features(model, 6)
     batch = beam_search(model, features, beam_width=4, max_length=8)
     for n in range(6):
-        one = beam_search(model, features[n:n + 1], beam_width=4, max_length=8)
+        one = beam_search(model, features[n : n + 1], beam_width=4, max_length=8)
         np.testing.assert_array_equal(one.captions[0], batch.captions[n])
         assert abs(one.log_probs[0] - batch.log_probs[n]) < 1e-12
-    np.testing.assert_allclose(_caption_logp(model, features, batch.captions), batch.log_probs, atol=1e-10)
+    np.testing.assert_allclose(
+        _caption_logp(model, features, batch.captions), batch.log_probs, atol=1e-10
+    )
     full = beam_search(model, features, beam_width=4, max_length=8, early_stop=False)
     np.testing.assert_array_equal(full.captions, batch.captions)  # stopping early loses nothing
     np.testing.assert_array_equal(full.log_probs, batch.log_probs)
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("method, options", [("greedy", {}), ("beam", {"beam_width": 5}),
-                                             ("beam", {"beam_width": 3, "length_penalty": 0.8}),
-                                             ("sample", {"rng": 2, "top_p": 0.9})])
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("greedy", {}),
+        ("beam", {"beam_width": 5}),
+        ("beam", {"beam_width": 3, "length_penalty": 0.8}),
+        ("sample", {"rng": 2, "top_p": 0.9}),
+    ],
+)
 def test_attention_maps_are_those_of_the_returned_captions(cell, method, options):
     model = _model(cell, n_words=10, sharp=2.0)
     features = _features(model, 12)
     result = decode(WithAttention(model), features, method, max_length=7, **options)
-    np.testing.assert_array_equal(result.captions, decode(model, features, method, max_length=7,
-                                                          **options).captions)
+    np.testing.assert_array_equal(
+        result.captions, decode(model, features, method, max_length=7, **options).captions
+    )
     _check_attention(model, features, result)
 
 
 # ---- a hand-built model: length penalty and attention maps --------------------------------------
 
+
 class MarkovModel:
     """The next-word distribution depends only on the image and the previous word: ``probs[i, prev]`` (V,)
     for image ``i = features[n, 0]``. Its step publishes an 'attention map' (N, 4, 4) filled with
     10 t + (word fed at step t), so tests can check that decoders keep maps aligned with the words."""
+
     _null, _start, _end = NULL, START, END
 
     def __init__(self, probs):
@@ -223,21 +257,32 @@ class MarkovModel:
         self.vocab_size = self.logits.shape[-1]
 
     def initial_state(self, features):
-        return {"image": features[:, 0].astype(np.int64), "t": np.zeros(features.shape[0], dtype=np.int64)}
+        return {
+            "image": features[:, 0].astype(np.int64),
+            "t": np.zeros(features.shape[0], dtype=np.int64),
+        }
 
     def step(self, words, state):
         maps = np.broadcast_to((10.0 * state["t"] + words)[:, None, None], (words.shape[0], 4, 4))
-        return self.logits[state["image"], words], dict(state, t=state["t"] + 1, attn_weights=maps.copy())
+        return self.logits[state["image"], words], dict(
+            state, t=state["t"] + 1, attn_weights=maps.copy()
+        )
 
 
 def _length_penalty_model():
     eps = 1e-3
     #               NULL  START  END          w0            w1
-    return MarkovModel([[[eps, eps, 1 / 3 - eps, 1 / 3 - eps, 1 / 3],    # after <NULL> (unused)
-                        [eps, eps, 0.5, 0.48, 0.02 - 2 * eps],         # after <START>
-                        [eps, eps, 1 / 3 - eps, 1 / 3 - eps, 1 / 3],    # after <END> (unused)
-                        [eps / 2, eps / 2, 0.999 - 2 * eps, eps, eps],  # after w0: <END> almost surely
-                        [eps, eps, 1 / 3 - eps, 1 / 3 - eps, 1 / 3]]])  # after w1
+    return MarkovModel(
+        [
+            [
+                [eps, eps, 1 / 3 - eps, 1 / 3 - eps, 1 / 3],  # after <NULL> (unused)
+                [eps, eps, 0.5, 0.48, 0.02 - 2 * eps],  # after <START>
+                [eps, eps, 1 / 3 - eps, 1 / 3 - eps, 1 / 3],  # after <END> (unused)
+                [eps / 2, eps / 2, 0.999 - 2 * eps, eps, eps],  # after w0: <END> almost surely
+                [eps, eps, 1 / 3 - eps, 1 / 3 - eps, 1 / 3],
+            ]
+        ]
+    )  # after w1
 
 
 def test_length_penalty_changes_the_ranking():
@@ -255,13 +300,23 @@ def test_length_penalty_changes_the_ranking():
 def _expected_maps(captions):
     N, T = captions.shape
     fed = np.concatenate([np.full((N, 1), START), captions[:, :-1]], axis=1)
-    emitted = np.cumsum(np.concatenate([np.zeros((N, 1), bool), captions[:, :-1] == END], axis=1), 1) == 0
-    return np.where(emitted, 10.0 * np.arange(T) + fed, 0.0)[:, :, None, None] * np.ones((1, 1, 4, 4))
+    emitted = (
+        np.cumsum(np.concatenate([np.zeros((N, 1), bool), captions[:, :-1] == END], axis=1), 1) == 0
+    )
+    return np.where(emitted, 10.0 * np.arange(T) + fed, 0.0)[:, :, None, None] * np.ones(
+        (1, 1, 4, 4)
+    )
 
 
-@pytest.mark.parametrize("method, options", [("greedy", {}), ("beam", {"beam_width": 3}),
-                                             ("beam", {"beam_width": 4, "length_penalty": 1.0}),
-                                             ("sample", {"rng": 3})])
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("greedy", {}),
+        ("beam", {"beam_width": 3}),
+        ("beam", {"beam_width": 4, "length_penalty": 1.0}),
+        ("sample", {"rng": 3}),
+    ],
+)
 def test_attention_maps_follow_the_captions(method, options):
     probs = np.random.default_rng(1).dirichlet(np.ones(6) * 0.5, size=(7, 6))  # 7 images, V = 6
     probs[:, :, END] *= 0.5  # captions of several lengths
@@ -275,6 +330,7 @@ def test_attention_maps_follow_the_captions(method, options):
 
 # ---- sampling -----------------------------------------------------------------------------------
 
+
 def test_sampling_is_reproducible_from_a_seed():
     model = _model("lstm", n_words=10)
     features = _features(model, 20)
@@ -287,8 +343,10 @@ def test_sampling_is_reproducible_from_a_seed():
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("options", [{"temperature": 1e-4}, {"top_k": 1}, {"top_p": 1e-9},
-                                     {"top_k": 1, "temperature": 5.0}])
+@pytest.mark.parametrize(
+    "options",
+    [{"temperature": 1e-4}, {"top_k": 1}, {"top_p": 1e-9}, {"top_k": 1, "temperature": 5.0}],
+)
 def test_degenerate_sampling_is_greedy(cell, options):
     model = _model(cell, n_words=12, sharp=2.0)
     features = _features(model, 10)
@@ -317,16 +375,27 @@ def _filtered_probs(logp, temperature=1.0, top_k=None, top_p=None):
     return q
 
 
-@pytest.mark.parametrize("options", [{}, {"temperature": 0.5}, {"temperature": 2.0}, {"top_k": 3},
-                                     {"top_p": 0.8}, {"top_p": 0.7, "temperature": 0.6}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"temperature": 0.5},
+        {"temperature": 2.0},
+        {"top_k": 3},
+        {"top_p": 0.8},
+        {"top_p": 0.7, "temperature": 0.6},
+    ],
+)
 def test_first_word_frequencies_match_the_distribution(options):
     model = _model("gru", n_words=5)  # V = 8
     model.params["W_vocab"] *= 2  # first-word probabilities from 0.009 to 0.34
     features = np.repeat(_features(model, 1), 30000, axis=0)
     scores, _ = model.step(np.array([START]), model.initial_state(features[:1]))
     q = _filtered_probs(scores[0] - logsumexp(scores[0]), **options)
-    counts = np.bincount(sample(model, features, max_length=1, rng=11, **options).captions[:, 0],
-                         minlength=model.vocab_size)
+    counts = np.bincount(
+        sample(model, features, max_length=1, rng=11, **options).captions[:, 0],
+        minlength=model.vocab_size,
+    )
     assert (counts[q == 0] == 0).all()
     expected = q[q > 0] * len(features)
     assert expected.min() > 5, "the chi-square approximation needs every expected count > 5"
@@ -334,8 +403,16 @@ def test_first_word_frequencies_match_the_distribution(options):
     assert stat < chi2.ppf(0.999, df=(q > 0).sum() - 1)
 
 
-@pytest.mark.parametrize("options", [{"top_k": 2}, {"top_k": 4, "temperature": 2.0}, {"top_p": 0.5},
-                                     {"top_p": 0.8, "temperature": 0.7}, {"top_k": 3, "top_p": 0.6}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"top_k": 2},
+        {"top_k": 4, "temperature": 2.0},
+        {"top_p": 0.5},
+        {"top_p": 0.8, "temperature": 0.7},
+        {"top_k": 3, "top_p": 0.6},
+    ],
+)
 def test_filters_never_emit_words_outside_the_kept_set(options):
     model = _model("lstm", n_words=10, sharp=1.5)
     features = np.repeat(_features(model, 8), 50, axis=0)
@@ -351,10 +428,13 @@ def test_filters_never_emit_words_outside_the_kept_set(options):
 
 # ---- the entry point, CLI specs and bad input ---------------------------------------------------
 
+
 def test_decode_dispatches():
     model = _model("rnn", n_words=8)
     features = _features(model, 4)
-    np.testing.assert_array_equal(decode(model, features, max_length=5).captions, model.sample(features, 5))
+    np.testing.assert_array_equal(
+        decode(model, features, max_length=5).captions, model.sample(features, 5)
+    )
     b = decode(model, features, "beam", beam_width=2, max_length=5)
     np.testing.assert_array_equal(b.captions, beam_search(model, features, 2, 5).captions)
     s = decode(model, features, "sample", top_k=3, rng=1, max_length=5)
@@ -365,43 +445,81 @@ def test_decode_dispatches():
         decode(model, features, "greedy", top_k=3)
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("greedy", ("greedy", {})), ("sample", ("sample", {})), ("beam:5", ("beam", {"beam_width": 5})),
-    (" Beam:3,lp:0.6 ", ("beam", {"beam_width": 3, "length_penalty": 0.6})),
-    ("topk:10", ("sample", {"top_k": 10})), ("topp:0.9", ("sample", {"top_p": 0.9})),
-    ("temp:0.7", ("sample", {"temperature": 0.7})),
-    ("topp:0.9,temp:0.7", ("sample", {"top_p": 0.9, "temperature": 0.7}))])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("greedy", ("greedy", {})),
+        ("sample", ("sample", {})),
+        ("beam:5", ("beam", {"beam_width": 5})),
+        (" Beam:3,lp:0.6 ", ("beam", {"beam_width": 3, "length_penalty": 0.6})),
+        ("topk:10", ("sample", {"top_k": 10})),
+        ("topp:0.9", ("sample", {"top_p": 0.9})),
+        ("temp:0.7", ("sample", {"temperature": 0.7})),
+        ("topp:0.9,temp:0.7", ("sample", {"top_p": 0.9, "temperature": 0.7})),
+    ],
+)
 def test_parse_decode_spec(spec, expected):
     assert parse_decode_spec(spec) == expected
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("", "empty"), ("beam", "bad part 'beam'"), ("beam:", "needs an int"), ("beam:2.5", "needs an int"),
-    ("beam:0", r"beam_width must be an int >= 1, got 0"), ("topk:0", "top_k must be an int >= 1, got 0"),
-    ("topp:1.5", r"top_p must be in \(0, 1\].*1.5"), ("temp:0", "temperature must be .* > 0, got 0.0"),
-    ("temp:abc", "needs a number"), ("nucleus:0.9", "bad part"), ("beam:3,topk:2", "mixes"),
-    ("lp:0.5", "needs 'beam:K'"), ("topk:2,topk:3", "twice"), ("greedy,temp:0.5", "bad part 'greedy'")])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("", "empty"),
+        ("beam", "bad part 'beam'"),
+        ("beam:", "needs an int"),
+        ("beam:2.5", "needs an int"),
+        ("beam:0", r"beam_width must be an int >= 1, got 0"),
+        ("topk:0", "top_k must be an int >= 1, got 0"),
+        ("topp:1.5", r"top_p must be in \(0, 1\].*1.5"),
+        ("temp:0", "temperature must be .* > 0, got 0.0"),
+        ("temp:abc", "needs a number"),
+        ("nucleus:0.9", "bad part"),
+        ("beam:3,topk:2", "mixes"),
+        ("lp:0.5", "needs 'beam:K'"),
+        ("topk:2,topk:3", "twice"),
+        ("greedy,temp:0.5", "bad part 'greedy'"),
+    ],
+)
 def test_parse_decode_spec_errors(spec, message):
     with pytest.raises(ValueError, match=message):
         parse_decode_spec(spec)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m, f: beam_search(m, f, beam_width=0), r"beam_width must be an int >= 1, got 0"),
-    (lambda m, f: beam_search(m, f, beam_width=2.0), r"beam_width must be an int >= 1, got 2.0"),
-    (lambda m, f: beam_search(m, f, beam_width=True), r"beam_width must be an int >= 1, got True"),
-    (lambda m, f: beam_search(m, f, length_penalty=-0.5), r"length_penalty must be .* >= 0.*-0.5"),
-    (lambda m, f: sample(m, f, temperature=0), r"temperature must be a finite number > 0, got 0"),
-    (lambda m, f: sample(m, f, temperature=-1.0), r"temperature must be .* > 0, got -1.0"),
-    (lambda m, f: sample(m, f, temperature=float("nan")), r"temperature must be .* > 0, got nan"),
-    (lambda m, f: sample(m, f, top_p=0.0), r"top_p must be in \(0, 1\].*got 0.0"),
-    (lambda m, f: sample(m, f, top_p=1.01), r"top_p must be in \(0, 1\].*got 1.01"),
-    (lambda m, f: sample(m, f, top_k=0), r"top_k must be an int >= 1.*got 0"),
-    (lambda m, f: sample(m, f, rng="seed"), r"rng must be a numpy.random.Generator"),
-    (lambda m, f: greedy(m, f, max_length=0), r"max_length must be an int >= 1, got 0"),
-    (lambda m, f: beam_search(m, f, max_length=0), r"max_length must be an int >= 1, got 0"),
-    (lambda m, f: sample(m, f, max_length=-2), r"max_length must be an int >= 1, got -2"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, f: beam_search(m, f, beam_width=0), r"beam_width must be an int >= 1, got 0"),
+        (
+            lambda m, f: beam_search(m, f, beam_width=2.0),
+            r"beam_width must be an int >= 1, got 2.0",
+        ),
+        (
+            lambda m, f: beam_search(m, f, beam_width=True),
+            r"beam_width must be an int >= 1, got True",
+        ),
+        (
+            lambda m, f: beam_search(m, f, length_penalty=-0.5),
+            r"length_penalty must be .* >= 0.*-0.5",
+        ),
+        (
+            lambda m, f: sample(m, f, temperature=0),
+            r"temperature must be a finite number > 0, got 0",
+        ),
+        (lambda m, f: sample(m, f, temperature=-1.0), r"temperature must be .* > 0, got -1.0"),
+        (
+            lambda m, f: sample(m, f, temperature=float("nan")),
+            r"temperature must be .* > 0, got nan",
+        ),
+        (lambda m, f: sample(m, f, top_p=0.0), r"top_p must be in \(0, 1\].*got 0.0"),
+        (lambda m, f: sample(m, f, top_p=1.01), r"top_p must be in \(0, 1\].*got 1.01"),
+        (lambda m, f: sample(m, f, top_k=0), r"top_k must be an int >= 1.*got 0"),
+        (lambda m, f: sample(m, f, rng="seed"), r"rng must be a numpy.random.Generator"),
+        (lambda m, f: greedy(m, f, max_length=0), r"max_length must be an int >= 1, got 0"),
+        (lambda m, f: beam_search(m, f, max_length=0), r"max_length must be an int >= 1, got 0"),
+        (lambda m, f: sample(m, f, max_length=-2), r"max_length must be an int >= 1, got -2"),
+    ],
+)
 def test_bad_input_raises_value_error(call, message):
     model = _model("rnn")
     with pytest.raises(ValueError, match=message):
@@ -409,7 +527,9 @@ def test_bad_input_raises_value_error(call, message):
 
 
 def test_model_without_start_token_is_a_clear_error():
-    model = CaptioningRNN({"<NULL>": 0, "<END>": 1, "a": 2}, input_dim=3, wordvec_dim=2, hidden_dim=2, seed=0)
+    model = CaptioningRNN(
+        {"<NULL>": 0, "<END>": 1, "a": 2}, input_dim=3, wordvec_dim=2, hidden_dim=2, seed=0
+    )
     for method in ("greedy", "beam", "sample"):
         with pytest.raises(ValueError, match="no '<START>' token"):
             decode(model, np.zeros((1, 3), np.float32), method)

@@ -1,4 +1,5 @@
 """Every ``docs/<file>.md#<anchor>`` that a docstring, a notebook or a document points to exists."""
+
 import re
 from pathlib import Path
 
@@ -21,8 +22,12 @@ def anchors(doc):
 
 
 def references():
-    files = list((REPO / "captionrnn").rglob("*.py")) + list((REPO / "assignments").glob("*.ipynb")) \
-        + list((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
+    files = (
+        list((REPO / "captionrnn").rglob("*.py"))
+        + list((REPO / "assignments").glob("*.ipynb"))
+        + list((REPO / "docs").glob("*.md"))
+        + [REPO / "README.md"]
+    )
     refs = set()
     for f in files:
         for doc, anchor in REF.findall(f.read_text(encoding="utf-8")):
@@ -37,13 +42,16 @@ def test_there_are_references_to_check():
 @pytest.mark.parametrize("source,doc,anchor", references())
 def test_reference_resolves(source, doc, anchor):
     assert (REPO / "docs" / doc).is_file(), f"{source} points to missing docs/{doc}"
-    assert anchor in anchors(doc), f"{source} points to docs/{doc}#{anchor}, which has no such heading"
+    assert anchor in anchors(doc), (
+        f"{source} points to docs/{doc}#{anchor}, which has no such heading"
+    )
 
 
 def test_every_backward_points_to_its_derivation():
     import inspect
 
     from captionrnn import attention, rnn_layers
+
     funcs = [getattr(rnn_layers, n) for n in rnn_layers.__all__ if n.endswith("_backward")]
     funcs += [f for n, f in vars(attention).items() if n.endswith("_backward") and callable(f)]
     missing = [f.__name__ for f in funcs if not REF.search(inspect.getdoc(f) or "")]

@@ -1,11 +1,17 @@
 """captionrnn.evaluation: references per image, decoding a split, the solver's per-epoch metrics."""
+
 import numpy as np
 import pytest
 
-from captionrnn.data.shapes import build_shapes
 from captionrnn.data import load_coco_data
-from captionrnn.evaluation import (caption_metrics, evaluate_model, feature_key, split_features,
-                                   split_references)
+from captionrnn.data.shapes import build_shapes
+from captionrnn.evaluation import (
+    caption_metrics,
+    evaluate_model,
+    feature_key,
+    split_features,
+    split_references,
+)
 from captionrnn.model import CaptioningRNN
 from captionrnn.solver import CaptioningSolver
 
@@ -20,7 +26,11 @@ def data(tmp_path_factory):
 def test_references_group_the_five_captions_of_each_image(data):
     refs = split_references(data, "val")
     assert sorted(refs) == list(range(10)) and all(len(r) == 5 for r in refs.values())
-    assert all("<START>" not in s and "<END>" not in s and "<NULL>" not in s for r in refs.values() for s in r)
+    assert all(
+        "<START>" not in s and "<END>" not in s and "<NULL>" not in s
+        for r in refs.values()
+        for s in r
+    )
 
 
 def test_feature_key_follows_the_cell(data):
@@ -36,7 +46,9 @@ def test_feature_key_follows_the_cell(data):
 
 
 def test_evaluate_model_scores_a_fixed_subset(data):
-    model = CaptioningRNN(data["word_to_idx"], input_dim=512, hidden_dim=16, wordvec_dim=8, cell_type="gru", seed=0)
+    model = CaptioningRNN(
+        data["word_to_idx"], input_dim=512, hidden_dim=16, wordvec_dim=8, cell_type="gru", seed=0
+    )
     m1, h1, r1 = evaluate_model(model, data, "val", max_images=4, seed=1)
     m2, h2, _ = evaluate_model(model, data, "val", max_images=4, seed=1)
     assert m1 == m2 and list(h1) == list(h2) and len(h1) == 4 and set(h1) == set(r1)
@@ -46,10 +58,20 @@ def test_evaluate_model_scores_a_fixed_subset(data):
 
 
 def test_solver_records_metrics_and_keeps_best_by_cider(data):
-    model = CaptioningRNN(data["word_to_idx"], input_dim=512, hidden_dim=16, wordvec_dim=8, cell_type="rnn", seed=0)
-    solver = CaptioningSolver(model, data, num_epochs=3, batch_size=50, verbose=False, seed=0,
-                              optim_config={"learning_rate": 1e-2}, eval_fn=caption_metrics(max_images=5),
-                              best_by="CIDEr")
+    model = CaptioningRNN(
+        data["word_to_idx"], input_dim=512, hidden_dim=16, wordvec_dim=8, cell_type="rnn", seed=0
+    )
+    solver = CaptioningSolver(
+        model,
+        data,
+        num_epochs=3,
+        batch_size=50,
+        verbose=False,
+        seed=0,
+        optim_config={"learning_rate": 1e-2},
+        eval_fn=caption_metrics(max_images=5),
+        best_by="CIDEr",
+    )
     solver.train()
     cider = solver.metric_history["CIDEr"]
     assert len(cider) == 3 and len(solver.metric_history["Bleu_4"]) == 3

@@ -1,14 +1,19 @@
 """captionrnn.gradient_check: CS231n's helpers, including their in-place perturb-and-restore contract."""
+
 import random
 
 import numpy as np
 import pytest
 
-from captionrnn.gradient_check import (eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse,
-                                       rel_error)
-
+from captionrnn.gradient_check import (
+    eval_numerical_gradient,
+    eval_numerical_gradient_array,
+    grad_check_sparse,
+    rel_error,
+)
 
 # ----------------------------------------------------------------------------- rel_error
+
 
 def test_rel_error_basics():
     x = np.array([1.0, -2.0, 3.0])
@@ -35,13 +40,14 @@ def test_rel_error_returns_python_float():
 
 # ----------------------------------------------------------------------------- numerical gradients
 
+
 def test_eval_numerical_gradient_matches_known_gradient_and_restores_x(rng):
     x = rng.standard_normal((3, 4))
     before = x.copy()
     # f closes over nothing: the helper passes the perturbed x back to it
-    grad = eval_numerical_gradient(lambda v: np.sum(v ** 3), x, verbose=False)
+    grad = eval_numerical_gradient(lambda v: np.sum(v**3), x, verbose=False)
     np.testing.assert_array_equal(x, before)
-    assert rel_error(grad, 3 * before ** 2) < 1e-8
+    assert rel_error(grad, 3 * before**2) < 1e-8
 
 
 def test_eval_numerical_gradient_perturbs_callers_array_in_place(rng):
@@ -56,10 +62,10 @@ def test_eval_numerical_gradient_perturbs_callers_array_in_place(rng):
 
 def test_eval_numerical_gradient_verbose_prints(capsys):
     x = np.array([1.0, 2.0])
-    eval_numerical_gradient(lambda v: np.sum(v ** 2), x, verbose=True)
+    eval_numerical_gradient(lambda v: np.sum(v**2), x, verbose=True)
     out = capsys.readouterr().out
     assert "(0,)" in out and "(1,)" in out
-    eval_numerical_gradient(lambda v: np.sum(v ** 2), x, verbose=False)
+    eval_numerical_gradient(lambda v: np.sum(v**2), x, verbose=False)
     assert capsys.readouterr().out == ""
 
 
@@ -83,12 +89,15 @@ def test_eval_numerical_gradient_array_copes_with_reused_output_buffer(rng):
     def f(v):
         np.multiply(v, 2.0, out=buf)
         return buf
+
     df = rng.standard_normal(4)
     np.testing.assert_allclose(eval_numerical_gradient_array(f, x, df), 2 * df, rtol=1e-9)
 
 
 def test_grad_check_sparse_small_errors_and_restores_x(rng, capsys):
-    random.seed(0)  # grad_check_sparse draws entries with the stdlib random module, as CS231n's does
+    random.seed(
+        0
+    )  # grad_check_sparse draws entries with the stdlib random module, as CS231n's does
     x = rng.standard_normal((5, 6))
     before = x.copy()
     errors = grad_check_sparse(lambda _: np.sum(np.exp(x) * 0.5), x, 0.5 * np.exp(x), num_checks=7)
@@ -101,5 +110,5 @@ def test_grad_check_sparse_small_errors_and_restores_x(rng, capsys):
 def test_grad_check_sparse_flags_a_wrong_gradient(rng, capsys):
     random.seed(1)
     x = rng.standard_normal((4, 4))
-    errors = grad_check_sparse(lambda _: np.sum(x ** 2), x, 3 * x, num_checks=5)  # should be 2x
+    errors = grad_check_sparse(lambda _: np.sum(x**2), x, 3 * x, num_checks=5)  # should be 2x
     assert min(errors) == pytest.approx(0.2, rel=1e-6)  # |2x - 3x| / (2|x| + 3|x|) = 1/5

@@ -4,6 +4,7 @@ the timeout signal) loses only the affected tests, with results.json always writ
 
 Each grade run is a child pytest process (~2 s); the hang cases use a 1-2 s per-test limit.
 """
+
 import json
 import shutil
 import zipfile
@@ -39,7 +40,9 @@ def _by_function(results):
 
 
 def _copy_reference(dest):
-    shutil.copytree(PKG, dest / "captionrnn", ignore=shutil.ignore_patterns("__pycache__", "grading"))
+    shutil.copytree(
+        PKG, dest / "captionrnn", ignore=shutil.ignore_patterns("__pycache__", "grading")
+    )
     return dest / "captionrnn"
 
 
@@ -53,7 +56,9 @@ def test_reference_scores_full_marks(tmp_path, capsys):
     out = tmp_path / "results.json"
     assert main(["grade", str(REPO), "--json", str(out), "--timeout", "60"]) == 0
     results = _load(out)
-    failed = [f"{t['name']}: {t['output']}" for t in results["tests"] if t["score"] < t["max_score"]]
+    failed = [
+        f"{t['name']}: {t['output']}" for t in results["tests"] if t["score"] < t["max_score"]
+    ]
     assert not failed, "\n".join(failed)
     assert results["score"] == results["extra_data"]["max_score"] > 0
     table = capsys.readouterr().out
@@ -69,7 +74,9 @@ def student_edition(tmp_path_factory):
 
 def test_untouched_student_edition_scores_zero(student_edition, tmp_path):
     out, report = student_edition
-    zpath = tmp_path / "submission.zip"  # zipped with the package one folder down, as students upload
+    zpath = (
+        tmp_path / "submission.zip"
+    )  # zipped with the package one folder down, as students upload
     with zipfile.ZipFile(zpath, "w") as zf:
         for f in out.rglob("*"):
             if f.is_file():
@@ -91,12 +98,21 @@ def test_untouched_student_edition_scores_zero(student_edition, tmp_path):
 
 def test_faulty_submission_loses_only_affected_tests(tmp_path):
     pkg = _copy_reference(tmp_path / "sub")
-    _patch(pkg / "rnn.py", "    x, prev_h, Wx, Wh, next_h = cache\n",
-           "    x, prev_h, Wx, Wh, next_h = cache\n    raise RuntimeError('boom')\n")
-    _patch(pkg / "gru.py", "    x0, h_prev0, Wx, Wh = cache[0][:4]\n",
-           "    x0, h_prev0, Wx, Wh = cache[0][:4]\n    while True:\n        pass\n")
-    _patch(pkg / "lstm.py", "    x0, h_prev0, _, Wx, Wh = cache[0][:5]\n",
-           "    x0, h_prev0, _, Wx, Wh = cache[0][:5]\n    print('spam ' * 2_000_000)  # 10 MB\n")
+    _patch(
+        pkg / "rnn.py",
+        "    x, prev_h, Wx, Wh, next_h = cache\n",
+        "    x, prev_h, Wx, Wh, next_h = cache\n    raise RuntimeError('boom')\n",
+    )
+    _patch(
+        pkg / "gru.py",
+        "    x0, h_prev0, Wx, Wh = cache[0][:4]\n",
+        "    x0, h_prev0, Wx, Wh = cache[0][:4]\n    while True:\n        pass\n",
+    )
+    _patch(
+        pkg / "lstm.py",
+        "    x0, h_prev0, _, Wx, Wh = cache[0][:5]\n",
+        "    x0, h_prev0, _, Wx, Wh = cache[0][:5]\n    print('spam ' * 2_000_000)  # 10 MB\n",
+    )
     (pkg / "attention.py").write_text((pkg / "attention.py").read_text() + "\ndef broken(:\n")
     json_path = tmp_path / "results.json"
     results = grade(tmp_path / "sub", json_path=json_path, timeout=2)
@@ -107,9 +123,19 @@ def test_faulty_submission_loses_only_affected_tests(tmp_path):
     def scores(name):
         return [t["score"] == t["max_score"] for t in f[name]]
 
-    for name in ("sigmoid", "affine_forward", "affine_backward", "temporal_softmax_loss", "rnn_step_forward",
-                 "rnn_forward", "gru_step_forward", "gru_step_backward", "gru_forward", "lstm_step_forward",
-                 "lstm_forward"):
+    for name in (
+        "sigmoid",
+        "affine_forward",
+        "affine_backward",
+        "temporal_softmax_loss",
+        "rnn_step_forward",
+        "rnn_forward",
+        "gru_step_forward",
+        "gru_step_backward",
+        "gru_forward",
+        "lstm_step_forward",
+        "lstm_forward",
+    ):
         assert all(scores(name)), (name, [t["output"] for t in f[name]])
     assert not any(scores("rnn_step_backward")) and not any(scores("rnn_backward"))
     assert "RuntimeError: boom" in f["rnn_step_backward"][0]["output"]
@@ -127,10 +153,17 @@ def test_faulty_submission_loses_only_affected_tests(tmp_path):
 def test_crash_and_unstoppable_hang_cost_only_their_tests(tmp_path):
     pkg = _copy_reference(tmp_path / "sub")
     # os._exit kills the child; blocking SIGALRM defeats pytest-timeout, so the parent must kill it.
-    _patch(pkg / "layers.py", "    x, W = cache\n", "    x, W = cache\n    import os\n    os._exit(3)\n")
-    _patch(pkg / "attention.py", "    features, W = cache\n",
-           "    features, W = cache\n    import signal\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
-           "    while True:\n        pass\n")
+    _patch(
+        pkg / "layers.py",
+        "    x, W = cache\n",
+        "    x, W = cache\n    import os\n    os._exit(3)\n",
+    )
+    _patch(
+        pkg / "attention.py",
+        "    features, W = cache\n",
+        "    features, W = cache\n    import signal\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
+        "    while True:\n        pass\n",
+    )
     results = grade(tmp_path / "sub", json_path=tmp_path / "r.json", timeout=1, grace=1)
     _load(tmp_path / "r.json")
     f = _by_function(results)
@@ -144,13 +177,17 @@ def test_crash_and_unstoppable_hang_cost_only_their_tests(tmp_path):
 def test_total_time_limit_still_writes_results(tmp_path):
     pkg = _copy_reference(tmp_path / "sub")
     _patch(pkg / "__init__.py", '__version__ = "', 'while True:\n    pass\n__version__ = "')
-    results = grade(tmp_path / "sub", json_path=tmp_path / "r.json", timeout=1, total_timeout=4, grace=1)
+    results = grade(
+        tmp_path / "sub", json_path=tmp_path / "r.json", timeout=1, total_timeout=4, grace=1
+    )
     assert _load(tmp_path / "r.json")["score"] == 0
     assert len(results["tests"]) > 10
     assert any("total time limit" in t["output"] for t in results["tests"])
 
 
-@pytest.mark.parametrize("case", ["missing", "bad_zip", "zip_without_package", "wrong_package", "plain_file"])
+@pytest.mark.parametrize(
+    "case", ["missing", "bad_zip", "zip_without_package", "wrong_package", "plain_file"]
+)
 def test_bad_input_is_one_clear_message(case, tmp_path, capsys):
     if case == "missing":
         sub, expect = tmp_path / "nope", "does not exist"

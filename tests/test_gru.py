@@ -7,12 +7,13 @@ and is held to 1e-7. The elementwise rel_error of an entry of size g is ~1e-11 /
 and ten steps of decay leave entries ~1e-6, so it is held to 1e-4 (worst over 150 seeds: 2e-5, see
 captionrnn/cli/gradcheck.py). A wrong formula gives errors of 1e-2 or more on either measure.
 """
+
 import math
 
+import layer_checks
 import numpy as np
 import pytest
 
-import layer_checks
 from captionrnn.gradient_check import eval_numerical_gradient_array
 from captionrnn.rnn_layers import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 
@@ -31,6 +32,7 @@ def params(rng, D, H, dtype=np.float64):
 
 # ----------------------------------------------------------------------------- golden values
 
+
 def test_gru_step_forward_golden(backend):
     # Expected values: torch.nn.GRUCell in float64 with weight_ih = Wx.T, weight_hh = Wh.T,
     # bias_ih = bx, bias_hh = bh, computed once (CS231n has no GRU check; inputs chosen in its style).
@@ -42,9 +44,13 @@ def test_gru_step_forward_golden(backend):
     bx = np.linspace(-0.3, 0.5, num=3 * H)
     bh = np.linspace(0.4, -0.2, num=3 * H)
     next_h, _ = gru_step_forward(x, prev_h, Wx, Wh, bx, bh)
-    expected = np.asarray([[-0.03017655, 0.02132136, 0.07195835, 0.12173540, 0.17065472],
-                           [0.27953450, 0.32936677, 0.37845221, 0.42750682, 0.47709955],
-                           [0.54349034, 0.59771722, 0.64670485, 0.69551395, 0.74683033]])
+    expected = np.asarray(
+        [
+            [-0.03017655, 0.02132136, 0.07195835, 0.12173540, 0.17065472],
+            [0.27953450, 0.32936677, 0.37845221, 0.42750682, 0.47709955],
+            [0.54349034, 0.59771722, 0.64670485, 0.69551395, 0.74683033],
+        ]
+    )
     np.testing.assert_allclose(next_h, expected, rtol=0, atol=1e-8)
 
 
@@ -58,13 +64,20 @@ def test_gru_forward_golden(backend):
     bx = np.linspace(0.2, 0.7, num=3 * H)
     bh = np.linspace(-0.1, 0.3, num=3 * H)
     h, _ = gru_forward(x, h0, Wx, Wh, bx, bh)
-    expected = np.asarray([
-        [[-0.12099315, -0.04090533, 0.04091065, 0.12443090, 0.20963073],
-         [0.12323301, 0.17769526, 0.23416652, 0.29268304, 0.35328304],
-         [0.31921435, 0.35629646, 0.39509011, 0.43584135, 0.47878749]],
-        [[0.40581924, 0.50453969, 0.60740062, 0.71420758, 0.82471984],
-         [0.50503499, 0.57943045, 0.66078898, 0.74888626, 0.84337615],
-         [0.57614933, 0.63317398, 0.69913809, 0.77385782, 0.85694861]]])
+    expected = np.asarray(
+        [
+            [
+                [-0.12099315, -0.04090533, 0.04091065, 0.12443090, 0.20963073],
+                [0.12323301, 0.17769526, 0.23416652, 0.29268304, 0.35328304],
+                [0.31921435, 0.35629646, 0.39509011, 0.43584135, 0.47878749],
+            ],
+            [
+                [0.40581924, 0.50453969, 0.60740062, 0.71420758, 0.82471984],
+                [0.50503499, 0.57943045, 0.66078898, 0.74888626, 0.84337615],
+                [0.57614933, 0.63317398, 0.69913809, 0.77385782, 0.85694861],
+            ],
+        ]
+    )
     np.testing.assert_allclose(h, expected, rtol=0, atol=1e-8)
 
 
@@ -77,11 +90,14 @@ def test_gru_gate_order_by_hand(backend):
     s = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
     r, z = s(0.4 - 0.1), s(-0.8 + 0.5)
     n = math.tanh(0.3 + r * 0.9)
-    next_h, _ = gru_step_forward(np.array([[1.0]]), np.array([[h]]), np.zeros((1, 3)), np.zeros((1, 3)), bx, bh)
+    next_h, _ = gru_step_forward(
+        np.array([[1.0]]), np.array([[h]]), np.zeros((1, 3)), np.zeros((1, 3)), bx, bh
+    )
     assert next_h[0, 0] == pytest.approx((1 - z) * n + z * h, rel=1e-14)
 
 
 # ----------------------------------------------------------------------------- gradient checks
+
 
 def test_gru_step_backward_gradcheck(backend, rng):
     N, D, H = 4, 5, 6
@@ -94,7 +110,10 @@ def test_gru_step_backward_gradcheck(backend, rng):
 
     def f(*_):
         return gru_step_forward(x, prev_h, Wx, Wh, bx, bh)[0]
-    for name, arr, ana in zip(["x", "prev_h", "Wx", "Wh", "bx", "bh"], [x, prev_h, Wx, Wh, bx, bh], grads):
+
+    for name, arr, ana in zip(
+        ["x", "prev_h", "Wx", "Wh", "bx", "bh"], [x, prev_h, Wx, Wh, bx, bh], grads
+    ):
         assert ana.shape == arr.shape
         assert_grad_close(eval_numerical_gradient_array(f, arr, dnext_h), ana, name)
 
@@ -111,6 +130,7 @@ def test_gru_backward_gradcheck_bptt(backend, rng, T):
 
     def f(*_):
         return gru_forward(x, h0, Wx, Wh, bx, bh)[0]
+
     for name, arr, ana in zip(["x", "h0", "Wx", "Wh", "bx", "bh"], [x, h0, Wx, Wh, bx, bh], grads):
         assert ana.shape == arr.shape
         assert_grad_close(eval_numerical_gradient_array(f, arr, dh), ana, name)
@@ -123,7 +143,7 @@ def test_gru_backward_carries_gradient_through_time(backend, rng):
     x = rng.standard_normal((N, T, D))
     h0 = rng.standard_normal((N, H))
     Wx, Wh, bx, bh = params(rng, D, H)
-    bx[H:2 * H] = 2.0
+    bx[H : 2 * H] = 2.0
     dh = np.zeros((N, T, H))
     dh[:, -1] = rng.standard_normal((N, H))
     _, cache = gru_forward(x, h0, Wx, Wh, bx, bh)
@@ -134,6 +154,7 @@ def test_gru_backward_carries_gradient_through_time(backend, rng):
 
 
 # ----------------------------------------------------------------------------- step == sequence
+
 
 def test_stepping_equals_sequence(backend, rng):
     N, T, D, H = 3, 7, 4, 5
@@ -155,20 +176,38 @@ def test_stepping_equals_sequence(backend, rng):
     dWx_step, dWh_step, dbx_step, dbh_step = (np.zeros_like(a) for a in (Wx, Wh, bx, bh))
     dprev_h = np.zeros((N, H))
     for t in reversed(range(T)):
-        dx_step[:, t], dprev_h, dWx_t, dWh_t, dbx_t, dbh_t = gru_step_backward(dh[:, t] + dprev_h, caches[t])
+        dx_step[:, t], dprev_h, dWx_t, dWh_t, dbx_t, dbh_t = gru_step_backward(
+            dh[:, t] + dprev_h, caches[t]
+        )
         dWx_step += dWx_t
         dWh_step += dWh_t
         dbx_step += dbx_t
         dbh_step += dbh_t
-    for ana, by_hand in zip([dx, dh0, dWx, dWh, dbx, dbh],
-                            [dx_step, dprev_h, dWx_step, dWh_step, dbx_step, dbh_step]):
+    for ana, by_hand in zip(
+        [dx, dh0, dWx, dWh, dbx, dbh], [dx_step, dprev_h, dWx_step, dWh_step, dbx_step, dbh_step]
+    ):
         np.testing.assert_allclose(ana, by_hand, rtol=1e-12, atol=1e-13)
 
 
 # ----------------------------------------------------------------------------- dtype and no mutation
 
 NAMES_IN = ["x", "h0", "Wx", "Wh", "bx", "bh", "dh", "dnext_h"]
-NAMES_OUT = ["next_h", "dx", "dprev_h", "dWx", "dWh", "dbx", "dbh", "h", "dx", "dh0", "dWx", "dWh", "dbx", "dbh"]
+NAMES_OUT = [
+    "next_h",
+    "dx",
+    "dprev_h",
+    "dWx",
+    "dWh",
+    "dbx",
+    "dbh",
+    "h",
+    "dx",
+    "dh0",
+    "dWx",
+    "dWh",
+    "dbx",
+    "dbh",
+]
 
 
 def _inputs(rng, dtype):

@@ -9,6 +9,7 @@ these add up to ~1e-15 (measured 1e-16 .. 1.5e-15), so 1e-12 leaves a 1000x marg
 because an entry that is a sum of many terms can cancel to nearly zero, and there a relative error of
 a 1e-16 absolute difference is meaningless.
 """
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -78,6 +79,7 @@ def step_call(mod, name, args, rng):
 
 # ----------------------------------------------------------------------------- (1) backends agree
 
+
 @pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
 @pytest.mark.parametrize("scale", [1.0, 8.0], ids=["unit", "saturating"])
 def test_sequence_backends_agree(mod, name, G, nb, scale):
@@ -93,8 +95,14 @@ def test_step_backends_agree(mod, name, G, nb):
     assert_agree(both_backends(lambda: step_call(mod, name, args, np.random.default_rng(8))))
 
 
-@given(n=st.integers(1, 4), t=st.integers(1, 5), d=st.integers(1, 4), h=st.integers(1, 5),
-       cell=st.sampled_from(CELLS), seed=st.integers(0, 2**16))
+@given(
+    n=st.integers(1, 4),
+    t=st.integers(1, 5),
+    d=st.integers(1, 4),
+    h=st.integers(1, 5),
+    cell=st.sampled_from(CELLS),
+    seed=st.integers(0, 2**16),
+)
 @settings(max_examples=25, deadline=None)
 def test_sequence_backends_agree_random_shapes(n, t, d, h, cell, seed):
     mod, name, G, nb = cell
@@ -110,6 +118,7 @@ def test_embedding_backward_backends_agree(rng):
     def run():
         _, cache = layers.word_embedding_forward(idx, W)
         return layers.word_embedding_backward(dout, cache)
+
     assert_agree(both_backends(run))
 
 
@@ -127,7 +136,9 @@ def test_softmax_loss_backends_agree(rng, scale):
 def test_tanh_and_sigmoid_kernels_accurate():
     # The kernels use Cephes' tanh (two branches, split at |x| = 0.625) and a sigmoid that only
     # exponentiates -|x|; check both branches, the split, and values that would overflow exp.
-    x = np.concatenate([np.linspace(-3, 3, 6001), [0.0, -0.0, 0.625, -0.625, 0.62499, 40.0, -40.0, 1e4, -1e4]])
+    x = np.concatenate(
+        [np.linspace(-3, 3, 6001), [0.0, -0.0, 0.625, -0.625, 0.62499, 40.0, -40.0, 1e4, -1e4]]
+    )
     for dtype, ulps in ((np.float64, 4), (np.float32, 4)):
         a = x.astype(dtype).reshape(1, -1)
         got = kernels.rnn_gates_forward(a)
@@ -137,10 +148,13 @@ def test_tanh_and_sigmoid_kernels_accurate():
         assert err.max() <= ulps * np.finfo(dtype).eps
         with np.errstate(all="raise"):
             i = kernels.lstm_gates_forward(np.tile(a, (1, 4)), np.zeros_like(a))[0]
-        assert np.allclose(i, layers.sigmoid(a.astype(np.float64)), rtol=ulps * np.finfo(dtype).eps, atol=0)
+        assert np.allclose(
+            i, layers.sigmoid(a.astype(np.float64)), rtol=ulps * np.finfo(dtype).eps, atol=0
+        )
 
 
 # ----------------------------------------------------------------------------- (2) float32 stays float32
+
 
 def _all_float32(values):
     for k, v in enumerate(values):
@@ -154,8 +168,13 @@ def test_float32_stays_float32(mod, name, G, nb):
     with use_backend("numba"):
         _all_float32(seq_call(mod, name, args, dh))
         h, cache = getattr(mod, f"{name}_forward")(*args)
-        _all_float32([v for v in (cache.xs, cache.hs, cache.gates, cache.cs, cache.tanh_c, cache.hn)
-                      if v is not None])
+        _all_float32(
+            [
+                v
+                for v in (cache.xs, cache.hs, cache.gates, cache.cs, cache.tanh_c, cache.hn)
+                if v is not None
+            ]
+        )
         x, h0, Wx, Wh, *biases = args
         dnext = dh[:, 0]
         if name == "lstm":
@@ -195,6 +214,7 @@ def test_float32_kernels_direct():
 
 
 # ----------------------------------------------------------------------------- (3) inputs never mutated
+
 
 def _assert_unchanged(originals, arrays):
     for k, (before, now) in enumerate(zip(originals, arrays)):
@@ -242,6 +262,7 @@ def test_gate_kernels_do_not_mutate_inputs(rng):
 
 # ----------------------------------------------------------------------------- (4) caches cross backends
 
+
 @pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
 def test_fast_cache_works_after_switching_to_numpy(mod, name, G, nb):
     args, dh = make_seq(np.random.default_rng(9), G, nb)
@@ -270,14 +291,20 @@ def test_fast_cache_of_another_cell_is_rejected():
 
 # ----------------------------------------------------------------------------- (5) repeated indices
 
+
 def test_embedding_backward_accumulates_repeated_indices():
     idx = np.array([[1, 1, 1], [1, 0, 3]])
     dout = np.arange(2 * 3 * 2, dtype=np.float64).reshape(2, 3, 2)  # rows (0,1) (2,3) ... (10,11)
-    expected = np.array([[8, 9],  # idx 0 at (1, 1)
-                         [0 + 2 + 4 + 6, 1 + 3 + 5 + 7],  # idx 1 four times
-                         [0, 0],  # never used
-                         [10, 11],
-                         [0, 0]], dtype=np.float64)
+    expected = np.array(
+        [
+            [8, 9],  # idx 0 at (1, 1)
+            [0 + 2 + 4 + 6, 1 + 3 + 5 + 7],  # idx 1 four times
+            [0, 0],  # never used
+            [10, 11],
+            [0, 0],
+        ],
+        dtype=np.float64,
+    )
     np.testing.assert_array_equal(kernels.embedding_backward(idx, dout, 5), expected)
     with use_backend("numba"):
         _, cache = layers.word_embedding_forward(idx, np.zeros((5, 2)))
@@ -290,27 +317,34 @@ def test_warmup_compiles_everything():
 
 # ----------------------------------------------------------------------------- (6) beam search top-k
 
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 30), st.data())
 def test_top_k_rows_matches_lexsort_order(R, C, data):
     """The m largest per row, largest first, ties by lower index: the argpartition + lexsort order of
     beam_search, with ties and -inf (dead beams) drawn on purpose."""
     m = data.draw(st.integers(1, C))
-    x = np.asarray(data.draw(st.lists(st.sampled_from([-np.inf, -2.0, -1.0, 0.0, 0.5]), min_size=R * C,
-                                      max_size=R * C))).reshape(R, C)
+    x = np.asarray(
+        data.draw(
+            st.lists(
+                st.sampled_from([-np.inf, -2.0, -1.0, 0.0, 0.5]), min_size=R * C, max_size=R * C
+            )
+        )
+    ).reshape(R, C)
     got = kernels.top_k_rows(x, m)
     for r in range(R):
         np.testing.assert_array_equal(got[r], np.lexsort((np.arange(C), -x[r]))[:m])
 
 
-
 # ----------------------------------------------------------------------------- (7) spatial projection
+
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_spatial_affine_backends_agree(dtype):
     """The attention projection as one (N*K, C) @ (C, H) multiply equals the einsum reference, keeps the
     dtype, and a cache from either forward works with either backward."""
     from captionrnn import attention
+
     rng = np.random.default_rng(12)
     features = rng.standard_normal((N, D, 2, 3)).astype(dtype)
     W, b = rng.standard_normal((D, H)).astype(dtype), rng.standard_normal(H).astype(dtype)
@@ -325,6 +359,7 @@ def test_spatial_affine_backends_agree(dtype):
 
 # ----------------------------------------------------------------------------- (8) padded sequences
 
+
 @pytest.mark.parametrize("mod, name, G, nb", CELLS)
 def test_backward_skipping_padded_steps_agrees(mod, name, G, nb):
     """dh zero after each sample's last target (as <NULL> padding gives), one sample all zero and one a
@@ -332,7 +367,7 @@ def test_backward_skipping_padded_steps_agrees(mod, name, G, nb):
     args, dh = make_seq(np.random.default_rng(13), G, nb)
     last = [T - 1, 2, -1]  # sample 2 has no target at all
     for n, t in enumerate(last):
-        dh[n, t + 1:] = 0
+        dh[n, t + 1 :] = 0
     dh[0, 1] = 0  # a zero step before live ones: still live (gradient flows back through it)
     res = both_backends(lambda: seq_call(mod, name, args, dh))
     assert_agree(res)
@@ -347,9 +382,17 @@ def test_temporal_affine_backward_skipping_zero_rows_agrees(dtype):
     x = rng.standard_normal((N, T, D)).astype(dtype)
     w, b = rng.standard_normal((D, V)).astype(dtype), rng.standard_normal(V).astype(dtype)
     dout = rng.standard_normal((N, T, V)).astype(dtype)
-    for zero in (np.zeros((N, T), dtype=bool), rng.random((N, T)) < 0.4, np.ones((N, T), dtype=bool)):
+    for zero in (
+        np.zeros((N, T), dtype=bool),
+        rng.random((N, T)) < 0.4,
+        np.ones((N, T), dtype=bool),
+    ):
         d = np.where(zero[:, :, None], 0, dout).astype(dtype)
         res = both_backends(lambda: layers.temporal_affine_backward(d, (x, w, b, None)))
         for a, e in zip(res["numba"], res["numpy"]):
             assert a.dtype == dtype and a.shape == e.shape
-            assert normwise(a, e) <= (TOL if dtype == np.float64 else 1e-6) or not e.any() and not a.any()
+            assert (
+                normwise(a, e) <= (TOL if dtype == np.float64 else 1e-6)
+                or not e.any()
+                and not a.any()
+            )

@@ -5,21 +5,34 @@ checked argument (or, for the loss, smooth with O(1) curvature), so the numerica
 exact up to round-off ~1e-11 per entry; over 150 seeds the worst elementwise rel_error was 1e-7
 (see captionrnn/cli/gradcheck.py), hence the tolerance 1e-6. A wrong formula gives O(1) errors.
 """
+
 import math
 import warnings
 
 import numpy as np
 import pytest
 
-from captionrnn.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
-from captionrnn.rnn_layers import (affine_backward, affine_forward, sigmoid, temporal_affine_backward,
-                                   temporal_affine_forward, temporal_softmax_loss, word_embedding_backward,
-                                   word_embedding_forward)
+from captionrnn.gradient_check import (
+    eval_numerical_gradient,
+    eval_numerical_gradient_array,
+    rel_error,
+)
+from captionrnn.rnn_layers import (
+    affine_backward,
+    affine_forward,
+    sigmoid,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_softmax_loss,
+    word_embedding_backward,
+    word_embedding_forward,
+)
 
 TOL = 1e-6
 
 
 # ----------------------------------------------------------------------------- golden values
+
 
 def test_affine_forward_golden(backend):
     # CS231n assignment 2's check; the expected numbers were re-derived with torch.nn.functional.linear
@@ -29,8 +42,9 @@ def test_affine_forward_golden(backend):
     w = np.linspace(-0.2, 0.3, num=120 * output_dim).reshape(120, output_dim)
     b = np.linspace(-0.3, 0.1, num=output_dim)
     out, _ = affine_forward(x, w, b)
-    expected = np.array([[1.49834967, 1.70660132, 1.91485297],
-                         [3.25553199, 3.51413270, 3.77273342]])
+    expected = np.array(
+        [[1.49834967, 1.70660132, 1.91485297], [3.25553199, 3.51413270, 3.77273342]]
+    )
     assert rel_error(out, expected) < 1e-8  # the literals carry 9 significant digits
 
 
@@ -41,8 +55,12 @@ def test_temporal_affine_forward_golden(backend):
     w = np.linspace(-0.3, 0.8, num=D * M).reshape(D, M)
     b = np.linspace(0.1, -0.2, num=M)
     out, _ = temporal_affine_forward(x, w, b)
-    expected = np.array([[[-0.11850932, -0.68770186], [0.01267081, -0.43627329], [0.14385093, -0.18484472]],
-                         [[0.27503106, 0.06658385], [0.40621118, 0.31801242], [0.53739130, 0.56944099]]])
+    expected = np.array(
+        [
+            [[-0.11850932, -0.68770186], [0.01267081, -0.43627329], [0.14385093, -0.18484472]],
+            [[0.27503106, 0.06658385], [0.40621118, 0.31801242], [0.53739130, 0.56944099]],
+        ]
+    )
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-8)
 
 
@@ -52,11 +70,22 @@ def test_word_embedding_forward_golden(backend):
     x = np.asarray([[0, 3, 1, 2], [2, 1, 0, 3]])
     W = np.linspace(0, 1, num=V * D).reshape(V, D)
     out, _ = word_embedding_forward(x, W)
-    expected = np.asarray([
-        [[0., 0.07142857, 0.14285714], [0.64285714, 0.71428571, 0.78571429],
-         [0.21428571, 0.28571429, 0.35714286], [0.42857143, 0.5, 0.57142857]],
-        [[0.42857143, 0.5, 0.57142857], [0.21428571, 0.28571429, 0.35714286],
-         [0., 0.07142857, 0.14285714], [0.64285714, 0.71428571, 0.78571429]]])
+    expected = np.asarray(
+        [
+            [
+                [0.0, 0.07142857, 0.14285714],
+                [0.64285714, 0.71428571, 0.78571429],
+                [0.21428571, 0.28571429, 0.35714286],
+                [0.42857143, 0.5, 0.57142857],
+            ],
+            [
+                [0.42857143, 0.5, 0.57142857],
+                [0.21428571, 0.28571429, 0.35714286],
+                [0.0, 0.07142857, 0.14285714],
+                [0.64285714, 0.71428571, 0.78571429],
+            ],
+        ]
+    )
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-8)
 
 
@@ -68,11 +97,20 @@ def test_temporal_softmax_loss_golden(backend):
     y = np.array([[0, 3, 1], [2, 2, 0]])
     mask = np.array([[True, True, False], [True, False, True]])
     loss, dx = temporal_softmax_loss(x, y, mask)
-    expected_dx = np.array([
-        [[-0.34661655, 0.14334769, 0.11754820, 0.08572066], [0.22633688, 0.14007855, 0.08365885, -0.45007429],
-         [0.0, 0.0, 0.0, 0.0]],
-        [[0.09774008, 0.10398221, -0.37387594, 0.17215364], [0.0, 0.0, 0.0, 0.0],
-         [-0.43071228, 0.10531756, 0.14574851, 0.17964620]]])
+    expected_dx = np.array(
+        [
+            [
+                [-0.34661655, 0.14334769, 0.11754820, 0.08572066],
+                [0.22633688, 0.14007855, 0.08365885, -0.45007429],
+                [0.0, 0.0, 0.0, 0.0],
+            ],
+            [
+                [0.09774008, 0.10398221, -0.37387594, 0.17215364],
+                [0.0, 0.0, 0.0, 0.0],
+                [-0.43071228, 0.10531756, 0.14574851, 0.17964620],
+            ],
+        ]
+    )
     assert abs(loss - 3.4197107113962173) < 1e-12
     np.testing.assert_allclose(dx, expected_dx, rtol=0, atol=1e-8)
 
@@ -150,6 +188,7 @@ def test_softmax_loss_accepts_integer_mask(backend):
 
 # ----------------------------------------------------------------------------- gradient checks
 
+
 def test_affine_backward_gradcheck(backend, rng):
     x = rng.standard_normal((10, 2, 3))
     w = rng.standard_normal((6, 5))
@@ -158,9 +197,18 @@ def test_affine_backward_gradcheck(backend, rng):
     out, cache = affine_forward(x, w, b)
     dx, dw, db = affine_backward(dout, cache)
     assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
-    assert rel_error(dx, eval_numerical_gradient_array(lambda x: affine_forward(x, w, b)[0], x, dout)) < TOL
-    assert rel_error(dw, eval_numerical_gradient_array(lambda w: affine_forward(x, w, b)[0], w, dout)) < TOL
-    assert rel_error(db, eval_numerical_gradient_array(lambda b: affine_forward(x, w, b)[0], b, dout)) < TOL
+    assert (
+        rel_error(dx, eval_numerical_gradient_array(lambda x: affine_forward(x, w, b)[0], x, dout))
+        < TOL
+    )
+    assert (
+        rel_error(dw, eval_numerical_gradient_array(lambda w: affine_forward(x, w, b)[0], w, dout))
+        < TOL
+    )
+    assert (
+        rel_error(db, eval_numerical_gradient_array(lambda b: affine_forward(x, w, b)[0], b, dout))
+        < TOL
+    )
 
 
 def test_temporal_affine_backward_gradcheck(backend, rng):
@@ -174,6 +222,7 @@ def test_temporal_affine_backward_gradcheck(backend, rng):
 
     def f(x, w, b):
         return temporal_affine_forward(x, w, b)[0]
+
     assert rel_error(dx, eval_numerical_gradient_array(lambda x: f(x, w, b), x, dout)) < TOL
     assert rel_error(dw, eval_numerical_gradient_array(lambda w: f(x, w, b), w, dout)) < TOL
     assert rel_error(db, eval_numerical_gradient_array(lambda b: f(x, w, b), b, dout)) < TOL
@@ -185,7 +234,9 @@ def test_temporal_affine_matches_affine_per_timestep(backend, rng):
     b = rng.standard_normal(2)
     out, _ = temporal_affine_forward(x, w, b)
     for t in range(4):
-        np.testing.assert_allclose(out[:, t], affine_forward(x[:, t], w, b)[0], rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(
+            out[:, t], affine_forward(x[:, t], w, b)[0], rtol=1e-13, atol=1e-14
+        )
 
 
 def test_word_embedding_backward_gradcheck(backend, rng):
@@ -216,11 +267,14 @@ def test_temporal_softmax_loss_gradcheck(backend, rng):
     y = rng.integers(0, V, size=(N, T))
     mask = rng.random((N, T)) > 0.3
     loss, dx = temporal_softmax_loss(x, y, mask)
-    dx_num = eval_numerical_gradient(lambda x: temporal_softmax_loss(x, y, mask)[0], x, verbose=False)
+    dx_num = eval_numerical_gradient(
+        lambda x: temporal_softmax_loss(x, y, mask)[0], x, verbose=False
+    )
     assert rel_error(dx, dx_num) < TOL
 
 
 # ----------------------------------------------------------------------------- dtype and no mutation
+
 
 def _affine(x, w, b, dout):
     out, cache = affine_forward(x, w, b)
@@ -239,6 +293,7 @@ def _embedding(x, W, dout):
 
 def _cases(rng, dtype):
     """(name, run, inputs): run(*inputs) does forward and backward and returns every output and gradient."""
+
     def arr(*shape):
         return rng.standard_normal(shape).astype(dtype)
 
@@ -249,7 +304,11 @@ def _cases(rng, dtype):
         ("affine", _affine, (arr(3, 2, 2), arr(4, 5), arr(5), arr(3, 5))),
         ("temporal_affine", _temporal_affine, (arr(2, 3, 4), arr(4, 5), arr(5), arr(2, 3, 5))),
         ("word_embedding", _embedding, (idx(2, 3), arr(6, 4), arr(2, 3, 4))),
-        ("temporal_softmax_loss", temporal_softmax_loss, (arr(2, 3, 6), idx(2, 3), rng.random((2, 3)) > 0.3)),
+        (
+            "temporal_softmax_loss",
+            temporal_softmax_loss,
+            (arr(2, 3, 6), idx(2, 3), rng.random((2, 3)) > 0.3),
+        ),
         ("sigmoid", lambda x: (sigmoid(x),), (arr(3, 4),)),
     ]
 
@@ -258,7 +317,9 @@ def _cases(rng, dtype):
 def test_dtype_is_kept(backend, rng, dtype):
     for name, run, inputs in _cases(rng, dtype):
         for k, out in enumerate(run(*inputs)):
-            assert np.asarray(out).dtype == dtype, f"{name} output {k} is {np.asarray(out).dtype}, not {dtype}"
+            assert np.asarray(out).dtype == dtype, (
+                f"{name} output {k} is {np.asarray(out).dtype}, not {dtype}"
+            )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -3,6 +3,7 @@
 The worked cases are the ones written out in docs/metrics.md; each expected value is computed here by hand
 (in the comments) from the definitions, not by running the code under test.
 """
+
 import math
 
 import numpy as np
@@ -10,8 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from captionrnn.metrics import (bleu, cider_d, evaluate_captions, perplexity, perplexity_from_loss,
-                                rouge_l)
+from captionrnn.metrics import (
+    bleu,
+    cider_d,
+    evaluate_captions,
+    perplexity,
+    perplexity_from_loss,
+    rouge_l,
+)
 
 # BLEU's epsilons (1e-15 / 1e-9) move a perfect score by about 1e-9 / (number of n-grams)
 BLEU_ATOL = 1e-8
@@ -34,9 +41,10 @@ def test_bleu_one_image_clipping_and_brevity_penalty():
     # Bleu_4 = (1.25e-16 * 1e-15 / 1)^(1/4) * BP = (1.25e-31)^(1/4) * BP = 1.8803e-8 * BP = 1.14046e-8
     # (the toolkit's `tiny` keeps a zero count from giving exactly 0)
     bp = math.exp(-0.5)
-    scores, per_image = bleu({"x": ["the cat is on the mat", "there is a cat on the mat"]},
-                             {"x": "the the the cat"})
-    expected = [0.75 * bp, 0.5 * bp, 5e-6 * bp, 1.25e-31 ** 0.25 * bp]
+    scores, per_image = bleu(
+        {"x": ["the cat is on the mat", "there is a cat on the mat"]}, {"x": "the the the cat"}
+    )
+    expected = [0.75 * bp, 0.5 * bp, 5e-6 * bp, 1.25e-31**0.25 * bp]
     np.testing.assert_allclose(scores, expected, rtol=1e-8)
     np.testing.assert_allclose(per_image["x"], expected, rtol=1e-8)
 
@@ -70,8 +78,10 @@ def test_rouge_l_lcs_example():
     # ref "a man is riding a horse on the beach" (9), hyp "a man rides a horse along the beach" (8)
     # LCS = "a man a horse the beach" = 6;  P = 6/8 = 0.75,  R = 6/9 = 2/3
     # F = (1 + 1.44) P R / (R + 1.44 P) = 2.44 * 0.5 / (2/3 + 1.08) = 1.22 / 1.7466667 = 0.6984733
-    score, per_image = rouge_l({"x": ["a man is riding a horse on the beach"]},
-                               {"x": "a man rides a horse along the beach"})
+    score, per_image = rouge_l(
+        {"x": ["a man is riding a horse on the beach"]},
+        {"x": "a man rides a horse along the beach"},
+    )
     assert score == pytest.approx(1.22 / (2 / 3 + 1.08), rel=1e-12)
     assert per_image["x"] == score
 
@@ -79,8 +89,10 @@ def test_rouge_l_lcs_example():
 def test_rouge_l_takes_max_precision_and_max_recall_separately():
     # add ref2 "a man rides" (3): LCS 3, P = 3/8, R = 3/3 = 1
     # max P = 0.75 (ref1), max R = 1 (ref2): F = 2.44 * 0.75 / (1 + 1.44 * 0.75) = 1.83 / 2.08 = 0.8798077
-    score, _ = rouge_l({"x": ["a man is riding a horse on the beach", "a man rides"]},
-                       {"x": "a man rides a horse along the beach"})
+    score, _ = rouge_l(
+        {"x": ["a man is riding a horse on the beach", "a man rides"]},
+        {"x": "a man rides a horse along the beach"},
+    )
     assert score == pytest.approx(1.83 / 2.08, rel=1e-12)
 
 
@@ -100,7 +112,9 @@ def test_cider_d_two_images_tfidf_by_hand():
     #   vs "a cat": the only non-zero hyp weights (dog, "a dog") have ref weight 0 -> [0, 0, 0, 0]
     #   CIDEr-D(A) = 10 * mean([1, 1, 0, 0]) / 2 refs = 2.5
     # B, hyp "a bird" = its ref: 10 * mean([1, 1, 0, 0]) / 1 = 5.0      corpus: (2.5 + 5) / 2 = 3.75
-    score, per_image = cider_d({"A": ["a dog", "a cat"], "B": ["a bird"]}, {"A": "a dog", "B": "a bird"})
+    score, per_image = cider_d(
+        {"A": ["a dog", "a cat"], "B": ["a bird"]}, {"A": "a dog", "B": "a bird"}
+    )
     assert per_image == pytest.approx({"A": 2.5, "B": 5.0}, rel=1e-12)
     assert score == pytest.approx(3.75, rel=1e-12)
 
@@ -111,7 +125,9 @@ def test_cider_d_length_penalty_by_hand():
     #   cos = L*L / (sqrt(2) L * L) = 1/sqrt(2); 2-grams {a bird: L, bird flies: L} vs {a bird: L}: 1/sqrt(2)
     #   3-gram: the ref has none -> 0.   penalty exp(-(3 - 2)^2 / (2 * 6^2)) = exp(-1/72)
     #   CIDEr-D(B) = 10 * (2 / sqrt(2)) / 4 * exp(-1/72) = 3.5355339 * 0.9862071 = 3.4867687
-    score, per_image = cider_d({"A": ["a dog", "a cat"], "B": ["a bird"]}, {"A": "a dog", "B": "a bird flies"})
+    score, per_image = cider_d(
+        {"A": ["a dog", "a cat"], "B": ["a bird"]}, {"A": "a dog", "B": "a bird flies"}
+    )
     expected_b = 10 * (2 / math.sqrt(2)) / 4 * math.exp(-1 / 72)
     assert per_image["B"] == pytest.approx(expected_b, rel=1e-12)
     assert score == pytest.approx((2.5 + expected_b) / 2, rel=1e-12)
@@ -134,10 +150,16 @@ def test_cider_d_single_image_is_zero():
 
 
 def test_better_caption_scores_higher_on_every_metric():
-    refs = {"dog": ["a brown dog runs on the grass", "a dog is running on grass"],
-            "cat": ["a cat sleeps on a red sofa", "a cat lying on a couch"],
-            "man": ["a man rides a bike down the street", "a person riding a bicycle"]}
-    good = {"dog": "a dog runs on the grass", "cat": "a cat sleeps on a sofa", "man": "a man rides a bike"}
+    refs = {
+        "dog": ["a brown dog runs on the grass", "a dog is running on grass"],
+        "cat": ["a cat sleeps on a red sofa", "a cat lying on a couch"],
+        "man": ["a man rides a bike down the street", "a person riding a bicycle"],
+    }
+    good = {
+        "dog": "a dog runs on the grass",
+        "cat": "a cat sleeps on a sofa",
+        "man": "a man rides a bike",
+    }
     poor = {"dog": "a dog", "cat": "a dog on a sofa", "man": "a street"}
     g, p = evaluate_captions(refs, good), evaluate_captions(refs, poor)
     for name in g:
@@ -149,8 +171,12 @@ def test_better_caption_scores_higher_on_every_metric():
 
 WORDS = ["a", "the", "dog", "cat", "man", "on", "red", "runs"]
 caption = st.lists(st.sampled_from(WORDS), min_size=1, max_size=10).map(" ".join)
-corpus = st.dictionaries(st.integers(0, 50), st.tuples(st.lists(caption, min_size=1, max_size=4), caption),
-                         min_size=1, max_size=8)
+corpus = st.dictionaries(
+    st.integers(0, 50),
+    st.tuples(st.lists(caption, min_size=1, max_size=4), caption),
+    min_size=1,
+    max_size=8,
+)
 
 
 def _split(data):
@@ -178,8 +204,9 @@ def test_order_of_keys_does_not_matter(data, random):
     random.shuffle(keys)
     shuffled_refs = {k: refs[k] for k in keys}
     shuffled_hyps = {k: hyps[k] for k in reversed(keys)}
-    assert evaluate_captions(shuffled_refs, shuffled_hyps) == pytest.approx(evaluate_captions(refs, hyps),
-                                                                             rel=1e-12, abs=1e-15)
+    assert evaluate_captions(shuffled_refs, shuffled_hyps) == pytest.approx(
+        evaluate_captions(refs, hyps), rel=1e-12, abs=1e-15
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -192,14 +219,17 @@ def test_hypothesis_equal_to_a_reference_scores_one(ref_lists):
     result = evaluate_captions(refs, hyps)
     assert result["Bleu_1"] == pytest.approx(1.0, abs=BLEU_ATOL)
     assert result["ROUGE_L"] == 1.0
-    if all(len(r[0].split()) >= 4 for r in ref_lists):  # shorter hypotheses have no 4-grams to match
+    if all(
+        len(r[0].split()) >= 4 for r in ref_lists
+    ):  # shorter hypotheses have no 4-grams to match
         assert result["Bleu_4"] == pytest.approx(1.0, abs=BLEU_ATOL)
 
 
 def test_lower_case_and_whitespace():
     # "A  Dog\tRuns Fast" tokenises to [a, dog, runs, fast], the same as the reference
-    result = evaluate_captions({"x": ["a dog runs fast"], "y": ["two cats"]},
-                               {"x": "A  Dog\tRuns Fast", "y": "TWO cats"})
+    result = evaluate_captions(
+        {"x": ["a dog runs fast"], "y": ["two cats"]}, {"x": "A  Dog\tRuns Fast", "y": "TWO cats"}
+    )
     assert result["Bleu_4"] == pytest.approx(1.0, abs=BLEU_ATOL)
     assert result["ROUGE_L"] == 1.0
 
@@ -214,15 +244,30 @@ def test_evaluate_captions_keys():
 # bad input
 
 
-@pytest.mark.parametrize("refs, hyps, match", [
-    ({"a": ["x"], "b": ["y"]}, {"a": "x"}, "hypotheses has no caption for image key.*'b'"),
-    ({"a": ["x"]}, {"a": "x", "zz": "y"}, "references has no captions for image key.*'zz'"),
-    ({"a": ["x"], "img7": ["y"]}, {"a": "x", "img7": ""}, "hypothesis for image key 'img7' is empty"),
-    ({"a": ["x"], "img7": ["y"]}, {"a": "x", "img7": "  \t"}, "hypothesis for image key 'img7' is empty"),
-    ({"a": ["x"], "img7": []}, {"a": "x", "img7": "y"}, "image key 'img7' has an empty reference list"),
-    ({"a": ["x"], 3: ["y", ""]}, {"a": "x", 3: "y"}, "reference 1 of image key 3 is empty"),
-    ({}, {}, "no images"),
-])
+@pytest.mark.parametrize(
+    "refs, hyps, match",
+    [
+        ({"a": ["x"], "b": ["y"]}, {"a": "x"}, "hypotheses has no caption for image key.*'b'"),
+        ({"a": ["x"]}, {"a": "x", "zz": "y"}, "references has no captions for image key.*'zz'"),
+        (
+            {"a": ["x"], "img7": ["y"]},
+            {"a": "x", "img7": ""},
+            "hypothesis for image key 'img7' is empty",
+        ),
+        (
+            {"a": ["x"], "img7": ["y"]},
+            {"a": "x", "img7": "  \t"},
+            "hypothesis for image key 'img7' is empty",
+        ),
+        (
+            {"a": ["x"], "img7": []},
+            {"a": "x", "img7": "y"},
+            "image key 'img7' has an empty reference list",
+        ),
+        ({"a": ["x"], 3: ["y", ""]}, {"a": "x", 3: "y"}, "reference 1 of image key 3 is empty"),
+        ({}, {}, "no images"),
+    ],
+)
 def test_bad_input_names_the_key(refs, hyps, match):
     for fn in (evaluate_captions, bleu, cider_d, rouge_l):
         with pytest.raises(ValueError, match=match):
@@ -253,6 +298,7 @@ def test_perplexity_from_model_loss_uniform_is_vocabulary_size():
     # whatever the mask. The loss is summed over time and averaged over N; perplexity_from_loss undoes that.
     from captionrnn.backend import use_backend
     from captionrnn.layers import temporal_softmax_loss
+
     N, T, V = 3, 5, 7
     mask = np.ones((N, T), dtype=bool)
     mask[0, 3:] = False
@@ -282,19 +328,28 @@ def test_perplexity_bad_input():
 
 def test_matches_pycocoevalcap():
     bleu_mod = pytest.importorskip("pycocoevalcap.bleu.bleu", reason="pycocoevalcap not installed")
-    cider_mod = pytest.importorskip("pycocoevalcap.cider.cider", reason="pycocoevalcap not installed")
-    rouge_mod = pytest.importorskip("pycocoevalcap.rouge.rouge", reason="pycocoevalcap not installed")
+    cider_mod = pytest.importorskip(
+        "pycocoevalcap.cider.cider", reason="pycocoevalcap not installed"
+    )
+    rouge_mod = pytest.importorskip(
+        "pycocoevalcap.rouge.rouge", reason="pycocoevalcap not installed"
+    )
     # pycocoevalcap 1.2's cider/cider_scorer.py is already CIDEr-D: sigma = 6 Gaussian length penalty and
     # "vrama91: added clipping" (min of hypothesis and reference tf-idf) are in its sim(), the same code as
     # coco-caption's scorer whose number COCO and papers report as 'CIDEr'. So its Cider is the oracle here.
     from pycocoevalcap.cider.cider_scorer import CiderScorer
+
     assert CiderScorer().sigma == 6.0
 
     rng = np.random.default_rng(2024)
-    vocab = np.array(["a", "the", "dog", "cat", "on", "red", "man", "runs"])  # small: many higher-order matches
+    vocab = np.array(
+        ["a", "the", "dog", "cat", "on", "red", "man", "runs"]
+    )  # small: many higher-order matches
     refs, hyps = {}, {}
     for i in range(40):
-        ref_list = [" ".join(rng.choice(vocab, rng.integers(1, 12))) for _ in range(rng.integers(1, 6))]
+        ref_list = [
+            " ".join(rng.choice(vocab, rng.integers(1, 12))) for _ in range(rng.integers(1, 6))
+        ]
         if rng.random() < 0.5:  # a noisy copy of a reference, so 3- and 4-grams match too
             words = ref_list[0].split()
             words[rng.integers(len(words))] = str(rng.choice(vocab))
@@ -310,7 +365,9 @@ def test_matches_pycocoevalcap():
     ours, ours_img = bleu(refs, hyps)
     assert tb[3] > 0.05  # the case really exercises 4-gram matches
     np.testing.assert_allclose(ours, tb, rtol=1e-9, atol=1e-15)
-    np.testing.assert_allclose([ours_img[k] for k in keys], np.array(tb_img).T, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(
+        [ours_img[k] for k in keys], np.array(tb_img).T, rtol=1e-9, atol=1e-15
+    )
 
     tc, tc_img = cider_mod.Cider().compute_score(gts, res)
     ours, ours_img = cider_d(refs, hyps)

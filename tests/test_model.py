@@ -1,10 +1,11 @@
 """CaptioningRNN: CS231n golden loss, whole-model gradient checks, overfitting, decoding, validation."""
+
 import time
 
 import numpy as np
 import pytest
-
 from toy_data import toy_captions, toy_vocab
+
 from captionrnn.model import CELLS, CaptioningRNN
 
 CELL_TYPES = ["rnn", "lstm", "gru"]
@@ -19,8 +20,9 @@ def notebook_model(cell_type, feature_range=(-1.5, 0.3)):
     word_to_idx = {"<NULL>": 0, "cat": 2, "dog": 3}
     V = len(word_to_idx)
     T = 13
-    model = CaptioningRNN(word_to_idx, input_dim=D, wordvec_dim=W, hidden_dim=H, cell_type=cell_type,
-                          dtype=np.float64)
+    model = CaptioningRNN(
+        word_to_idx, input_dim=D, wordvec_dim=W, hidden_dim=H, cell_type=cell_type, dtype=np.float64
+    )
     for k, v in model.params.items():
         model.params[k] = np.linspace(-1.4, 1.3, num=v.size).reshape(*v.shape)
     features = np.linspace(*feature_range, num=(N * D)).reshape(N, D)
@@ -43,10 +45,21 @@ def test_lstm_loss_matches_cs231n_notebook(backend):
 def test_param_names_shapes_and_cs231n_init_order():
     w2i = toy_vocab(12)
     np.random.seed(231)
-    model = CaptioningRNN(w2i, input_dim=5, wordvec_dim=4, hidden_dim=3, cell_type="lstm", dtype=np.float64)
+    model = CaptioningRNN(
+        w2i, input_dim=5, wordvec_dim=4, hidden_dim=3, cell_type="lstm", dtype=np.float64
+    )
     np.random.seed(231)
     V = len(w2i)
-    assert list(model.params) == ["W_embed", "W_proj", "b_proj", "Wx", "Wh", "b", "W_vocab", "b_vocab"]
+    assert list(model.params) == [
+        "W_embed",
+        "W_proj",
+        "b_proj",
+        "Wx",
+        "Wh",
+        "b",
+        "W_vocab",
+        "b_vocab",
+    ]
     np.testing.assert_array_equal(model.params["W_embed"], np.random.randn(V, 4) / 100)
     np.testing.assert_array_equal(model.params["W_proj"], np.random.randn(5, 3) / np.sqrt(5))
     np.testing.assert_array_equal(model.params["Wx"], np.random.randn(4, 12) / np.sqrt(4))
@@ -76,9 +89,12 @@ def test_whole_model_gradient_check(cell_type, backend):
     """Centred differences for every entry of every param, compared normwise, float64."""
     rng = np.random.default_rng(0)
     w2i = toy_vocab(7)
-    model = CaptioningRNN(w2i, input_dim=4, wordvec_dim=5, hidden_dim=6, cell_type=cell_type,
-                          dtype=np.float64, seed=1)
-    for k in model.params:  # non-zero biases so their gradients are checked away from a special point
+    model = CaptioningRNN(
+        w2i, input_dim=4, wordvec_dim=5, hidden_dim=6, cell_type=cell_type, dtype=np.float64, seed=1
+    )
+    for (
+        k
+    ) in model.params:  # non-zero biases so their gradients are checked away from a special point
         model.params[k] = model.params[k] + 0.1 * rng.standard_normal(model.params[k].shape)
     features = rng.standard_normal((3, 4))
     captions = toy_captions(rng, 3, 6, len(w2i))
@@ -103,7 +119,9 @@ def test_whole_model_gradient_check(cell_type, backend):
 def test_float32_model_keeps_float32_and_never_mutates_inputs(cell_type, backend):
     rng = np.random.default_rng(3)
     w2i = toy_vocab(9)
-    model = CaptioningRNN(w2i, input_dim=6, wordvec_dim=5, hidden_dim=4, cell_type=cell_type, seed=0)
+    model = CaptioningRNN(
+        w2i, input_dim=6, wordvec_dim=5, hidden_dim=4, cell_type=cell_type, seed=0
+    )
     features = rng.standard_normal((4, 6)).astype(np.float32)
     captions = toy_captions(rng, 4, 7, len(w2i))
     f0, c0 = features.copy(), captions.copy()
@@ -124,8 +142,9 @@ def test_step_interface_matches_loss_scores(cell_type):
     """Feeding the caption one word at a time through step() gives the scores the loss used."""
     rng = np.random.default_rng(5)
     w2i = toy_vocab(8)
-    model = CaptioningRNN(w2i, input_dim=3, wordvec_dim=4, hidden_dim=5, cell_type=cell_type,
-                          dtype=np.float64, seed=2)
+    model = CaptioningRNN(
+        w2i, input_dim=3, wordvec_dim=4, hidden_dim=5, cell_type=cell_type, dtype=np.float64, seed=2
+    )
     features = rng.standard_normal((2, 3))
     captions = np.array([[1, 4, 5, 2, 0], [1, 6, 2, 0, 0]])
     state = model.initial_state(features)
@@ -192,17 +211,32 @@ def test_overfit_small_data(cell_type):
     (up to 9 words), learning rate 1e-2, and a smaller model than the notebook's (D=64, W=64, H=128).
     """
     from captionrnn.solver import CaptioningSolver
+
     rng = np.random.default_rng(0)
     V, D = 40, 64
     w2i = toy_vocab(V)
-    data = {"train_captions": toy_captions(rng, 50, 12, V), "train_image_idxs": np.arange(50),
-            "train_features": rng.standard_normal((50, D)).astype(np.float32)}
-    model = CaptioningRNN(w2i, input_dim=D, wordvec_dim=64, hidden_dim=128, cell_type=cell_type, seed=0)
-    solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": 1e-2},
-                              batch_size=25, num_epochs=50, verbose=False)
+    data = {
+        "train_captions": toy_captions(rng, 50, 12, V),
+        "train_image_idxs": np.arange(50),
+        "train_features": rng.standard_normal((50, D)).astype(np.float32),
+    }
+    model = CaptioningRNN(
+        w2i, input_dim=D, wordvec_dim=64, hidden_dim=128, cell_type=cell_type, seed=0
+    )
+    solver = CaptioningSolver(
+        model,
+        data,
+        update_rule="adam",
+        optim_config={"learning_rate": 1e-2},
+        batch_size=25,
+        num_epochs=50,
+        verbose=False,
+    )
     start = time.perf_counter()
     solver.train()
-    print(f"overfit {cell_type}: {time.perf_counter() - start:.2f} s, final loss {solver.loss_history[-1]:.4f}")
+    print(
+        f"overfit {cell_type}: {time.perf_counter() - start:.2f} s, final loss {solver.loss_history[-1]:.4f}"
+    )
     assert len(solver.loss_history) == 100
     assert solver.loss_history[-1] < 0.1
     assert all(v.dtype == np.float32 for v in model.params.values())

@@ -11,6 +11,7 @@ Besides running without an error, no check in a notebook may print ``FAIL`` (the
 than assert, so that a student sees every check at once), and the committed notebooks must have their
 outputs cleared (the student edition copies them; ``captionrnn release`` clears them again anyway).
 """
+
 import json
 import os
 import sys
@@ -27,7 +28,9 @@ CELL_TIMEOUT = 300  # seconds per cell; the slowest (a training cell) takes ~20 
 KERNEL_NAME = "captionrnn-pytest"
 FAIL_MARK = "<-- FAIL"  # what the notebooks' check() prints when an error is above its tolerance
 
-nbformat = pytest.importorskip("nbformat", reason="the notebook tests need nbformat: pip install -e '.[test]'")
+nbformat = pytest.importorskip(
+    "nbformat", reason="the notebook tests need nbformat: pip install -e '.[test]'"
+)
 
 
 def test_the_notebooks_are_there():
@@ -40,37 +43,55 @@ def test_the_notebooks_are_there():
 def test_committed_notebook_is_clean(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    dirty = [i for i, c in enumerate(nb.cells)
-             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
-    assert not dirty, (f"{path.name}: code cells {dirty} have outputs or execution counts; clear them before "
-                       "committing (jupyter nbconvert --clear-output --inplace, or Kernel > Restart & Clear Output)")
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: code cells {dirty} have outputs or execution counts; clear them before "
+        "committing (jupyter nbconvert --clear-output --inplace, or Kernel > Restart & Clear Output)"
+    )
 
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     """(kernel name, kernel environment): a kernel spec that runs this very interpreter."""
-    pytest.importorskip("nbclient", reason="the notebook tests need nbclient: pip install -e '.[test]'")
-    pytest.importorskip("ipykernel", reason="the notebook tests need ipykernel: pip install -e '.[test]'")
+    pytest.importorskip(
+        "nbclient", reason="the notebook tests need nbclient: pip install -e '.[test]'"
+    )
+    pytest.importorskip(
+        "ipykernel", reason="the notebook tests need ipykernel: pip install -e '.[test]'"
+    )
     root = tmp_path_factory.mktemp("jupyter")
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": f"captionrnn tests ({sys.executable})", "language": "python"}
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": f"captionrnn tests ({sys.executable})",
+        "language": "python",
+    }
     (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
     env = dict(os.environ)
-    env["JUPYTER_PATH"] = os.pathsep.join([str(root)] + ([env["JUPYTER_PATH"]] if env.get("JUPYTER_PATH") else []))
+    env["JUPYTER_PATH"] = os.pathsep.join(
+        [str(root)] + ([env["JUPYTER_PATH"]] if env.get("JUPYTER_PATH") else [])
+    )
     env["MPLBACKEND"] = "Agg"
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(var, "1")
     env["CAPTIONRNN_COCO_DIR"] = str(root / "no-coco-here")
     env.pop("CAPTIONRNN_BACKEND", None)  # the notebooks choose the NumPy backend themselves
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", env["JUPYTER_PATH"])  # the kernel spec is looked up from this process
+        mp.setenv(
+            "JUPYTER_PATH", env["JUPYTER_PATH"]
+        )  # the kernel spec is looked up from this process
         yield KERNEL_NAME, env
 
 
 def _stream_text(cell):
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+    return "".join(
+        o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream"
+    )
 
 
 @pytest.mark.slow
@@ -82,9 +103,15 @@ def test_notebook_runs(path, kernel, tmp_path, record_property):
     kernel_name, env = kernel
     nb = nbformat.read(path, as_version=4)
     # One extra cell at the end reports the kernel's interpreter.
-    nb.cells.append(nbformat.v4.new_code_cell("import sys; print('kernel interpreter:', sys.executable)"))
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=kernel_name,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    nb.cells.append(
+        nbformat.v4.new_code_cell("import sys; print('kernel interpreter:', sys.executable)")
+    )
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name=kernel_name,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     t0 = time.perf_counter()
     try:
         client.execute(env=env)
@@ -96,7 +123,9 @@ def test_notebook_runs(path, kernel, tmp_path, record_property):
 
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(c.get("execution_count") for c in code), "not every code cell was executed"
-    failed = [line.strip() for c in code for line in _stream_text(c).splitlines() if FAIL_MARK in line]
+    failed = [
+        line.strip() for c in code for line in _stream_text(c).splitlines() if FAIL_MARK in line
+    ]
     assert not failed, f"{path.name}: checks above their tolerance:\n" + "\n".join(failed)
     assert f"kernel interpreter: {sys.executable}" in _stream_text(code[-1])
     assert (tmp_path / "figures").is_dir()  # the figures went to the working directory we gave it

@@ -6,21 +6,38 @@ entry; float32: to 1e-5, a few dozen float32 roundings of O(1) numbers). The arr
 seeded NumPy generator (hypothesis draws the seed), which shrinks as well as hypothesis arrays and
 is much faster. ``deadline=None``: the first call of a Numba kernel compiles it.
 """
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from captionrnn.backend import BACKENDS, use_backend
-from captionrnn.rnn_layers import (affine_backward, affine_forward, gru_backward, gru_forward, gru_step_backward,
-                                   gru_step_forward, lstm_backward, lstm_forward, lstm_step_backward,
-                                   lstm_step_forward, rnn_backward, rnn_forward, rnn_step_backward,
-                                   rnn_step_forward, temporal_affine_backward, temporal_affine_forward,
-                                   temporal_softmax_loss, word_embedding_backward, word_embedding_forward)
+from captionrnn.rnn_layers import (
+    affine_backward,
+    affine_forward,
+    gru_backward,
+    gru_forward,
+    gru_step_backward,
+    gru_step_forward,
+    lstm_backward,
+    lstm_forward,
+    lstm_step_backward,
+    lstm_step_forward,
+    rnn_backward,
+    rnn_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_softmax_loss,
+    word_embedding_backward,
+    word_embedding_forward,
+)
 
 SETTINGS = settings(max_examples=30, deadline=None)
 size = st.integers(1, 5)
 dtypes = st.sampled_from([np.float32, np.float64])
-seeds = st.integers(0, 2 ** 32 - 1)
+seeds = st.integers(0, 2**32 - 1)
 AGREE_TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
@@ -44,8 +61,9 @@ def check(results, expected_shapes, dtype):
         assert np.all(np.isfinite(a)), f"result {k} is not finite"
         for other in others:
             scale = max(1.0, float(np.max(np.abs(a), initial=0.0)))
-            np.testing.assert_allclose(other[k], a, rtol=tol, atol=tol * scale,
-                                       err_msg=f"backends differ on result {k}")
+            np.testing.assert_allclose(
+                other[k], a, rtol=tol, atol=tol * scale, err_msg=f"backends differ on result {k}"
+            )
     assert len(first) == len(expected_shapes)
 
 
@@ -64,6 +82,7 @@ def weights(seed, dtype, D, H, gates, n_biases=1):
 
 
 # ----------------------------------------------------------------------------- recurrent layers
+
 
 def _rnn(x, h0, Wx, Wh, b, dh):
     h, cache = rnn_forward(x, h0, Wx, Wh, b)
@@ -106,7 +125,9 @@ def test_gru_sequence_contracts(N, T, D, H, dtype, seed):
     x, h0, dh = arrays(seed, dtype, (N, T, D), (N, H), (N, T, H))
     Wx, Wh, bx, bh = weights(seed, dtype, D, H, 3, n_biases=2)
     results = on_both_backends(_gru, x, h0, Wx, Wh, bx, bh, dh)
-    check(results, [(N, T, H), (N, T, D), (N, H), (D, 3 * H), (H, 3 * H), (3 * H,), (3 * H,)], dtype)
+    check(
+        results, [(N, T, H), (N, T, D), (N, H), (D, 3 * H), (H, 3 * H), (3 * H,), (3 * H,)], dtype
+    )
 
 
 def _steps(x, h, c, dnext_h, dnext_c, rnn_w, lstm_w, gru_w):
@@ -128,12 +149,22 @@ def test_step_contracts(N, D, H, dtype, seed):
     results = on_both_backends(_steps, x, h, c, dnext_h, dnext_c, rnn_w, lstm_w, gru_w)
     nh = (N, H)
     rnn = [nh, (N, D), nh, (D, H), (H, H), (H,)]  # next_h, dx, dprev_h, dWx, dWh, db
-    lstm = [nh, nh, (N, D), nh, nh, (D, 4 * H), (H, 4 * H), (4 * H,)]  # next_h, next_c, dx, dprev_h, dprev_c, ...
+    lstm = [
+        nh,
+        nh,
+        (N, D),
+        nh,
+        nh,
+        (D, 4 * H),
+        (H, 4 * H),
+        (4 * H,),
+    ]  # next_h, next_c, dx, dprev_h, dprev_c, ...
     gru = [nh, (N, D), nh, (D, 3 * H), (H, 3 * H), (3 * H,), (3 * H,)]
     check(results, rnn + lstm + gru, dtype)
 
 
 # ----------------------------------------------------------------------------- other layers
+
 
 def _affines(x4, w, b, dout, x3, wt, dout3):
     out, cache = affine_forward(x4, w, b)
@@ -145,8 +176,9 @@ def _affines(x4, w, b, dout, x3, wt, dout3):
 @SETTINGS
 @given(N=size, T=size, D=size, M=size, dtype=dtypes, seed=seeds)
 def test_affine_contracts(N, T, D, M, dtype, seed):
-    x4, w, b, dout, x3, wt, dout3 = arrays(seed, dtype, (N, D, 2), (2 * D, M), (M,), (N, M), (N, T, D), (D, M),
-                                           (N, T, M))
+    x4, w, b, dout, x3, wt, dout3 = arrays(
+        seed, dtype, (N, D, 2), (2 * D, M), (M,), (N, M), (N, T, D), (D, M), (N, T, M)
+    )
     results = on_both_backends(_affines, x4, w, b, dout, x3, wt, dout3)
     check(results, [(N, M), (N, D, 2), (2 * D, M), (M,), (N, T, M), (N, T, D), (D, M), (M,)], dtype)
 
@@ -164,7 +196,9 @@ def test_word_embedding_contracts(N, T, V, D, dtype, seed):
     results = on_both_backends(_embedding, x, W, dout)
     check(results, [(N, T, D), (V, D)], dtype)
     # every upstream gradient lands in exactly one row of dW
-    np.testing.assert_allclose(results["numpy"][1].sum(axis=0), dout.sum(axis=(0, 1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        results["numpy"][1].sum(axis=0), dout.sum(axis=(0, 1)), rtol=1e-5, atol=1e-5
+    )
 
 
 @SETTINGS

@@ -1,5 +1,6 @@
 """`captionrnn release`: the marker convention, the stubbing, and a student edition that installs,
 imports, has no solution code left, and fails its checks with "not implemented yet"."""
+
 import os
 import subprocess
 import sys
@@ -8,7 +9,13 @@ import textwrap
 import pytest
 
 from captionrnn.cli import main
-from captionrnn.grading.release import ReleaseError, _clear_notebook, find_regions, release, stub_source
+from captionrnn.grading.release import (
+    ReleaseError,
+    _clear_notebook,
+    find_regions,
+    release,
+    stub_source,
+)
 
 SOURCE = textwrap.dedent('''\
     """Module. Derivations: docs/bptt.md."""
@@ -35,25 +42,36 @@ SOURCE = textwrap.dedent('''\
 
 def test_stub_replaces_region_with_todo_and_raise():
     new, regions = stub_source(SOURCE, "m.py")
-    assert [(r.function, r.docs) for r in regions] == [("step_forward", "docs/bptt.md#vanilla-rnn-step")]
+    assert [(r.function, r.docs) for r in regions] == [
+        ("step_forward", "docs/bptt.md#vanilla-rnn-step")
+    ]
     assert "np.tanh(x @ w)" not in new and "BEGIN SOLUTION" not in new
     assert "        # TODO: out = tanh(x w), shape (N, H)\n        #   second hint line\n" in new
     ns = {"np": None, "check": lambda x: None, "fast": lambda: False}
     exec(compile(new, "m.py", "exec"), ns)
-    with pytest.raises(NotImplementedError, match=r"step_forward: not implemented yet\. TODO: out = tanh\(x w\), "
-                                                  r"shape \(N, H\) second hint line\. See docs/bptt.md#vanilla"):
+    with pytest.raises(
+        NotImplementedError,
+        match=r"step_forward: not implemented yet\. TODO: out = tanh\(x w\), "
+        r"shape \(N, H\) second hint line\. See docs/bptt.md#vanilla",
+    ):
         ns["step_forward"](1, 2)
     assert "return kernels.step(x, w)" in new  # the fast-path dispatch is outside the region: kept
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("    ### BEGIN SOLUTION\n    x = 1\n", "never closed"),
-    ("    x = 1\n    ### END SOLUTION\n", "without a"),
-    ("    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    x = 1\n    ### END SOLUTION\n", "do not nest"),
-    ("    ### BEGIN SOLUTION\n    x = 1\n        ### END SOLUTION\n", "indented"),
-    ("    ### BEGIN SOLUTION\n    ### END SOLUTION\n", "empty solution region"),
-    ("    x = 1  ### BEGIN SOLUTION\n", "alone on its line"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("    ### BEGIN SOLUTION\n    x = 1\n", "never closed"),
+        ("    x = 1\n    ### END SOLUTION\n", "without a"),
+        (
+            "    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    x = 1\n    ### END SOLUTION\n",
+            "do not nest",
+        ),
+        ("    ### BEGIN SOLUTION\n    x = 1\n        ### END SOLUTION\n", "indented"),
+        ("    ### BEGIN SOLUTION\n    ### END SOLUTION\n", "empty solution region"),
+        ("    x = 1  ### BEGIN SOLUTION\n", "alone on its line"),
+    ],
+)
 def test_marker_mistakes_are_reported_with_line(bad, message):
     src = "def f():\n" + bad + "    return 1\n"
     with pytest.raises(ReleaseError, match=message) as err:
@@ -80,10 +98,17 @@ def test_student_edition_layout(edition):
     assert not (pkg / "grading").exists()  # hidden tests and golden values stay with the instructor
     assert not (pkg / "cli" / "grade.py").exists() and not (pkg / "cli" / "release.py").exists()
     assert (edition / "README.md").read_text().count("captionrnn gradcheck") == 1
-    assert (edition / "tests" / "conftest.py").is_file() and (edition / "docs" / "bptt.md").is_file()
+    assert (edition / "tests" / "conftest.py").is_file() and (
+        edition / "docs" / "bptt.md"
+    ).is_file()
     assert not (edition / "tests" / "test_grading.py").exists()
-    assert "numba" not in (edition / "setup.cfg").read_text().split("[options.extras_require]")[0].split(
-        "install_requires")[1]
+    assert (
+        "numba"
+        not in (edition / "setup.cfg")
+        .read_text()
+        .split("[options.extras_require]")[0]
+        .split("install_requires")[1]
+    )
 
 
 def test_no_solution_code_left(edition):
@@ -91,12 +116,24 @@ def test_no_solution_code_left(edition):
     for f in pkg.rglob("*.py"):
         text = f.read_text()
         assert "### BEGIN SOLUTION" not in text and "### END SOLUTION" not in text, f
-    gone = {"rnn.py": ["np.tanh(x @ Wx + prev_h @ Wh + b)", "da = dnext_h * (1 - next_h ** 2)",
-                       "rnn_step_backward(dh[:, t] + dprev_h, cache[t])"],
-            "layers.py": ["np.add.at(dW, x, dout)", "x.reshape(x.shape[0], -1) @ w + b", "log_probs = shifted - log_z",
-                          "np.where(x >= 0, 1 / (1 + z), z / (1 + z))"],
-            "gru.py": ["n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])", "dar = dan * hn * r * (1 - r)",
-                       "dWx = x.T @ dax"]}
+    gone = {
+        "rnn.py": [
+            "np.tanh(x @ Wx + prev_h @ Wh + b)",
+            "da = dnext_h * (1 - next_h ** 2)",
+            "rnn_step_backward(dh[:, t] + dprev_h, cache[t])",
+        ],
+        "layers.py": [
+            "np.add.at(dW, x, dout)",
+            "x.reshape(x.shape[0], -1) @ w + b",
+            "log_probs = shifted - log_z",
+            "np.where(x >= 0, 1 / (1 + z), z / (1 + z))",
+        ],
+        "gru.py": [
+            "n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])",
+            "dar = dan * hn * r * (1 - r)",
+            "dWx = x.T @ dax",
+        ],
+    }
     for name, lines in gone.items():
         text = (pkg / name).read_text()
         for line in lines:
@@ -107,12 +144,20 @@ def test_no_solution_code_left(edition):
 def _run(edition, code):
     env = {k: v for k, v in os.environ.items() if k != "CAPTIONRNN_BACKEND"}
     env["PYTHONPATH"] = str(edition)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=edition, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=edition,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_student_edition_imports_and_fails_with_not_implemented(edition):
-    proc = _run(edition, """
+    proc = _run(
+        edition,
+        """
         import numpy as np
         import captionrnn, captionrnn.rnn_layers as L
         assert captionrnn.__file__.startswith(%r), captionrnn.__file__
@@ -134,15 +179,23 @@ def test_student_edition_imports_and_fails_with_not_implemented(edition):
             else:
                 raise SystemExit("a stubbed function ran")
         print("ok")
-    """ % str(edition))
+    """
+        % str(edition),
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
 def test_student_gradcheck_reports_not_implemented(edition):
     env = {k: v for k, v in os.environ.items() if k != "CAPTIONRNN_BACKEND"}
     env["PYTHONPATH"] = str(edition)
-    proc = subprocess.run([sys.executable, "-m", "captionrnn", "gradcheck"], cwd=edition, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "captionrnn", "gradcheck"],
+        cwd=edition,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "NotImplementedError: affine_forward: not implemented yet" in proc.stdout
     assert "Traceback" not in proc.stderr and "numba" not in proc.stdout.split("\n\n")[0].lower()
@@ -158,8 +211,9 @@ def test_refuses_non_empty_output_unless_forced(edition, capsys):
 def test_notebook_outputs_are_cleared(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("print(1)", execution_count=3,
-                                     outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    cell = nbformat.v4.new_code_cell(
+        "print(1)", execution_count=3, outputs=[nbformat.v4.new_output("stream", text="1\n")]
+    )
     nb.cells = [nbformat.v4.new_markdown_cell("# RNN"), cell]
     nbformat.write(nb, str(tmp_path / "a.ipynb"))
     _clear_notebook(tmp_path / "a.ipynb", tmp_path / "b.ipynb")

@@ -6,10 +6,11 @@ and is held to 1e-7; the elementwise rel_error of an entry of size g is ~1e-11 /
 some entries small, so it is held to 1e-5 (worst over 150 seeds: 4e-7, see captionrnn/cli/gradcheck.py).
 A wrong formula gives errors of 1e-2 or more on either measure.
 """
+
+import layer_checks
 import numpy as np
 import pytest
 
-import layer_checks
 from captionrnn.gradient_check import eval_numerical_gradient_array, rel_error
 from captionrnn.rnn_layers import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 
@@ -28,6 +29,7 @@ def params(rng, D, H, dtype=np.float64):
 
 # ----------------------------------------------------------------------------- golden values
 
+
 def test_rnn_step_forward_golden(backend):
     # CS231n assignment 3's check; re-derived with torch.nn.RNNCell in float64 (weight_ih = Wx.T,
     # weight_hh = Wh.T, bias_ih = b, bias_hh = 0): same digits.
@@ -38,9 +40,13 @@ def test_rnn_step_forward_golden(backend):
     Wh = np.linspace(-0.3, 0.7, num=H * H).reshape(H, H)
     b = np.linspace(-0.2, 0.4, num=H)
     next_h, _ = rnn_step_forward(x, prev_h, Wx, Wh, b)
-    expected = np.asarray([[-0.58172089, -0.50182032, -0.41232771, -0.31410098],
-                           [0.66854692, 0.79562378, 0.87755553, 0.92795967],
-                           [0.97934501, 0.99144213, 0.99646691, 0.99854353]])
+    expected = np.asarray(
+        [
+            [-0.58172089, -0.50182032, -0.41232771, -0.31410098],
+            [0.66854692, 0.79562378, 0.87755553, 0.92795967],
+            [0.97934501, 0.99144213, 0.99646691, 0.99854353],
+        ]
+    )
     assert rel_error(next_h, expected) < 1e-8
 
 
@@ -53,24 +59,37 @@ def test_rnn_forward_golden(backend):
     Wh = np.linspace(-0.4, 0.1, num=H * H).reshape(H, H)
     b = np.linspace(-0.7, 0.1, num=H)
     h, _ = rnn_forward(x, h0, Wx, Wh, b)
-    expected = np.asarray([
-        [[-0.42070749, -0.27279261, -0.11074945, 0.05740409, 0.22236251],
-         [-0.39525808, -0.22554661, -0.04094540, 0.14649412, 0.32397316],
-         [-0.42305111, -0.24223728, -0.04287027, 0.15997045, 0.35014525]],
-        [[-0.55857474, -0.39065825, -0.19198182, 0.02378408, 0.23735671],
-         [-0.27150199, -0.07088804, 0.13562939, 0.33099728, 0.50158768],
-         [-0.51014825, -0.30524429, -0.06755202, 0.17806392, 0.40333043]]])
+    expected = np.asarray(
+        [
+            [
+                [-0.42070749, -0.27279261, -0.11074945, 0.05740409, 0.22236251],
+                [-0.39525808, -0.22554661, -0.04094540, 0.14649412, 0.32397316],
+                [-0.42305111, -0.24223728, -0.04287027, 0.15997045, 0.35014525],
+            ],
+            [
+                [-0.55857474, -0.39065825, -0.19198182, 0.02378408, 0.23735671],
+                [-0.27150199, -0.07088804, 0.13562939, 0.33099728, 0.50158768],
+                [-0.51014825, -0.30524429, -0.06755202, 0.17806392, 0.40333043],
+            ],
+        ]
+    )
     assert rel_error(h, expected) < 1e-7
 
 
 def test_rnn_step_forward_by_hand(backend):
     # Hand calculation with N = D = H = 1: tanh(0.5 * 2 + (-1) * 0.25 + 0.1) = tanh(0.85).
-    next_h, _ = rnn_step_forward(np.array([[0.5]]), np.array([[-1.0]]), np.array([[2.0]]),
-                                 np.array([[0.25]]), np.array([0.1]))
+    next_h, _ = rnn_step_forward(
+        np.array([[0.5]]),
+        np.array([[-1.0]]),
+        np.array([[2.0]]),
+        np.array([[0.25]]),
+        np.array([0.1]),
+    )
     assert next_h[0, 0] == pytest.approx(np.tanh(0.85), rel=1e-15)
 
 
 # ----------------------------------------------------------------------------- gradient checks
+
 
 def test_rnn_step_backward_gradcheck(backend, rng):
     N, D, H = 4, 5, 6
@@ -83,6 +102,7 @@ def test_rnn_step_backward_gradcheck(backend, rng):
 
     def f(*_):
         return rnn_step_forward(x, prev_h, Wx, Wh, b)[0]
+
     for name, arr, ana in zip(["x", "prev_h", "Wx", "Wh", "b"], [x, prev_h, Wx, Wh, b], grads):
         assert ana.shape == arr.shape
         assert_grad_close(eval_numerical_gradient_array(f, arr, dnext_h), ana, name)
@@ -101,6 +121,7 @@ def test_rnn_backward_gradcheck_bptt(backend, rng, T):
 
     def f(*_):
         return rnn_forward(x, h0, Wx, Wh, b)[0]
+
     for name, arr, ana in zip(["x", "h0", "Wx", "Wh", "b"], [x, h0, Wx, Wh, b], grads):
         assert ana.shape == arr.shape
         assert_grad_close(eval_numerical_gradient_array(f, arr, dh), ana, name)
@@ -125,6 +146,7 @@ def test_rnn_backward_carries_gradient_through_time(backend, rng):
 
 # ----------------------------------------------------------------------------- step == sequence
 
+
 def test_stepping_equals_sequence(backend, rng):
     N, T, D, H = 3, 7, 4, 5
     x = rng.standard_normal((N, T, D))
@@ -145,11 +167,15 @@ def test_stepping_equals_sequence(backend, rng):
     dWx_step, dWh_step, db_step = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)
     dprev_h = np.zeros((N, H))
     for t in reversed(range(T)):
-        dx_step[:, t], dprev_h, dWx_t, dWh_t, db_t = rnn_step_backward(dh[:, t] + dprev_h, caches[t])
+        dx_step[:, t], dprev_h, dWx_t, dWh_t, db_t = rnn_step_backward(
+            dh[:, t] + dprev_h, caches[t]
+        )
         dWx_step += dWx_t
         dWh_step += dWh_t
         db_step += db_t
-    for ana, by_hand in zip([dx, dh0, dWx, dWh, db], [dx_step, dprev_h, dWx_step, dWh_step, db_step]):
+    for ana, by_hand in zip(
+        [dx, dh0, dWx, dWh, db], [dx_step, dprev_h, dWx_step, dWh_step, db_step]
+    ):
         np.testing.assert_allclose(ana, by_hand, rtol=1e-12, atol=1e-13)
 
 

@@ -1,4 +1,5 @@
 """The built-in shapes dataset: determinism, captions, splits, features from pixels only, caching."""
+
 import time
 
 import numpy as np
@@ -23,7 +24,10 @@ def test_keys_and_shapes(shapes):
     for split, n in (("train", 60), ("val", 20), ("test", 20)):
         assert data[f"{split}_images"].shape == (n, IMAGE_SIZE, IMAGE_SIZE, 3)
         assert data[f"{split}_images"].dtype == np.uint8
-        assert data[f"{split}_features"].shape == (n, 512) and data[f"{split}_features"].dtype == np.float32
+        assert (
+            data[f"{split}_features"].shape == (n, 512)
+            and data[f"{split}_features"].dtype == np.float32
+        )
         assert data[f"{split}_spatial_features"].shape == (n, SPATIAL_CHANNELS, 4, 4)
         assert data[f"{split}_captions"].shape == (5 * n, 18)
         np.testing.assert_array_equal(data[f"{split}_image_idxs"], np.repeat(np.arange(n), 5))
@@ -34,6 +38,7 @@ def test_keys_and_shapes(shapes):
 
 def test_urls_are_the_images(shapes):
     from captionrnn.data import load_images
+
     data, _, _ = shapes
     np.testing.assert_array_equal(load_images(data["val_urls"][:3]), data["val_images"][:3])
 
@@ -69,11 +74,24 @@ def test_caption_variety(shapes):
     data, _, _ = shapes
     caps = decode_captions(data["train_captions"], data["idx_to_word"], strip=True)
     assert len(set(caps)) > 0.8 * len(caps)
-    per_image = [set(caps[5 * i:5 * i + 5]) for i in range(60)]
+    per_image = [set(caps[5 * i : 5 * i + 5]) for i in range(60)]
     assert all(len(s) == 5 for s in per_image)  # five different captions per image
     text = " ".join(caps)
-    for phrase in ("to the left of", "to the right of", "above", "below", "two", "three", "circle", "square",
-                   "triangle", "red", "blue", "small", "large"):
+    for phrase in (
+        "to the left of",
+        "to the right of",
+        "above",
+        "below",
+        "two",
+        "three",
+        "circle",
+        "square",
+        "triangle",
+        "red",
+        "blue",
+        "small",
+        "large",
+    ):
         assert phrase in text, phrase
     assert " a orange" not in text and "an orange" in text
 
@@ -111,7 +129,14 @@ def test_cached_second_call_is_fast(shapes):
 
 
 def test_linear_probe_beats_chance(shapes, tmp_path):
-    data = load_shapes(cache_dir=tmp_path, num_train=600, num_val=150, num_test=0, seed=0, verbose=False,
-                       images=False)
+    data = load_shapes(
+        cache_dir=tmp_path,
+        num_train=600,
+        num_val=150,
+        num_test=0,
+        seed=0,
+        verbose=False,
+        images=False,
+    )
     acc = probe_accuracy(data)
     assert acc["colour"] > 0.6 and acc["shape"] > 0.45, acc

@@ -1,4 +1,5 @@
 """CaptioningSolver: exact resume, divergence handling, best params, clipping, argument errors."""
+
 import numpy as np
 import pytest
 
@@ -16,24 +17,40 @@ def toy_data(seed=0, n_train=40, n_val=30, T1=8):
         c = np.zeros((n, T1), np.int64)
         for i in range(n):
             L = rng.integers(2, T1 - 2)
-            c[i, 0], c[i, 1:L + 1], c[i, L + 1] = 1, rng.integers(4, V, L), 2
+            c[i, 0], c[i, 1 : L + 1], c[i, L + 1] = 1, rng.integers(4, V, L), 2
         return c
 
-    return {"train_captions": caps(n_train), "train_image_idxs": rng.integers(0, 10, n_train),
-            "train_features": rng.standard_normal((10, D)).astype(np.float32),
-            "val_captions": caps(n_val), "val_image_idxs": rng.integers(0, 6, n_val),
-            "val_features": rng.standard_normal((6, D)).astype(np.float32),
-            "word_to_idx": {f"w{i}": i for i in range(V)}}
+    return {
+        "train_captions": caps(n_train),
+        "train_image_idxs": rng.integers(0, 10, n_train),
+        "train_features": rng.standard_normal((10, D)).astype(np.float32),
+        "val_captions": caps(n_val),
+        "val_image_idxs": rng.integers(0, 6, n_val),
+        "val_features": rng.standard_normal((6, D)).astype(np.float32),
+        "word_to_idx": {f"w{i}": i for i in range(V)},
+    }
 
 
 def make_model(cell_type="lstm"):
-    w2i = {w: i for i, w in enumerate(["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(V - 4)])}
+    w2i = {
+        w: i
+        for i, w in enumerate(
+            ["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(V - 4)]
+        )
+    }
     return CaptioningRNN(w2i, input_dim=D, wordvec_dim=6, hidden_dim=7, cell_type=cell_type, seed=0)
 
 
 def solver(model, data, **kw):
-    args = dict(optim_config={"learning_rate": 1e-2}, batch_size=8, num_epochs=4, verbose=False,
-                num_val_samples=20, lr_decay=0.9, grad_clip=5.0)
+    args = dict(
+        optim_config={"learning_rate": 1e-2},
+        batch_size=8,
+        num_epochs=4,
+        verbose=False,
+        num_val_samples=20,
+        lr_decay=0.9,
+        grad_clip=5.0,
+    )
     args.update(kw)
     return CaptioningSolver(model, data, **args)
 
@@ -43,13 +60,21 @@ def test_resume_equals_uninterrupted_training(tmp_path, cell_type):
     data = toy_data()
     full = solver(make_model(cell_type), data, checkpoint_dir=tmp_path / "a").train()
     assert len(full.loss_history) == 4 * 5 and len(full.val_loss_history) == 4
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [f"epoch_00{i}.npz" for i in range(1, 5)]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        f"epoch_00{i}.npz" for i in range(1, 5)
+    ]
 
     # a different process would start from a fresh model: its params must come from the checkpoint
     part = solver(make_model(cell_type), data, num_epochs=2, checkpoint_dir=tmp_path / "b").train()
     assert part.loss_history == full.loss_history[:10]
-    resumed_model = CaptioningRNN(make_model(cell_type).word_to_idx, input_dim=D, wordvec_dim=6, hidden_dim=7,
-                                  cell_type=cell_type, seed=99)
+    resumed_model = CaptioningRNN(
+        make_model(cell_type).word_to_idx,
+        input_dim=D,
+        wordvec_dim=6,
+        hidden_dim=7,
+        cell_type=cell_type,
+        seed=99,
+    )
     resumed = solver(resumed_model, data, resume=tmp_path / "b" / "epoch_002.npz").train()
     assert resumed.epoch == 4 and resumed.iteration == 20
     assert resumed.loss_history == full.loss_history
@@ -103,7 +128,9 @@ def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path, monkeyp
         return (np.float32(np.nan) if calls["n"] == 8 else loss), grads  # iteration 8 is in epoch 2
 
     monkeypatch.setattr(model, "loss", flaky_loss)
-    with pytest.raises(TrainingDivergedError, match="iteration 8 .*epoch 2.*lower learning rate") as e:
+    with pytest.raises(
+        TrainingDivergedError, match="iteration 8 .*epoch 2.*lower learning rate"
+    ) as e:
         s.train()
     assert isinstance(e.value, FloatingPointError)
     assert "epoch_001.npz" in str(e.value)
@@ -145,7 +172,9 @@ def test_grad_clip_limits_the_global_norm():
 
 def test_bad_arguments_are_value_errors(tmp_path):
     data = toy_data()
-    with pytest.raises(ValueError, match=r"'learning_rat' \(did you mean 'optim_config'|'learning_rat'"):
+    with pytest.raises(
+        ValueError, match=r"'learning_rat' \(did you mean 'optim_config'|'learning_rat'"
+    ):
         CaptioningSolver(make_model(), data, learning_rat=1e-3)
     with pytest.raises(ValueError, match=r"'bach_size' \(did you mean 'batch_size'\?\)"):
         CaptioningSolver(make_model(), data, bach_size=3)
@@ -163,9 +192,15 @@ def test_bad_arguments_are_value_errors(tmp_path):
 
 def test_solver_checkpoint_loads_as_model_and_verbose_prints(tmp_path, capsys):
     data = toy_data()
-    s = solver(make_model(), data, num_epochs=1, verbose=True, print_every=2, checkpoint_dir=tmp_path).train()
+    s = solver(
+        make_model(), data, num_epochs=1, verbose=True, print_every=2, checkpoint_dir=tmp_path
+    ).train()
     out = capsys.readouterr().out
-    assert "(Iteration 2 / 5) loss:" in out and "(Epoch 1 / 1) val loss:" in out and "epoch_001.npz" in out
+    assert (
+        "(Iteration 2 / 5) loss:" in out
+        and "(Epoch 1 / 1) val loss:" in out
+        and "epoch_001.npz" in out
+    )
     loaded = CaptioningRNN.load(s.last_checkpoint)  # the model inside a solver checkpoint
     arrays, _ = load_checkpoint(s.last_checkpoint)
     for k in loaded.params:

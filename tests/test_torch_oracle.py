@@ -10,14 +10,29 @@ Weight mapping (torch stores weights as (out, in), we as (in, out)):
 - LSTM: torch's gate rows are i, f, g, o; ours are i, f, o, g, so the blocks are permuted by
   [0, 1, 3, 2]; torch has two biases that always appear summed, so b = (b_ih + b_hh)[perm].
 """
+
 import numpy as np
 import pytest
 
-from captionrnn.rnn_layers import (affine_backward, affine_forward, gru_backward, gru_forward, gru_step_backward,
-                                   gru_step_forward, lstm_backward, lstm_forward, lstm_step_backward,
-                                   lstm_step_forward, rnn_backward, rnn_forward, rnn_step_backward,
-                                   rnn_step_forward, temporal_softmax_loss, word_embedding_backward,
-                                   word_embedding_forward)
+from captionrnn.rnn_layers import (
+    affine_backward,
+    affine_forward,
+    gru_backward,
+    gru_forward,
+    gru_step_backward,
+    gru_step_forward,
+    lstm_backward,
+    lstm_forward,
+    lstm_step_backward,
+    lstm_step_forward,
+    rnn_backward,
+    rnn_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+    temporal_softmax_loss,
+    word_embedding_backward,
+    word_embedding_forward,
+)
 
 pytestmark = pytest.mark.torch
 
@@ -48,13 +63,17 @@ def make_module(torch, cls, *args, **kwargs):
 
 def weights(module, suffix):
     """weight_ih, weight_hh, bias_ih, bias_hh of a torch RNN module (suffix '_l0') or cell (suffix '') as numpy."""
-    return [getattr(module, f"{name}{suffix}").detach().numpy() for name in ("weight_ih", "weight_hh", "bias_ih",
-                                                                             "bias_hh")]
+    return [
+        getattr(module, f"{name}{suffix}").detach().numpy()
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
 
 
 def grads(module, suffix):
-    return [getattr(module, f"{name}{suffix}").grad.numpy() for name in ("weight_ih", "weight_hh", "bias_ih",
-                                                                         "bias_hh")]
+    return [
+        getattr(module, f"{name}{suffix}").grad.numpy()
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
 
 
 def leaf(torch, a):
@@ -63,11 +82,17 @@ def leaf(torch, a):
 
 @pytest.fixture
 def data(rng):
-    return dict(x=rng.standard_normal((N, T, D)), h0=rng.standard_normal((N, H)), c0=rng.standard_normal((N, H)),
-                dh=rng.standard_normal((N, T, H)), dc=rng.standard_normal((N, H)))
+    return dict(
+        x=rng.standard_normal((N, T, D)),
+        h0=rng.standard_normal((N, H)),
+        c0=rng.standard_normal((N, H)),
+        dh=rng.standard_normal((N, T, H)),
+        dc=rng.standard_normal((N, H)),
+    )
 
 
 # ----------------------------------------------------------------------------- sequences
+
 
 def test_rnn_matches_torch(backend, torch, data):
     rnn = make_module(torch, torch.nn.RNN, D, H, nonlinearity="tanh", batch_first=True)
@@ -93,7 +118,9 @@ def test_lstm_matches_torch(backend, torch, data):
     w_ih, w_hh, b_ih, b_hh = weights(lstm, "_l0")
     p = lstm_perm(H)
     x, h0 = leaf(torch, data["x"]), leaf(torch, data["h0"][None])
-    out, _ = lstm(x, (h0, torch.zeros(1, N, H, dtype=torch.float64)))  # our lstm_forward starts from c0 = 0
+    out, _ = lstm(
+        x, (h0, torch.zeros(1, N, H, dtype=torch.float64))
+    )  # our lstm_forward starts from c0 = 0
     (out * torch.from_numpy(data["dh"])).sum().backward()
     g_ih, g_hh, g_bih, g_bhh = grads(lstm, "_l0")
 
@@ -129,6 +156,7 @@ def test_gru_matches_torch(backend, torch, data):
 
 # ----------------------------------------------------------------------------- single steps (cells)
 
+
 def test_rnn_step_matches_torch_cell(backend, torch, data):
     cell = make_module(torch, torch.nn.RNNCell, D, H)
     w_ih, w_hh, b_ih, b_hh = weights(cell, "")
@@ -139,8 +167,14 @@ def test_rnn_step_matches_torch_cell(backend, torch, data):
 
     next_h, cache = rnn_step_forward(data["x"][:, 0], data["h0"], w_ih.T, w_hh.T, b_ih + b_hh)
     dx, dprev_h, dWx, dWh, db = rnn_step_backward(data["dh"][:, 0], cache)
-    for name, ours, theirs in [("next_h", next_h, out), ("dx", dx, x.grad), ("dprev_h", dprev_h, h.grad),
-                               ("dWx", dWx, g_ih.T), ("dWh", dWh, g_hh.T), ("db", db, g_bih)]:
+    for name, ours, theirs in [
+        ("next_h", next_h, out),
+        ("dx", dx, x.grad),
+        ("dprev_h", dprev_h, h.grad),
+        ("dWx", dWx, g_ih.T),
+        ("dWh", dWh, g_hh.T),
+        ("db", db, g_bih),
+    ]:
         assert_close(ours, theirs, name)
 
 
@@ -152,15 +186,25 @@ def test_lstm_step_matches_torch_cell(backend, torch, data):
     x, h, c = leaf(torch, data["x"][:, 0]), leaf(torch, data["h0"]), leaf(torch, data["c0"])
     out_h, out_c = cell(x, (h, c))
     dnext_h, dnext_c = data["dh"][:, 0], data["dc"]
-    ((out_h * torch.from_numpy(dnext_h)).sum() + (out_c * torch.from_numpy(dnext_c)).sum()).backward()
+    (
+        (out_h * torch.from_numpy(dnext_h)).sum() + (out_c * torch.from_numpy(dnext_c)).sum()
+    ).backward()
     g_ih, g_hh, g_bih, _ = grads(cell, "")
 
-    next_h, next_c, cache = lstm_step_forward(data["x"][:, 0], data["h0"], data["c0"], w_ih.T[:, p], w_hh.T[:, p],
-                                              (b_ih + b_hh)[p])
+    next_h, next_c, cache = lstm_step_forward(
+        data["x"][:, 0], data["h0"], data["c0"], w_ih.T[:, p], w_hh.T[:, p], (b_ih + b_hh)[p]
+    )
     dx, dprev_h, dprev_c, dWx, dWh, db = lstm_step_backward(dnext_h, dnext_c, cache)
-    for name, ours, theirs in [("next_h", next_h, out_h), ("next_c", next_c, out_c), ("dx", dx, x.grad),
-                               ("dprev_h", dprev_h, h.grad), ("dprev_c", dprev_c, c.grad),
-                               ("dWx", dWx, g_ih.T[:, p]), ("dWh", dWh, g_hh.T[:, p]), ("db", db, g_bih[p])]:
+    for name, ours, theirs in [
+        ("next_h", next_h, out_h),
+        ("next_c", next_c, out_c),
+        ("dx", dx, x.grad),
+        ("dprev_h", dprev_h, h.grad),
+        ("dprev_c", dprev_c, c.grad),
+        ("dWx", dWx, g_ih.T[:, p]),
+        ("dWh", dWh, g_hh.T[:, p]),
+        ("db", db, g_bih[p]),
+    ]:
         assert_close(ours, theirs, name)
 
 
@@ -174,13 +218,20 @@ def test_gru_step_matches_torch_cell(backend, torch, data):
 
     next_h, cache = gru_step_forward(data["x"][:, 0], data["h0"], w_ih.T, w_hh.T, b_ih, b_hh)
     dx, dprev_h, dWx, dWh, dbx, dbh = gru_step_backward(data["dh"][:, 0], cache)
-    for name, ours, theirs in [("next_h", next_h, out), ("dx", dx, x.grad), ("dprev_h", dprev_h, h.grad),
-                               ("dWx", dWx, g_ih.T), ("dWh", dWh, g_hh.T), ("dbx", dbx, g_bih),
-                               ("dbh", dbh, g_bhh)]:
+    for name, ours, theirs in [
+        ("next_h", next_h, out),
+        ("dx", dx, x.grad),
+        ("dprev_h", dprev_h, h.grad),
+        ("dWx", dWx, g_ih.T),
+        ("dWh", dWh, g_hh.T),
+        ("dbx", dbx, g_bih),
+        ("dbh", dbh, g_bhh),
+    ]:
         assert_close(ours, theirs, name)
 
 
 # ----------------------------------------------------------------------------- loss, affine, embedding
+
 
 def test_temporal_softmax_loss_matches_torch_cross_entropy(backend, torch, rng):
     N_, T_, V = 4, 6, 7
@@ -188,8 +239,9 @@ def test_temporal_softmax_loss_matches_torch_cross_entropy(backend, torch, rng):
     y = rng.integers(0, V, size=(N_, T_))
     mask = rng.random((N_, T_)) > 0.4
     xt = leaf(torch, scores)
-    per_token = torch.nn.functional.cross_entropy(xt.reshape(-1, V), torch.from_numpy(y).reshape(-1),
-                                                  reduction="none")
+    per_token = torch.nn.functional.cross_entropy(
+        xt.reshape(-1, V), torch.from_numpy(y).reshape(-1), reduction="none"
+    )
     loss_t = (per_token * torch.from_numpy(mask.reshape(-1).astype(np.float64))).sum() / N_
     loss_t.backward()
 
@@ -205,7 +257,12 @@ def test_affine_matches_torch_linear(backend, torch, rng):
     (out_t * torch.from_numpy(dout)).sum().backward()
     out, cache = affine_forward(x, w, b)
     dx, dw, db = affine_backward(dout, cache)
-    for name, ours, theirs in [("out", out, out_t), ("dx", dx, xt.grad), ("dw", dw, wt.grad), ("db", db, bt.grad)]:
+    for name, ours, theirs in [
+        ("out", out, out_t),
+        ("dx", dx, xt.grad),
+        ("dw", dw, wt.grad),
+        ("db", db, bt.grad),
+    ]:
         assert_close(ours, theirs, name)
 
 

@@ -1,20 +1,30 @@
 """Caption preprocessing: tokenisation edge cases, vocabulary order, encoding and the round trip."""
+
 import numpy as np
 import pytest
 
-from captionrnn.data import build_vocab, decode_captions, encode_captions, preprocess_caption, tokenize
+from captionrnn.data import (
+    build_vocab,
+    decode_captions,
+    encode_captions,
+    preprocess_caption,
+    tokenize,
+)
 
 
-@pytest.mark.parametrize("text, tokens", [
-    ("A dog runs.", ["a", "dog", "runs"]),
-    ("  Two   DOGS\tplay\n", ["two", "dogs", "play"]),
-    ("A man's T-shirt, (red)!", ["a", "mans", "t", "shirt", "red"]),
-    ("don\u2019t stop", ["dont", "stop"]),
-    ("3 cats on_a mat", ["3", "cats", "on", "a", "mat"]),
-    ("Café au lait", ["café", "au", "lait"]),
-    ("", []),
-    ("... !!", []),
-])
+@pytest.mark.parametrize(
+    "text, tokens",
+    [
+        ("A dog runs.", ["a", "dog", "runs"]),
+        ("  Two   DOGS\tplay\n", ["two", "dogs", "play"]),
+        ("A man's T-shirt, (red)!", ["a", "mans", "t", "shirt", "red"]),
+        ("don\u2019t stop", ["dont", "stop"]),
+        ("3 cats on_a mat", ["3", "cats", "on", "a", "mat"]),
+        ("Café au lait", ["café", "au", "lait"]),
+        ("", []),
+        ("... !!", []),
+    ],
+)
 def test_tokenize(text, tokens):
     assert tokenize(text) == tokens
 
@@ -43,7 +53,9 @@ def test_encode_pads_truncates_and_unks():
     np.testing.assert_array_equal(enc[0], [1, w["a"], w["b"], 2, 0, 0])
     np.testing.assert_array_equal(enc[1], [1, w["a"], 3, 2, 0, 0])
     np.testing.assert_array_equal(enc[2], [1, 2, 0, 0, 0, 0])
-    np.testing.assert_array_equal(enc[3], [1, w["c"], w["c"], w["c"], w["c"], 2])  # truncated, still ends
+    np.testing.assert_array_equal(
+        enc[3], [1, w["c"], w["c"], w["c"], w["c"], 2]
+    )  # truncated, still ends
 
 
 def test_encode_needs_special_tokens():
@@ -56,5 +68,6 @@ def test_round_trip_through_decode():
     v = build_vocab(caps[:1])
     enc = encode_captions(caps, v["word_to_idx"], max_length=16)
     assert decode_captions(enc, v["idx_to_word"], strip=True) == [
-        preprocess_caption(c, v["word_to_idx"]) for c in caps]
+        preprocess_caption(c, v["word_to_idx"]) for c in caps
+    ]
     assert decode_captions(enc, v["idx_to_word"], strip=True)[1] == "a <UNK> <UNK> <UNK>"

@@ -1,4 +1,5 @@
 """Toy vocabulary and captions shared by the model tests (test_model.py, test_attention_model.py)."""
+
 import numpy as np
 
 
@@ -14,6 +15,6 @@ def toy_captions(rng, n, T1, V):
     for i in range(n):
         L = rng.integers(3, T1 - 2)
         caps[i, 0] = 1
-        caps[i, 1:L + 1] = rng.integers(4, V, L)
+        caps[i, 1 : L + 1] = rng.integers(4, V, L)
         caps[i, L + 1] = 2
     return caps

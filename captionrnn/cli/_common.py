@@ -1,14 +1,21 @@
 """Helpers shared by the sub-commands (not a command itself: the leading underscore hides it)."""
+
 import json
 from pathlib import Path
 
-RUN_FILE = "run.json"  # written by `captionrnn train` next to its checkpoint: how to find the data again
+RUN_FILE = (
+    "run.json"  # written by `captionrnn train` next to its checkpoint: how to find the data again
+)
 
 
 def add_data_arg(parser, default=None):
-    parser.add_argument("--data", default=default, metavar="shapes|coco|DIR",
-                        help="dataset: the built-in 'shapes', CS231n 'coco', or a folder in the same layout "
-                             "(default: the one the checkpoint was trained on, else shapes)")
+    parser.add_argument(
+        "--data",
+        default=default,
+        metavar="shapes|coco|DIR",
+        help="dataset: the built-in 'shapes', CS231n 'coco', or a folder in the same layout "
+        "(default: the one the checkpoint was trained on, else shapes)",
+    )
 
 
 def data_spec_for(checkpoint, data_arg):
@@ -25,22 +32,28 @@ def data_spec_for(checkpoint, data_arg):
 
 def load_model(checkpoint):
     from captionrnn.model import CaptioningRNN
+
     if not Path(checkpoint).is_file():
-        raise SystemExit(f"error: checkpoint {checkpoint} not found; train one with `captionrnn train` "
-                         "(it prints where it writes model.npz)")
+        raise SystemExit(
+            f"error: checkpoint {checkpoint} not found; train one with `captionrnn train` "
+            "(it prints where it writes model.npz)"
+        )
     return CaptioningRNN.load(checkpoint)
 
 
 def load_data(spec, model=None):
     from captionrnn.data import load_dataset
     from captionrnn.data.coco import DatasetFileError
+
     try:
         data = load_dataset(spec)
     except (DatasetFileError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     if model is not None and len(data["word_to_idx"]) != model.vocab_size:
-        raise SystemExit(f"error: the model's vocabulary has {model.vocab_size} words but dataset {spec!r} has "
-                         f"{len(data['word_to_idx'])}; pass the --data it was trained on")
+        raise SystemExit(
+            f"error: the model's vocabulary has {model.vocab_size} words but dataset {spec!r} has "
+            f"{len(data['word_to_idx'])}; pass the --data it was trained on"
+        )
     return data
 
 
@@ -53,8 +66,13 @@ def show_samples(model, data, split, image_idxs, path, title, decode="greedy", s
 
     refs = split_references(data, split)
     try:
-        generated, _ = caption_images(model, split_features(model.cell_type, data, split)[image_idxs],
-                                      data["idx_to_word"], decode=decode, seed=seed)
+        generated, _ = caption_images(
+            model,
+            split_features(model.cell_type, data, split)[image_idxs],
+            data["idx_to_word"],
+            decode=decode,
+            seed=seed,
+        )
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     for text, i in zip(generated, image_idxs):
@@ -62,5 +80,10 @@ def show_samples(model, data, split, image_idxs, path, title, decode="greedy", s
         print(f"  generated: {text}")
         for r in refs.get(int(i), [])[:2]:
             print(f"  reference: {r}")
-    return caption_gallery(split_images(data, split, image_idxs), generated, path,
-                           references=[refs.get(int(i), []) for i in image_idxs], title=title)
+    return caption_gallery(
+        split_images(data, split, image_idxs),
+        generated,
+        path,
+        references=[refs.get(int(i), []) for i in image_idxs],
+        title=title,
+    )

@@ -8,6 +8,7 @@ For each of the first n images of the split, decodes a caption greedily with the
 the image, then one panel per generated word with the 4 x 4 map it was written under overlaid
 (:func:`captionrnn.plots.attention_strip`). Prints the captions and the files written.
 """
+
 import sys
 from pathlib import Path
 
@@ -16,18 +17,37 @@ from captionrnn.cli._common import add_data_arg
 
 def register(subparsers):
     p = subparsers.add_parser(
-        "attend", help="draw where an attention model looks for each word it generates",
+        "attend",
+        help="draw where an attention model looks for each word it generates",
         description="Caption validation images with an attention model (cell_type='attention') and write, per "
-                    "image, a PNG strip: the image and each generated word's attention map overlaid.")
-    p.add_argument("--checkpoint", required=True, metavar="FILE",
-                   help="model.npz from `captionrnn train --cell attention` (or one of its checkpoints/epoch_XXX.npz)")
+        "image, a PNG strip: the image and each generated word's attention map overlaid.",
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="FILE",
+        help="model.npz from `captionrnn train --cell attention` (or one of its checkpoints/epoch_XXX.npz)",
+    )
     p.add_argument("--n", type=int, default=4, help="number of images (default: %(default)s)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder (default: attention/ next to the checkpoint)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default: attention/ next to the checkpoint)",
+    )
     add_data_arg(p)
-    p.add_argument("--split", default="val", choices=("train", "val", "test"),
-                   help="which split's images (default: %(default)s)")
-    p.add_argument("--max-length", type=int, default=16, help="words per caption at most (default: %(default)s)")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "test"),
+        help="which split's images (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=16,
+        help="words per caption at most (default: %(default)s)",
+    )
     p.set_defaults(func=run)
 
 
@@ -55,9 +75,11 @@ def run(args):
     except Exception as e:  # a corrupt or foreign file: say which one and why
         return _fail(f"cannot load {args.checkpoint}: {e}")
     if not model.has_attention:
-        return _fail(f"{args.checkpoint} holds a cell_type={model.cell_type!r} model, which has no attention maps; "
-                     "train one with `captionrnn train --cell attention` (it needs spatial features, e.g. "
-                     "--data shapes)")
+        return _fail(
+            f"{args.checkpoint} holds a cell_type={model.cell_type!r} model, which has no attention maps; "
+            "train one with `captionrnn train --cell attention` (it needs spatial features, e.g. "
+            "--data shapes)"
+        )
 
     spec = data_spec_for(args.checkpoint, args.data)
     try:
@@ -71,12 +93,17 @@ def run(args):
     except ValueError as e:
         return _fail(f"dataset {spec!r}: {e}")
     if features.shape[1] != model.input_dim:
-        return _fail(f"dataset {spec!r} has {features.shape[1]}-channel spatial features but the model was "
-                     f"trained on {model.input_dim} channels; pass the --data it was trained on")
+        return _fail(
+            f"dataset {spec!r} has {features.shape[1]}-channel spatial features but the model was "
+            f"trained on {model.input_dim} channels; pass the --data it was trained on"
+        )
 
     idxs = list(range(min(args.n, len(features))))
-    captions, maps = model.sample(np.asarray(features[idxs], dtype=model.dtype), max_length=args.max_length,
-                                  return_attention=True)
+    captions, maps = model.sample(
+        np.asarray(features[idxs], dtype=model.dtype),
+        max_length=args.max_length,
+        return_attention=True,
+    )
     images = split_images(data, args.split, idxs)
     refs = split_references(data, args.split)
     idx_to_word = model.idx_to_word
@@ -95,8 +122,12 @@ def run(args):
         print(f"[{args.split} image {i}] {text}")
         for r in refs.get(i, [])[:1]:
             print(f"  reference: {r}")
-        path = attention_strip(image, words, np.stack(rows) if rows else np.zeros((0, 4, 4)),
-                               out / f"attention_{args.split}_{i:05d}.png")
+        path = attention_strip(
+            image,
+            words,
+            np.stack(rows) if rows else np.zeros((0, 4, 4)),
+            out / f"attention_{args.split}_{i:05d}.png",
+        )
         written.append(path)
     print(f"wrote {len(written)} attention strips to {out.resolve()}:")
     for path in written:

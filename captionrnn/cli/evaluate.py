@@ -1,4 +1,5 @@
 """`captionrnn evaluate`: BLEU-1..4, CIDEr-D and ROUGE-L of a trained model on a split, with any decoder."""
+
 import json
 from pathlib import Path
 
@@ -9,13 +10,27 @@ def register(sub):
     p = sub.add_parser("evaluate", help="score a model's captions with BLEU, CIDEr and ROUGE-L")
     p.add_argument("--checkpoint", required=True, help="model.npz written by `captionrnn train`")
     p.add_argument("--split", default="val", choices=["val", "test"], help="default: %(default)s")
-    p.add_argument("--decode", default="greedy",
-                   help="greedy | beam:K | topk:K | topp:P | temp:T (combine sampling options with commas, "
-                        "e.g. topp:0.9,temp:0.7; default: %(default)s)")
-    p.add_argument("--max-images", type=int, default=None, help="score a seeded subset of this many images")
-    p.add_argument("--max-length", type=int, default=30, help="longest caption generated (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="subset and sampling seed (default: %(default)s)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the metrics (and captions) as JSON")
+    p.add_argument(
+        "--decode",
+        default="greedy",
+        help="greedy | beam:K | topk:K | topp:P | temp:T (combine sampling options with commas, "
+        "e.g. topp:0.9,temp:0.7; default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-images", type=int, default=None, help="score a seeded subset of this many images"
+    )
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=30,
+        help="longest caption generated (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="subset and sampling seed (default: %(default)s)"
+    )
+    p.add_argument(
+        "--json", default=None, metavar="FILE", help="also write the metrics (and captions) as JSON"
+    )
     add_data_arg(p)
     p.set_defaults(func=run)
 
@@ -25,7 +40,11 @@ def format_table(rows, columns):
     head = "| " + " | ".join(columns) + " |\n|" + "|".join("---" for _ in columns) + "|\n"
     body = ""
     for r in rows:
-        body += "| " + " | ".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in columns) + " |\n"
+        body += (
+            "| "
+            + " | ".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in columns)
+            + " |\n"
+        )
     return head + body
 
 
@@ -39,16 +58,33 @@ def run(args):
     if f"{args.split}_captions" not in data:
         raise SystemExit(f"error: dataset {spec!r} has no {args.split} split")
     try:
-        metrics, hyps, refs = evaluate_model(model, data, args.split, decode=args.decode, max_images=args.max_images,
-                                             max_length=args.max_length, seed=args.seed, progress=True)
+        metrics, hyps, refs = evaluate_model(
+            model,
+            data,
+            args.split,
+            decode=args.decode,
+            max_images=args.max_images,
+            max_length=args.max_length,
+            seed=args.seed,
+            progress=True,
+        )
     except ValueError as e:
         raise SystemExit(f"error: {e}")
-    print(f"{model.cell_type} model, {args.decode} decoding, {len(hyps)} {args.split} images of {spec}:\n")
-    print(format_table([{"metric": k, "score": v} for k, v in metrics.items()], ["metric", "score"]))
+    print(
+        f"{model.cell_type} model, {args.decode} decoding, {len(hyps)} {args.split} images of {spec}:\n"
+    )
+    print(
+        format_table([{"metric": k, "score": v} for k, v in metrics.items()], ["metric", "score"])
+    )
     if args.json:
-        out = {"checkpoint": str(args.checkpoint), "data": spec, "split": args.split, "decode": args.decode,
-               "metrics": metrics, "captions": {str(k): {"generated": v, "references": refs[k]}
-                                                for k, v in hyps.items()}}
+        out = {
+            "checkpoint": str(args.checkpoint),
+            "data": spec,
+            "split": args.split,
+            "decode": args.decode,
+            "metrics": metrics,
+            "captions": {str(k): {"generated": v, "references": refs[k]} for k, v in hyps.items()},
+        }
         Path(args.json).write_text(json.dumps(out, indent=2))
         print(f"wrote {args.json}")
     return 0

@@ -22,9 +22,10 @@ size g has relative error ~1e-11 / g, so the smallest entries set it: those of t
 where saturated gates and decay over ten timesteps leave entries ~1e-6. Worst of 150 seeds: 1e-7 for
 the linear layers (tolerance 1e-6), 4e-7 for the tanh RNN (1e-5), 2e-5 for LSTM and GRU (1e-4).
 """
+
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class Case:
     - forward: inputs -> the layer's return value ``(out_1, ..., out_k, cache)``
     - backward: (douts, cache) -> tuple of gradients, one per name in ``params``
     """
+
     inputs: dict
     params: tuple
     forward: Callable
@@ -54,6 +56,7 @@ class Case:
 @dataclass
 class Result:
     """One row of the table: the errors of one parameter's gradient of one layer on one backend."""
+
     layer: str
     param: str
     backend: str
@@ -65,7 +68,9 @@ class Result:
 
     @property
     def passed(self):
-        return not self.error and self.rel_error <= self.rel_tol and self.norm_error <= self.norm_tol
+        return (
+            not self.error and self.rel_error <= self.rel_tol and self.norm_error <= self.norm_tol
+        )
 
 
 def _w(rng, fan_in, *shape):
@@ -90,16 +95,28 @@ def _temporal_affine(rng):
 
 def _embedding(rng):
     x = np.array([[0, 3, 1, 3], [2, 3, 0, 4]])  # repeated words: their gradients must accumulate
-    return Case(dict(W=rng.standard_normal((5, 3))), ("W",), lambda a: L.word_embedding_forward(x, a["W"]),
-                lambda d, cache: (L.word_embedding_backward(*d, cache),))
+    return Case(
+        dict(W=rng.standard_normal((5, 3))),
+        ("W",),
+        lambda a: L.word_embedding_forward(x, a["W"]),
+        lambda d, cache: (L.word_embedding_backward(*d, cache),),
+    )
 
 
 def _softmax_loss(rng):
     N, T, V = 3, 4, 6
-    x, y, mask = rng.standard_normal((N, T, V)), rng.integers(0, V, size=(N, T)), rng.random((N, T)) > 0.3
+    x, y, mask = (
+        rng.standard_normal((N, T, V)),
+        rng.integers(0, V, size=(N, T)),
+        rng.random((N, T)) > 0.3,
+    )
     # The loss returns (loss, dx): dx plays the cache, and the upstream gradient dloss scales it.
-    return Case(dict(x=x), ("x",), lambda a: L.temporal_softmax_loss(a["x"], y, mask),
-                lambda d, dx: (d[0] * dx,))
+    return Case(
+        dict(x=x),
+        ("x",),
+        lambda a: L.temporal_softmax_loss(a["x"], y, mask),
+        lambda d, dx: (d[0] * dx,),
+    )
 
 
 def _step(rng, gates, biases, cell=False):
@@ -114,8 +131,12 @@ def _step(rng, gates, biases, cell=False):
 
 def _seq(rng, gates, biases):
     N, T, D, H = 2, 10, 3, 4  # T = 10: BPTT through ten timesteps, upstream gradient on every one
-    a = dict(x=rng.standard_normal((N, T, D)), h0=rng.standard_normal((N, H)),
-             Wx=_w(rng, D, D, gates * H), Wh=_w(rng, H, H, gates * H))
+    a = dict(
+        x=rng.standard_normal((N, T, D)),
+        h0=rng.standard_normal((N, H)),
+        Wx=_w(rng, D, D, gates * H),
+        Wh=_w(rng, H, H, gates * H),
+    )
     a.update({name: rng.standard_normal(gates * H) for name in biases})
     return a
 
@@ -146,18 +167,29 @@ def _gru(rng):
 
 def _spatial_affine(rng):
     from captionrnn import attention
-    a = dict(features=rng.standard_normal((2, 3, 4, 4)), W=_w(rng, 3, 3, 5), b=rng.standard_normal(5))
+
+    a = dict(
+        features=rng.standard_normal((2, 3, 4, 4)), W=_w(rng, 3, 3, 5), b=rng.standard_normal(5)
+    )
     return _layer(attention.spatial_affine_forward, attention.spatial_affine_backward, a)
 
 
 def _dot_product_attention(rng):
     from captionrnn import attention
-    def forward(inputs):  # the weights are returned for display only: no gradient flows back through them
+
+    def forward(
+        inputs,
+    ):  # the weights are returned for display only: no gradient flows back through them
         attn, _, cache = attention.dot_product_attention(**inputs)
         return attn, cache
 
     a = dict(prev_h=rng.standard_normal((3, 5)), A=rng.standard_normal((3, 5, 4, 4)))
-    return Case(a, ("prev_h", "A"), forward, lambda d, cache: attention.dot_product_attention_backward(*d, cache))
+    return Case(
+        a,
+        ("prev_h", "A"),
+        forward,
+        lambda d, cache: attention.dot_product_attention_backward(*d, cache),
+    )
 
 
 def _lstm_step_attention(rng):
@@ -169,9 +201,16 @@ def _lstm_step_attention(rng):
 
 def _attention(rng):
     from captionrnn import attention
+
     N, T, D, H = 2, 10, 3, 4
-    a = dict(x=rng.standard_normal((N, T, D)), A=rng.standard_normal((N, H, 4, 4)), Wx=_w(rng, D, D, 4 * H),
-             Wh=_w(rng, H, H, 4 * H), Wattn=_w(rng, H, H, 4 * H), b=rng.standard_normal(4 * H))
+    a = dict(
+        x=rng.standard_normal((N, T, D)),
+        A=rng.standard_normal((N, H, 4, 4)),
+        Wx=_w(rng, D, D, 4 * H),
+        Wh=_w(rng, H, H, 4 * H),
+        Wattn=_w(rng, H, H, 4 * H),
+        b=rng.standard_normal(4 * H),
+    )
     return _layer(attention.attention_forward, attention.attention_backward, a)
 
 
@@ -210,7 +249,9 @@ def check_layer(layer, backend, seed=231):
             grads = case.backward(douts, cache)
 
             def f(_):  # the scalar whose gradient backward computes; reads the perturbed inputs
-                return sum(float(np.sum(o * d)) for o, d in zip(case.forward(case.inputs)[:-1], douts))
+                return sum(
+                    float(np.sum(o * d)) for o, d in zip(case.forward(case.inputs)[:-1], douts)
+                )
 
             results = []
             for name, ana in zip(case.params, grads):
@@ -218,8 +259,14 @@ def check_layer(layer, backend, seed=231):
                 norm = float(np.max(np.abs(num - ana)) / max(np.max(np.abs(ana)), 1e-300))
                 results.append(Result(layer, name, backend, rel_error(num, ana), norm, rel_tol))
             return results
-    except Exception as exc:  # report a crashing layer as a failed row instead of stopping the table
-        return [Result(layer, "-", backend, np.nan, np.nan, rel_tol, error=f"{type(exc).__name__}: {exc}")]
+    except (
+        Exception
+    ) as exc:  # report a crashing layer as a failed row instead of stopping the table
+        return [
+            Result(
+                layer, "-", backend, np.nan, np.nan, rel_tol, error=f"{type(exc).__name__}: {exc}"
+            )
+        ]
 
 
 def run_gradcheck(backends=BACKENDS, seed=231, layers=None, progress=False):
@@ -232,7 +279,10 @@ def run_gradcheck(backends=BACKENDS, seed=231, layers=None, progress=False):
     jobs = [(layer, backend) for layer in (layers or CHECKS) for backend in backends]
     if progress:
         from tqdm import tqdm
-        jobs = tqdm(jobs, desc="gradcheck", unit="check", leave=False, disable=None)  # None: only on a tty
+
+        jobs = tqdm(
+            jobs, desc="gradcheck", unit="check", leave=False, disable=None
+        )  # None: only on a tty
     return [r for layer, backend in jobs for r in check_layer(layer, backend, seed)]
 
 
@@ -242,13 +292,36 @@ def format_table(results):
     rows = []
     for r in results:
         if r.error:
-            rows.append((r.layer, r.param, r.backend, "-", f"{r.rel_tol:.0e}", "-", f"{r.norm_tol:.0e}",
-                         f"ERROR {r.error}"))
+            rows.append(
+                (
+                    r.layer,
+                    r.param,
+                    r.backend,
+                    "-",
+                    f"{r.rel_tol:.0e}",
+                    "-",
+                    f"{r.norm_tol:.0e}",
+                    f"ERROR {r.error}",
+                )
+            )
         else:
-            rows.append((r.layer, r.param, r.backend, f"{r.rel_error:.2e}", f"{r.rel_tol:.0e}",
-                         f"{r.norm_error:.2e}", f"{r.norm_tol:.0e}", "pass" if r.passed else "FAIL"))
+            rows.append(
+                (
+                    r.layer,
+                    r.param,
+                    r.backend,
+                    f"{r.rel_error:.2e}",
+                    f"{r.rel_tol:.0e}",
+                    f"{r.norm_error:.2e}",
+                    f"{r.norm_tol:.0e}",
+                    "pass" if r.passed else "FAIL",
+                )
+            )
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header) - 1)]
-    lines = ["  ".join(f"{c:<{w}}" for c, w in zip(row, widths)) + "  " + row[-1] for row in [header] + rows]
+    lines = [
+        "  ".join(f"{c:<{w}}" for c, w in zip(row, widths)) + "  " + row[-1]
+        for row in [header] + rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -259,8 +332,10 @@ def _run(args):
     results = run_gradcheck(backends, args.seed, progress=True)
     print(format_table(results))
     failed = [r for r in results if not r.passed]
-    print(f"\n{len(results) - len(failed)}/{len(results)} gradient checks passed "
-          f"(float64, centred differences, h={H_STEP:g}, seed {args.seed}) in {time.perf_counter() - start:.1f} s")
+    print(
+        f"\n{len(results) - len(failed)}/{len(results)} gradient checks passed "
+        f"(float64, centred differences, h={H_STEP:g}, seed {args.seed}) in {time.perf_counter() - start:.1f} s"
+    )
     if failed:
         print("FAILED: " + ", ".join(f"{r.layer}.{r.param} [{r.backend}]" for r in failed))
     return 1 if failed else 0
@@ -268,11 +343,17 @@ def _run(args):
 
 def register(subparsers):
     p = subparsers.add_parser(
-        "gradcheck", help="finite-difference check of every layer's backward pass",
+        "gradcheck",
+        help="finite-difference check of every layer's backward pass",
         description="Check every layer's analytic gradients (affine, temporal affine, word embedding, "
-                    "temporal softmax loss, RNN/LSTM/GRU step and sequence) against float64 centred "
-                    "differences, on each backend. Exit code 1 if any check fails.")
-    p.add_argument("--backend", choices=["numpy", "numba", "both"], default="both",
-                   help="which backend(s) to check (default: both)")
+        "temporal softmax loss, RNN/LSTM/GRU step and sequence) against float64 centred "
+        "differences, on each backend. Exit code 1 if any check fails.",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["numpy", "numba", "both"],
+        default="both",
+        help="which backend(s) to check (default: both)",
+    )
     p.add_argument("--seed", type=int, default=231, help="seed of the random inputs (default: 231)")
     p.set_defaults(func=_run)

@@ -1,40 +1,97 @@
 """`captionrnn train`: train a captioning model and write a checkpoint, a loss curve and a caption gallery."""
+
 import json
 import time
 from pathlib import Path
 
 from captionrnn.cli._common import RUN_FILE
 
-DEFAULTS = dict(data="shapes", cell="lstm", hidden_dim=256, wordvec_dim=128, epochs=8, batch_size=100, lr=5e-3,
-                lr_decay=0.95, seed=0, grad_clip=5.0)
+DEFAULTS = dict(
+    data="shapes",
+    cell="lstm",
+    hidden_dim=256,
+    wordvec_dim=128,
+    epochs=8,
+    batch_size=100,
+    lr=5e-3,
+    lr_decay=0.95,
+    seed=0,
+    grad_clip=5.0,
+)
 
 
 def register(sub):
     from captionrnn.model import CELLS
-    p = sub.add_parser("train", help="train a captioning model (default: an LSTM on the built-in shapes data)",
-                       description="Train a captioning model. With no flags: builds the shapes dataset on first "
-                                   "use and trains an LSTM in a few minutes on a laptop CPU.")
-    p.add_argument("--data", default=DEFAULTS["data"], metavar="shapes|coco|DIR",
-                   help="dataset: built-in 'shapes', CS231n 'coco' (see datasets/get_coco_captioning.sh) or a "
-                        "folder in the same layout, e.g. from `captionrnn prepare flickr8k` (default: shapes)")
-    p.add_argument("--cell", default=DEFAULTS["cell"], choices=sorted(CELLS), help="recurrent cell (default: lstm)")
-    p.add_argument("--hidden-dim", type=int, default=DEFAULTS["hidden_dim"], help="H (default: %(default)s)")
-    p.add_argument("--wordvec-dim", type=int, default=DEFAULTS["wordvec_dim"], help="W (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="default: %(default)s")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--lr-decay", type=float, default=DEFAULTS["lr_decay"], help="per epoch (default: %(default)s)")
-    p.add_argument("--grad-clip", type=float, default=DEFAULTS["grad_clip"],
-                   help="global gradient-norm clip, 0 for none (default: %(default)s)")
-    p.add_argument("--max-train", type=int, default=None, help="use at most this many training captions")
+
+    p = sub.add_parser(
+        "train",
+        help="train a captioning model (default: an LSTM on the built-in shapes data)",
+        description="Train a captioning model. With no flags: builds the shapes dataset on first "
+        "use and trains an LSTM in a few minutes on a laptop CPU.",
+    )
+    p.add_argument(
+        "--data",
+        default=DEFAULTS["data"],
+        metavar="shapes|coco|DIR",
+        help="dataset: built-in 'shapes', CS231n 'coco' (see datasets/get_coco_captioning.sh) or a "
+        "folder in the same layout, e.g. from `captionrnn prepare flickr8k` (default: shapes)",
+    )
+    p.add_argument(
+        "--cell",
+        default=DEFAULTS["cell"],
+        choices=sorted(CELLS),
+        help="recurrent cell (default: lstm)",
+    )
+    p.add_argument(
+        "--hidden-dim", type=int, default=DEFAULTS["hidden_dim"], help="H (default: %(default)s)"
+    )
+    p.add_argument(
+        "--wordvec-dim", type=int, default=DEFAULTS["wordvec_dim"], help="W (default: %(default)s)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=DEFAULTS["batch_size"], help="default: %(default)s"
+    )
+    p.add_argument(
+        "--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate (default: %(default)s)"
+    )
+    p.add_argument(
+        "--lr-decay",
+        type=float,
+        default=DEFAULTS["lr_decay"],
+        help="per epoch (default: %(default)s)",
+    )
+    p.add_argument(
+        "--grad-clip",
+        type=float,
+        default=DEFAULTS["grad_clip"],
+        help="global gradient-norm clip, 0 for none (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-train", type=int, default=None, help="use at most this many training captions"
+    )
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="default: %(default)s")
     p.add_argument("--out", default=None, help="output folder (default: runs/<data>-<cell>)")
-    p.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                   help="continue from a checkpoint in <out>/checkpoints (epoch_XXX.npz)")
-    p.add_argument("--no-metrics", dest="metrics", action="store_false",
-                   help="skip scoring validation BLEU-4 and CIDEr (greedy, 200 images) after every epoch")
-    p.add_argument("--best-by", default="val_loss", choices=["val_loss", "CIDEr", "Bleu_4"],
-                   help="which validation score chooses the parameters kept (default: %(default)s)")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue from a checkpoint in <out>/checkpoints (epoch_XXX.npz)",
+    )
+    p.add_argument(
+        "--no-metrics",
+        dest="metrics",
+        action="store_false",
+        help="skip scoring validation BLEU-4 and CIDEr (greedy, 200 images) after every epoch",
+    )
+    p.add_argument(
+        "--best-by",
+        default="val_loss",
+        choices=["val_loss", "CIDEr", "Bleu_4"],
+        help="which validation score chooses the parameters kept (default: %(default)s)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-iteration output")
     p.set_defaults(func=run)
 
@@ -43,42 +100,76 @@ def run(args):
     import numpy as np
 
     from captionrnn.cli._common import load_data, show_samples
-    from captionrnn.evaluation import caption_metrics, evaluate_model, split_features, split_references
+    from captionrnn.evaluation import (
+        caption_metrics,
+        evaluate_model,
+        split_features,
+        split_references,
+    )
     from captionrnn.model import CaptioningRNN
     from captionrnn.plots import plot_loss
     from captionrnn.solver import CaptioningSolver, TrainingDivergedError
 
     start = time.perf_counter()
-    name = "shapes" if args.data == "shapes" else ("coco" if args.data == "coco" else Path(args.data).name)
+    name = (
+        "shapes"
+        if args.data == "shapes"
+        else ("coco" if args.data == "coco" else Path(args.data).name)
+    )
     out = Path(args.out or Path("runs") / f"{name}-{args.cell}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"captionrnn train: {args.cell} on {args.data}; writing to {out.resolve()}")
 
     data = load_data(args.data)
     if args.max_train is not None:
-        keep = np.random.default_rng(args.seed).permutation(len(data["train_captions"]))[:args.max_train]
+        keep = np.random.default_rng(args.seed).permutation(len(data["train_captions"]))[
+            : args.max_train
+        ]
         data["train_captions"] = data["train_captions"][keep]
         data["train_image_idxs"] = data["train_image_idxs"][keep]
     try:
         features = split_features(args.cell, data, "train")
     except ValueError as e:
         raise SystemExit(f"error: --cell {args.cell}: {e}")
-    model = CaptioningRNN(data["word_to_idx"], input_dim=features.shape[1], wordvec_dim=args.wordvec_dim,
-                          hidden_dim=args.hidden_dim, cell_type=args.cell, seed=args.seed)
+    model = CaptioningRNN(
+        data["word_to_idx"],
+        input_dim=features.shape[1],
+        wordvec_dim=args.wordvec_dim,
+        hidden_dim=args.hidden_dim,
+        cell_type=args.cell,
+        seed=args.seed,
+    )
     n_train, n_val = len(data["train_captions"]), len(data.get("val_captions", []))
-    print(f"data: {n_train} training captions, {n_val} validation captions, vocabulary of {model.vocab_size} "
-          f"words, features {features.shape[1:]}")
+    print(
+        f"data: {n_train} training captions, {n_val} validation captions, vocabulary of {model.vocab_size} "
+        f"words, features {features.shape[1:]}"
+    )
     print(f"model: {model!r}")
-    (out / RUN_FILE).write_text(json.dumps({"data": args.data, "args": vars(args) | {"func": None}}, indent=2,
-                                           default=str))
+    (out / RUN_FILE).write_text(
+        json.dumps({"data": args.data, "args": vars(args) | {"func": None}}, indent=2, default=str)
+    )
 
     solver = CaptioningSolver(
-        model, data, update_rule="adam", optim_config={"learning_rate": args.lr}, lr_decay=args.lr_decay,
-        batch_size=args.batch_size, num_epochs=args.epochs, print_every=50, verbose=not args.quiet,
-        grad_clip=args.grad_clip or None, checkpoint_dir=out / "checkpoints", resume=args.resume, seed=args.seed,
-        eval_fn=caption_metrics() if args.metrics else None, best_by=args.best_by)
+        model,
+        data,
+        update_rule="adam",
+        optim_config={"learning_rate": args.lr},
+        lr_decay=args.lr_decay,
+        batch_size=args.batch_size,
+        num_epochs=args.epochs,
+        print_every=50,
+        verbose=not args.quiet,
+        grad_clip=args.grad_clip or None,
+        checkpoint_dir=out / "checkpoints",
+        resume=args.resume,
+        seed=args.seed,
+        eval_fn=caption_metrics() if args.metrics else None,
+        best_by=args.best_by,
+    )
     if args.best_by != "val_loss" and not args.metrics:
-        raise SystemExit(f"error: --best-by {args.best_by} needs the per-epoch metrics; drop --no-metrics")
+        raise SystemExit(
+            f"error: --best-by {args.best_by} needs the per-epoch metrics; drop --no-metrics"
+        )
     try:
         solver.train()
     except TrainingDivergedError as e:
@@ -86,32 +177,57 @@ def run(args):
     train_time = time.perf_counter() - start
 
     model_path = model.save(out / "model.npz")
-    loss_png = plot_loss(solver.loss_history, out / "loss.png", val_loss_history=solver.val_loss_history,
-                         title=f"{args.cell} on {name}")
+    loss_png = plot_loss(
+        solver.loss_history,
+        out / "loss.png",
+        val_loss_history=solver.val_loss_history,
+        title=f"{args.cell} on {name}",
+    )
     if solver.val_loss_history:
         kept = solver.best_epoch or solver.epoch
-        print(f"validation loss: {solver.val_loss_history[kept - 1]:.4f} at epoch {kept} (the parameters kept, "
-              f"best by {args.best_by}), {solver.val_loss_history[-1]:.4f} after the last epoch")
+        print(
+            f"validation loss: {solver.val_loss_history[kept - 1]:.4f} at epoch {kept} (the parameters kept, "
+            f"best by {args.best_by}), {solver.val_loss_history[-1]:.4f} after the last epoch"
+        )
 
-    summary = {"data": args.data, "cell": args.cell, "train_seconds": round(train_time, 1),
-               "final_train_loss": float(np.mean(solver.loss_history[-20:])) if solver.loss_history else None,
-               "best_epoch": solver.best_epoch, "best_by": args.best_by,
-               "val_loss": solver.val_loss_history[(solver.best_epoch or solver.epoch) - 1]
-               if solver.val_loss_history else None,
-               "val_loss_history": solver.val_loss_history, "metric_history": solver.metric_history}
+    summary = {
+        "data": args.data,
+        "cell": args.cell,
+        "train_seconds": round(train_time, 1),
+        "final_train_loss": float(np.mean(solver.loss_history[-20:]))
+        if solver.loss_history
+        else None,
+        "best_epoch": solver.best_epoch,
+        "best_by": args.best_by,
+        "val_loss": solver.val_loss_history[(solver.best_epoch or solver.epoch) - 1]
+        if solver.val_loss_history
+        else None,
+        "val_loss_history": solver.val_loss_history,
+        "metric_history": solver.metric_history,
+    }
     gallery_png = None
     if "val_captions" in data:
         print("\nsample validation captions:")
-        gallery_png = show_samples(model, data, "val", sorted(split_references(data, "val"))[:8],
-                                   out / "gallery.png", f"{args.cell} on {name} (val)")
+        gallery_png = show_samples(
+            model,
+            data,
+            "val",
+            sorted(split_references(data, "val"))[:8],
+            out / "gallery.png",
+            f"{args.cell} on {name} (val)",
+        )
         metrics, _, _ = evaluate_model(model, data, "val", max_images=500)
         summary["val_metrics"] = metrics
-        print("\nvalidation metrics (greedy, up to 500 images): "
-              + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        print(
+            "\nvalidation metrics (greedy, up to 500 images): "
+            + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+        )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ntrained in {train_time:.0f} s; wrote:")
     for path in (model_path, loss_png, gallery_png, out / "checkpoints", out / "summary.json"):
         if path is not None:
             print(f"  {path}")
-    print(f"next: captionrnn sample --checkpoint {model_path}   |   captionrnn evaluate --checkpoint {model_path}")
+    print(
+        f"next: captionrnn sample --checkpoint {model_path}   |   captionrnn evaluate --checkpoint {model_path}"
+    )
     return 0

@@ -5,17 +5,62 @@
 - :func:`prepare_flickr8k`: Flickr8k text release + your features -> the layout
 - :mod:`captionrnn.data.vocab`: tokenise, build a vocabulary, encode captions
 """
-from captionrnn.data.coco import (DatasetFileError, decode_captions, default_coco_dir, load_captioning_data,
-                                  load_coco_data, load_images, sample_coco_minibatch, write_dataset)
-from captionrnn.data.flickr8k import prepare_flickr8k
-from captionrnn.data.shapes import build_shapes, image_features, load_shapes, probe_accuracy, shapes_dir
-from captionrnn.data.vocab import (END, NULL, SPECIAL_TOKENS, START, UNK, build_vocab, encode_captions,
-                                   preprocess_caption, tokenize)
 
-__all__ = ["DatasetFileError", "decode_captions", "default_coco_dir", "load_captioning_data", "load_coco_data",
-           "load_images", "sample_coco_minibatch", "write_dataset", "prepare_flickr8k", "build_shapes",
-           "image_features", "load_shapes", "probe_accuracy", "shapes_dir", "END", "NULL", "SPECIAL_TOKENS",
-           "START", "UNK", "build_vocab", "encode_captions", "preprocess_caption", "tokenize"]
+from captionrnn.data.coco import (
+    DatasetFileError,
+    decode_captions,
+    default_coco_dir,
+    load_captioning_data,
+    load_coco_data,
+    load_images,
+    sample_coco_minibatch,
+    write_dataset,
+)
+from captionrnn.data.flickr8k import prepare_flickr8k
+from captionrnn.data.shapes import (
+    build_shapes,
+    image_features,
+    load_shapes,
+    probe_accuracy,
+    shapes_dir,
+)
+from captionrnn.data.vocab import (
+    END,
+    NULL,
+    SPECIAL_TOKENS,
+    START,
+    UNK,
+    build_vocab,
+    encode_captions,
+    preprocess_caption,
+    tokenize,
+)
+
+__all__ = [
+    "DatasetFileError",
+    "decode_captions",
+    "default_coco_dir",
+    "load_captioning_data",
+    "load_coco_data",
+    "load_images",
+    "sample_coco_minibatch",
+    "write_dataset",
+    "prepare_flickr8k",
+    "build_shapes",
+    "image_features",
+    "load_shapes",
+    "probe_accuracy",
+    "shapes_dir",
+    "END",
+    "NULL",
+    "SPECIAL_TOKENS",
+    "START",
+    "UNK",
+    "build_vocab",
+    "encode_captions",
+    "preprocess_caption",
+    "tokenize",
+]
 
 
 def load_dataset(spec="shapes", verbose=True, **kwargs):
@@ -23,13 +68,16 @@ def load_dataset(spec="shapes", verbose=True, **kwargs):
     ``$CAPTIONRNN_COCO_DIR`` or ``datasets/coco_captioning``) or a folder in the same layout (e.g. the output
     of ``captionrnn prepare flickr8k``). Extra keyword arguments go to the loader."""
     from pathlib import Path
+
     if spec == "shapes":
         return load_shapes(verbose=verbose, **kwargs)
     if spec == "coco":
         return load_coco_data(**kwargs)
     if not Path(spec).is_dir():
-        raise ValueError(f"--data {spec!r} is not 'shapes', 'coco' or an existing folder; give a folder in the "
-                         "CS231n COCO layout (see docs/data.md), e.g. the --out of `captionrnn prepare flickr8k`")
+        raise ValueError(
+            f"--data {spec!r} is not 'shapes', 'coco' or an existing folder; give a folder in the "
+            "CS231n COCO layout (see docs/data.md), e.g. the --out of `captionrnn prepare flickr8k`"
+        )
     return load_coco_data(spec, **{"images": True, **kwargs})
 
 
@@ -40,6 +88,7 @@ def split_images(data, split, image_idxs):
     Reads ``data['{split}_images']`` when the loader found the folder's images file, else the local files
     the ``{split}_urls`` name."""
     from pathlib import Path
+
     if f"{split}_images" in data:
         return [data[f"{split}_images"][i] for i in image_idxs]
     urls = data.get(f"{split}_urls")

@@ -14,6 +14,7 @@ The file names say "vgg16_fc7" because that is what CS231n ships; ``dataset.json
 shapes folder really holds. :func:`load_coco_data` reads all of them (``load_captioning_data`` is the
 same function); :func:`write_dataset` writes them.
 """
+
 import json
 import os
 from pathlib import Path
@@ -71,11 +72,13 @@ def _missing(path):
         f"captioning data file not found: {path}\n"
         f"For COCO run `bash {GET_SCRIPT}` from the repository root (about 1 GB), or point "
         "CAPTIONRNN_COCO_DIR / base_dir at the folder that holds it; for Flickr8k or shapes, rebuild the folder "
-        "with `captionrnn prepare flickr8k ...` / `captionrnn prepare shapes`.")
+        "with `captionrnn prepare flickr8k ...` / `captionrnn prepare shapes`."
+    )
 
 
 def _h5py():
     import h5py  # imported lazily: only the loaders need it
+
     return h5py
 
 
@@ -85,14 +88,18 @@ def _open_h5(path):
     try:
         return _h5py().File(path, "r")
     except OSError as e:
-        raise ValueError(f"{path} is not a readable HDF5 file ({e}); delete it and download or prepare "
-                         "the dataset again") from e
+        raise ValueError(
+            f"{path} is not a readable HDF5 file ({e}); delete it and download or prepare "
+            "the dataset again"
+        ) from e
 
 
 def _dataset(f, name, path):
     if name not in f:
-        raise ValueError(f"{path} has no dataset {name!r} (it holds {sorted(f.keys())}); "
-                         "the file is not in the CS231n captioning layout")
+        raise ValueError(
+            f"{path} has no dataset {name!r} (it holds {sorted(f.keys())}); "
+            "the file is not in the CS231n captioning layout"
+        )
     return f[name]
 
 
@@ -112,7 +119,12 @@ def _read_urls(path):
     with open(path, encoding="utf-8") as f:
         urls = [line.strip() for line in f]
     # Local files listed relative to the dataset folder (shapes' PNGs) become absolute paths.
-    if urls and "://" not in urls[0] and not os.path.isabs(urls[0]) and (path.parent / urls[0]).is_file():
+    if (
+        urls
+        and "://" not in urls[0]
+        and not os.path.isabs(urls[0])
+        and (path.parent / urls[0]).is_file()
+    ):
         urls = [str(path.parent / u) for u in urls]
     return np.asarray(urls)
 
@@ -156,7 +168,9 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None, 
             data[f"{split}_spatial_features"] = _read_float32(base / spatial_file(split))
         if images and (base / images_file(split)).is_file():
             with _open_h5(base / images_file(split)) as f:
-                data[f"{split}_images"] = np.asarray(_dataset(f, "images", base / images_file(split)))
+                data[f"{split}_images"] = np.asarray(
+                    _dataset(f, "images", base / images_file(split))
+                )
 
     vocab_path = base / VOCAB_FILE
     if not vocab_path.is_file():
@@ -166,19 +180,25 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None, 
             vocab = json.load(f)
         data["idx_to_word"], data["word_to_idx"] = vocab["idx_to_word"], vocab["word_to_idx"]
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{vocab_path} is not a vocabulary file with 'idx_to_word' and 'word_to_idx' "
-                         f"({type(e).__name__}: {e})") from e
+        raise ValueError(
+            f"{vocab_path} is not a vocabulary file with 'idx_to_word' and 'word_to_idx' "
+            f"({type(e).__name__}: {e})"
+        ) from e
 
     for split in splits:
         data[f"{split}_urls"] = _read_urls(base / urls_file(split))
         n_img = data[f"{split}_features"].shape[0]
         if len(data[f"{split}_urls"]) != n_img:
-            raise ValueError(f"{base / urls_file(split)} has {len(data[f'{split}_urls'])} lines but "
-                             f"{features_file(split, pca_features)} has {n_img} feature rows")
+            raise ValueError(
+                f"{base / urls_file(split)} has {len(data[f'{split}_urls'])} lines but "
+                f"{features_file(split, pca_features)} has {n_img} feature rows"
+            )
         idxs = data[f"{split}_image_idxs"]
         if idxs.size and (idxs.min() < 0 or idxs.max() >= n_img):
-            raise ValueError(f"{caption_path}: {split}_image_idxs refer to image {int(idxs.max())} but "
-                             f"{features_file(split, pca_features)} has only {n_img} rows")
+            raise ValueError(
+                f"{caption_path}: {split}_image_idxs refer to image {int(idxs.max())} but "
+                f"{features_file(split, pca_features)} has only {n_img} rows"
+            )
 
     if (base / MANIFEST_FILE).is_file():
         with open(base / MANIFEST_FILE, encoding="utf-8") as f:
@@ -267,7 +287,9 @@ def write_dataset(out_dir, splits, vocab, info=None, pca_dim=512):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if "train" not in splits or "val" not in splits:
-        raise ValueError(f"write_dataset needs at least 'train' and 'val' splits, got {sorted(splits)}")
+        raise ValueError(
+            f"write_dataset needs at least 'train' and 'val' splits, got {sorted(splits)}"
+        )
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown split names {sorted(unknown)}; use {SPLITS}")
@@ -285,7 +307,9 @@ def write_dataset(out_dir, splits, vocab, info=None, pca_dim=512):
     for name, s in splits.items():
         feats = np.asarray(s["features"], dtype=np.float32)
         if len(s["urls"]) != feats.shape[0]:
-            raise ValueError(f"split {name!r}: {len(s['urls'])} urls for {feats.shape[0]} feature rows")
+            raise ValueError(
+                f"split {name!r}: {len(s['urls'])} urls for {feats.shape[0]} feature rows"
+            )
         with h5py.File(out / features_file(name, False), "w") as f:
             f.create_dataset("features", data=feats)
         if "pca_features" in s:
@@ -301,7 +325,10 @@ def write_dataset(out_dir, splits, vocab, info=None, pca_dim=512):
         with open(out / urls_file(name), "w", encoding="utf-8") as f:
             f.writelines(f"{u}\n" for u in s["urls"])
     with open(out / VOCAB_FILE, "w", encoding="utf-8") as f:
-        json.dump({"idx_to_word": list(vocab["idx_to_word"]), "word_to_idx": dict(vocab["word_to_idx"])}, f)
+        json.dump(
+            {"idx_to_word": list(vocab["idx_to_word"]), "word_to_idx": dict(vocab["word_to_idx"])},
+            f,
+        )
     if info is not None:
         with open(out / MANIFEST_FILE, "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)

@@ -10,6 +10,7 @@ Inputs are the standard text release and a feature file you computed with any CN
 
 Images without a feature vector are dropped (and counted); the vocabulary is built from training captions only.
 """
+
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,16 +19,21 @@ import numpy as np
 from captionrnn.data.coco import write_dataset
 from captionrnn.data.vocab import build_vocab, encode_captions
 
-SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt",
-               "test": "Flickr_8k.testImages.txt"}
+SPLIT_FILES = {
+    "train": "Flickr_8k.trainImages.txt",
+    "val": "Flickr_8k.devImages.txt",
+    "test": "Flickr_8k.testImages.txt",
+}
 
 
 def read_captions(path):
     """Parse ``Flickr8k.token.txt``: returns dict image file name -> list of raw captions (file order)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Flickr8k captions file not found: {path} (Flickr8k.token.txt from the "
-                                "Flickr8k text release)")
+        raise FileNotFoundError(
+            f"Flickr8k captions file not found: {path} (Flickr8k.token.txt from the "
+            "Flickr8k text release)"
+        )
     captions = defaultdict(list)
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -36,7 +42,9 @@ def read_captions(path):
             key, sep, caption = line.rstrip("\n").partition("\t")
             name, hash_, _ = key.partition("#")
             if not sep or not hash_ or not name:
-                raise ValueError(f"{path}, line {lineno}: expected 'IMAGE.jpg#K<TAB>caption', got {line.strip()!r}")
+                raise ValueError(
+                    f"{path}, line {lineno}: expected 'IMAGE.jpg#K<TAB>caption', got {line.strip()!r}"
+                )
             captions[name].append(caption.strip())
     if not captions:
         raise ValueError(f"{path} holds no captions")
@@ -47,8 +55,10 @@ def read_split(splits_dir, split):
     """Image file names of one split ('train', 'val' or 'test'), in file order."""
     path = Path(splits_dir) / SPLIT_FILES[split]
     if not path.is_file():
-        raise FileNotFoundError(f"Flickr8k split file not found: {path} (the splits folder must hold "
-                                f"{', '.join(SPLIT_FILES.values())})")
+        raise FileNotFoundError(
+            f"Flickr8k split file not found: {path} (the splits folder must hold "
+            f"{', '.join(SPLIT_FILES.values())})"
+        )
     with open(path, encoding="utf-8") as f:
         return [line.strip() for line in f if line.strip()]
 
@@ -69,12 +79,18 @@ def read_features(path):
                 arrays = {k: z[k] for k in z.files}
         elif suffix in (".h5", ".hdf5"):
             import h5py
+
             arrays = {}
             with h5py.File(path, "r") as f:
-                f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()])
-                             if isinstance(obj, h5py.Dataset) else None)
+                f.visititems(
+                    lambda name, obj: (
+                        arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+                    )
+                )
         else:
-            raise ValueError(f"feature file {path} must be .npz or .h5, got {suffix or 'no suffix'!r}")
+            raise ValueError(
+                f"feature file {path} must be .npz or .h5, got {suffix or 'no suffix'!r}"
+            )
     except (OSError, ValueError, EOFError) as e:
         if "must be .npz or .h5" in str(e):
             raise
@@ -84,14 +100,18 @@ def read_features(path):
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in arrays["image_names"]]
         feats = np.asarray(arrays["features"])
         if feats.ndim != 2 or feats.shape[0] != len(names):
-            raise ValueError(f"{path}: 'features' must have shape (M, D) with M = {len(names)} image_names, "
-                             f"got {feats.shape}")
+            raise ValueError(
+                f"{path}: 'features' must have shape (M, D) with M = {len(names)} image_names, "
+                f"got {feats.shape}"
+            )
         table = dict(zip(names, feats))
     else:
         table = {Path(k).name if "/" in k else k: v for k, v in arrays.items()}
     dims = {np.shape(v) for v in table.values()}
     if len(dims) != 1 or len(next(iter(dims))) != 1:
-        raise ValueError(f"{path}: every feature vector must have the same shape (D,), got shapes {sorted(dims)}")
+        raise ValueError(
+            f"{path}: every feature vector must have the same shape (D,), got shapes {sorted(dims)}"
+        )
     if not table:
         raise ValueError(f"{path} holds no feature vectors")
     return {k: np.asarray(v, dtype=np.float32) for k, v in table.items()}
@@ -104,8 +124,17 @@ def _lookup(table, name):
     return table.get(stem)
 
 
-def prepare_flickr8k(captions, splits_dir, features, out, images=None, min_count=5, max_length=16,
-                     pca_dim=512, verbose=True):
+def prepare_flickr8k(
+    captions,
+    splits_dir,
+    features,
+    out,
+    images=None,
+    min_count=5,
+    max_length=16,
+    pca_dim=512,
+    verbose=True,
+):
     """Build a Flickr8k dataset folder that :func:`captionrnn.data.load_coco_data` reads.
 
     Inputs:
@@ -134,8 +163,12 @@ def prepare_flickr8k(captions, splits_dir, features, out, images=None, min_count
         no_feat = [n for n in names if n in caps and _lookup(table, n) is None]
         keep = [n for n in names if n in caps and _lookup(table, n) is not None]
         kept[split] = keep
-        report["splits"][split] = {"images": len(keep), "captions": sum(len(caps[n]) for n in keep),
-                                   "dropped_no_features": len(no_feat), "dropped_no_captions": len(no_caps)}
+        report["splits"][split] = {
+            "images": len(keep),
+            "captions": sum(len(caps[n]) for n in keep),
+            "dropped_no_features": len(no_feat),
+            "dropped_no_captions": len(no_caps),
+        }
         msg = f"{split}: {len(keep)} of {len(names)} images kept"
         if no_feat:
             msg += f", {len(no_feat)} dropped because {Path(features).name} has no feature vector for them"
@@ -143,15 +176,19 @@ def prepare_flickr8k(captions, splits_dir, features, out, images=None, min_count
             msg += f", {len(no_caps)} dropped because {Path(captions).name} has no caption for them"
         say(msg)
     if not kept["train"]:
-        raise ValueError(f"no training image of {Path(splits_dir) / SPLIT_FILES['train']} has a feature vector "
-                         f"in {features}; check that the feature file is keyed by image file name "
-                         "(e.g. '1000268201_693b08cb0e.jpg')")
+        raise ValueError(
+            f"no training image of {Path(splits_dir) / SPLIT_FILES['train']} has a feature vector "
+            f"in {features}; check that the feature file is keyed by image file name "
+            "(e.g. '1000268201_693b08cb0e.jpg')"
+        )
     if not kept["val"] and kept["test"]:
         say("val: no image with features; using the test split as validation too")
         kept["val"] = kept["test"]
     elif not kept["val"]:
-        raise ValueError("neither the dev nor the test split has an image with a feature vector; "
-                         "a validation split is required")
+        raise ValueError(
+            "neither the dev nor the test split has an image with a feature vector; "
+            "a validation split is required"
+        )
     used = {n.rsplit(".", 1)[0] for names in kept.values() for n in names}
     unused = sum(1 for n in table if n.rsplit(".", 1)[0] not in used)
     if unused:
@@ -165,20 +202,29 @@ def prepare_flickr8k(captions, splits_dir, features, out, images=None, min_count
         image_idxs = [i for i, n in enumerate(names) for _ in caps[n]]
         urls = [str((images / n).resolve()) if images is not None else n for n in names]
         splits[split] = {
-            "captions": encode_captions([c for n in names for c in caps[n]], vocab["word_to_idx"], max_length),
+            "captions": encode_captions(
+                [c for n in names for c in caps[n]], vocab["word_to_idx"], max_length
+            ),
             "image_idxs": np.asarray(image_idxs, dtype=np.int32),
             "features": np.stack([_lookup(table, n) for n in names]),
             "urls": urls,
         }
     d = splits["train"]["features"].shape[1]
     pca = min(pca_dim, d, len(kept["train"]))
-    info = {"name": "flickr8k", "source": "Flickr8k text release (Hodosh, Young and Hockenmaier, 2013)",
-            "features": f"{Path(features).name}: {d}-d vectors in *_vgg16_fc7.h5 (the file name is the CS231n "
-                        f"layout's; the vectors are the user's); *_pca.h5 holds their projection on the top {pca} "
-                        "principal directions of the training images",
-            "min_count": min_count, "max_length": max_length, "vocab_size": len(vocab["idx_to_word"]),
-            "splits": report["splits"]}
+    info = {
+        "name": "flickr8k",
+        "source": "Flickr8k text release (Hodosh, Young and Hockenmaier, 2013)",
+        "features": f"{Path(features).name}: {d}-d vectors in *_vgg16_fc7.h5 (the file name is the CS231n "
+        f"layout's; the vectors are the user's); *_pca.h5 holds their projection on the top {pca} "
+        "principal directions of the training images",
+        "min_count": min_count,
+        "max_length": max_length,
+        "vocab_size": len(vocab["idx_to_word"]),
+        "splits": report["splits"],
+    }
     write_dataset(out, splits, vocab, info=info, pca_dim=pca)
-    say(f"wrote Flickr8k ({len(vocab['idx_to_word'])} words, features {d}-d, pca {pca}-d) to {Path(out).resolve()}")
+    say(
+        f"wrote Flickr8k ({len(vocab['idx_to_word'])} words, features {d}-d, pca {pca}-d) to {Path(out).resolve()}"
+    )
     report["vocab_size"] = len(vocab["idx_to_word"])
     return report

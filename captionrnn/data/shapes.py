@@ -11,6 +11,7 @@ no learning from the labels. The only fitting is unsupervised (mean/std and PCA 
 The dataset is written in the CS231n layout (see :mod:`captionrnn.data.coco`) plus the images, so every tool
 that reads COCO reads it.
 """
+
 import json
 import os
 import re
@@ -25,19 +26,30 @@ from captionrnn.data.vocab import build_vocab, encode_captions
 
 VERSION = 1
 IMAGE_SIZE = 64
-GRID = 4                      # the spatial map is GRID x GRID cells of CELL x CELL pixels
+GRID = 4  # the spatial map is GRID x GRID cells of CELL x CELL pixels
 CELL = IMAGE_SIZE // GRID
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
-PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "diamond": "diamonds",
-           "cross": "crosses"}
-COLOURS = {"red": (220, 40, 40), "orange": (240, 140, 30), "yellow": (230, 210, 40),
-           "green": (50, 170, 60), "blue": (50, 90, 220), "purple": (150, 60, 200)}
+PLURALS = {
+    "circle": "circles",
+    "square": "squares",
+    "triangle": "triangles",
+    "diamond": "diamonds",
+    "cross": "crosses",
+}
+COLOURS = {
+    "red": (220, 40, 40),
+    "orange": (240, 140, 30),
+    "yellow": (230, 210, 40),
+    "green": (50, 170, 60),
+    "blue": (50, 90, 220),
+    "purple": (150, 60, 200),
+}
 SIZES = {"small": (5.0, 7.0), "large": (10.0, 13.0)}  # half-size r in pixels, drawn uniformly
 DEFAULT_SIZES = {"train": 3000, "val": 500, "test": 500}
 POOLED_DIM = 512
 HUE_BINS = 12
 ORI_BINS = 12
-SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 1 + 4   # = 32, see image_features
+SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 1 + 4  # = 32, see image_features
 
 
 # ----------------------------------------------------------------------------------------------- scenes
@@ -51,8 +63,16 @@ def _sample_scene(rng):
         for _ in range(50):
             cx, cy = rng.uniform(r + 1, IMAGE_SIZE - r - 1, size=2)
             if all(max(abs(cx - o["cx"]), abs(cy - o["cy"])) > r + o["r"] + 2 for o in objects):
-                objects.append({"shape": shape, "colour": colour, "size": size,
-                                "cx": float(cx), "cy": float(cy), "r": r})
+                objects.append(
+                    {
+                        "shape": shape,
+                        "colour": colour,
+                        "size": size,
+                        "cx": float(cx),
+                        "cy": float(cy),
+                        "r": r,
+                    }
+                )
                 break
     return objects
 
@@ -68,11 +88,11 @@ def _masks(objects):
         cx, cy, r = (cxyr[sel, i, None, None] for i in range(3))
         dx, dy = np.abs(xx - cx), yy - cy
         if shape == "circle":
-            m = dx ** 2 + dy ** 2 <= r ** 2
+            m = dx**2 + dy**2 <= r**2
         elif shape == "square":
             m = (dx <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
         elif shape == "triangle":
-            m = (dy <= r) & (2 * dx <= dy + r)                          # apex up, base at cy + r
+            m = (dy <= r) & (2 * dx <= dy + r)  # apex up, base at cy + r
         elif shape == "diamond":
             m = dx + np.abs(dy) <= r
         else:
@@ -90,9 +110,9 @@ def render(scenes, rng):
     canvas = np.broadcast_to(background, (n, IMAGE_SIZE, IMAGE_SIZE, 3)).copy()
     masks = _masks(objects) if objects else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), bool)
     colours = np.array([COLOURS[o["colour"]] for o in objects], dtype=np.float64).reshape(-1, 3)
-    colours = colours + rng.normal(0, 8, size=colours.shape)           # no two objects exactly alike
+    colours = colours + rng.normal(0, 8, size=colours.shape)  # no two objects exactly alike
     m, y, x = np.nonzero(masks)
-    canvas[owner[m], y, x] = colours[m]                                 # objects never overlap
+    canvas[owner[m], y, x] = colours[m]  # objects never overlap
     canvas += 3 * rng.standard_normal(size=canvas.shape, dtype=np.float32)
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), masks
 
@@ -108,10 +128,17 @@ def annotate(scenes, masks):
             k += 1
             ys, xs = np.nonzero(mask)
             cells = mask.reshape(GRID, CELL, GRID, CELL).sum(axis=(1, 3)) / max(len(ys), 1)
-            objs.append({"shape": o["shape"], "colour": o["colour"], "size": o["size"],
-                         "center": [round(o["cx"], 2), round(o["cy"], 2)],
-                         "bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
-                         "area": int(len(ys)), "cells": np.round(cells, 4).tolist()})
+            objs.append(
+                {
+                    "shape": o["shape"],
+                    "colour": o["colour"],
+                    "size": o["size"],
+                    "center": [round(o["cx"], 2), round(o["cy"], 2)],
+                    "bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
+                    "area": int(len(ys)),
+                    "cells": np.round(cells, 4).tolist(),
+                }
+            )
         out.append(objs)
     return out
 
@@ -149,8 +176,11 @@ def _count_phrase(objs):
     if len(set(colours)) == 1:
         return f"{n} {colours[0]} shapes"
     if len(set(shapes)) == 1:
-        return f"{n} {PLURALS[shapes[0]]} " + " and ".join(colours[:-1]) + f" and {colours[-1]}" \
-            if len(objs) == 3 else f"{n} {PLURALS[shapes[0]]} one {colours[0]} and one {colours[1]}"
+        return (
+            f"{n} {PLURALS[shapes[0]]} " + " and ".join(colours[:-1]) + f" and {colours[-1]}"
+            if len(objs) == 3
+            else f"{n} {PLURALS[shapes[0]]} one {colours[0]} and one {colours[1]}"
+        )
     for c in set(colours):
         if colours.count(c) == 2:
             other = next(o for o in objs if o["colour"] != c)
@@ -159,45 +189,57 @@ def _count_phrase(objs):
         if shapes.count(s) == 2:
             other = next(o for o in objs if o["shape"] != s)
             return f"two {PLURALS[s]} and a {other['colour']} {other['shape']}"
-    return f"{n} shapes " + " ".join(f"a {o['colour']} {o['shape']}" for o in objs[:-1]) + \
-        f" and a {objs[-1]['colour']} {objs[-1]['shape']}"
+    return (
+        f"{n} shapes "
+        + " ".join(f"a {o['colour']} {o['shape']}" for o in objs[:-1])
+        + f" and a {objs[-1]['colour']} {objs[-1]['shape']}"
+    )
 
 
 def _templates(objs, rng):
     order = [objs[i] for i in rng.permutation(len(objs))]
     if len(objs) == 1:
         o = objs[0]
-        return [f"a {o['size']} {o['colour']} {o['shape']}",
-                f"a {o['colour']} {o['shape']} {_region(o)}",
-                f"there is {_np(o, rng)} {_region(o)}",
-                f"one {o['colour']} {o['shape']} on a gray background",
-                f"a single {o['size']} {o['shape']} that is {o['colour']}",
-                f"a picture of {_np(o, rng)}",
-                f"{_np(o, rng)} on its own {_region(o)}"]
+        return [
+            f"a {o['size']} {o['colour']} {o['shape']}",
+            f"a {o['colour']} {o['shape']} {_region(o)}",
+            f"there is {_np(o, rng)} {_region(o)}",
+            f"one {o['colour']} {o['shape']} on a gray background",
+            f"a single {o['size']} {o['shape']} that is {o['colour']}",
+            f"a picture of {_np(o, rng)}",
+            f"{_np(o, rng)} on its own {_region(o)}",
+        ]
     a, b = order[0], order[1]
     big = max(objs, key=lambda o: o["r"])
     if len(objs) == 2:
-        return [f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)}",
-                f"{_np(b, rng)} is {_rel(b, a)} {_np(a, rng)}",
-                f"two shapes {_np(a, rng)} and {_np(b, rng)}",
-                f"there are two shapes {_np(a, rng, False)} and {_np(b, rng, False)}",
-                _count_phrase(order),
-                f"{_np(a, rng, True)} and {_np(b, rng, True)}",
-                f"the larger shape is a {big['colour']} {big['shape']}"
-                if a["size"] != b["size"] else f"two {a['size']} shapes {_np(a, rng, False)} and {_np(b, rng, False)}"]
-    c = order[2]
-    return [f"three shapes a {a['colour']} {a['shape']} a {b['colour']} {b['shape']} and a {c['colour']} {c['shape']}",
-            f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)} and {_np(c, rng, False)}",
-            f"there are three shapes including {_np(a, rng, True)}",
+        return [
+            f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)}",
+            f"{_np(b, rng)} is {_rel(b, a)} {_np(a, rng)}",
+            f"two shapes {_np(a, rng)} and {_np(b, rng)}",
+            f"there are two shapes {_np(a, rng, False)} and {_np(b, rng, False)}",
             _count_phrase(order),
-            f"{_np(a, rng)} is {_rel(a, b)} {_np(b, rng)}",
-            f"the biggest of three shapes is a {big['colour']} {big['shape']}",
-            f"{_np(b, rng, False)} {_rel(b, c)} {_np(c, rng, False)} and one more shape"]
+            f"{_np(a, rng, True)} and {_np(b, rng, True)}",
+            f"the larger shape is a {big['colour']} {big['shape']}"
+            if a["size"] != b["size"]
+            else f"two {a['size']} shapes {_np(a, rng, False)} and {_np(b, rng, False)}",
+        ]
+    c = order[2]
+    return [
+        f"three shapes a {a['colour']} {a['shape']} a {b['colour']} {b['shape']} and a {c['colour']} {c['shape']}",
+        f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)} and {_np(c, rng, False)}",
+        f"there are three shapes including {_np(a, rng, True)}",
+        _count_phrase(order),
+        f"{_np(a, rng)} is {_rel(a, b)} {_np(b, rng)}",
+        f"the biggest of three shapes is a {big['colour']} {big['shape']}",
+        f"{_np(b, rng, False)} {_rel(b, c)} {_np(c, rng, False)} and one more shape",
+    ]
 
 
 def make_captions(scene, rng, per_image=5):
     """``per_image`` distinct captions for one scene, drawn from the grammar's phrasings."""
-    options = list(dict.fromkeys(re.sub(r"\ba (?=[aeiou])", "an ", t) for t in _templates(scene, rng)))
+    options = list(
+        dict.fromkeys(re.sub(r"\ba (?=[aeiou])", "an ", t) for t in _templates(scene, rng))
+    )
     pick = rng.choice(len(options), size=min(per_image, len(options)), replace=False)
     return [options[i] for i in pick]
 
@@ -212,66 +254,97 @@ def _soft_onehot(pos, n_bins):
     lo = lo.astype(np.int64) % n_bins
     out = np.zeros(pos.shape + (n_bins,), dtype=np.float32)
     np.put_along_axis(out, lo[..., None], (1 - frac)[..., None], axis=-1)
-    np.put_along_axis(out, ((lo + 1) % n_bins)[..., None], frac[..., None], axis=-1)  # lo != hi: no clash
+    np.put_along_axis(
+        out, ((lo + 1) % n_bins)[..., None], frac[..., None], axis=-1
+    )  # lo != hi: no clash
     return out
 
 
 def _box3(a):
     p = np.pad(a, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    return sum(p[:, i:i + a.shape[1], j:j + a.shape[2]] for i in range(3) for j in range(3)) / 9
+    return sum(p[:, i : i + a.shape[1], j : j + a.shape[2]] for i in range(3) for j in range(3)) / 9
 
 
 def _cells(a, cell=CELL):
     """Mean of (N, S, S, ...) over each cell x cell block -> (N, S/cell, S/cell, ...)."""
     n, s = a.shape[:2]
     g, rest = s // cell, a.shape[3:]
-    a = a.reshape(n, s, g, cell, *rest).sum(axis=3)          # two single-axis sums: faster than one over (2, 4)
+    a = a.reshape(n, s, g, cell, *rest).sum(
+        axis=3
+    )  # two single-axis sums: faster than one over (2, 4)
     return a.reshape(n, g, cell, g, *rest).sum(axis=2) / (cell * cell)
 
 
 def _features_chunk(images):
-    x = images.astype(np.float32) / 255                                  # (N, S, S, 3)
+    x = images.astype(np.float32) / 255  # (N, S, S, 3)
     n, s = x.shape[:2]
     mx, mn = x.max(-1), x.min(-1)
-    chroma = mx - mn                                                     # ~0 on the grey background
+    chroma = mx - mn  # ~0 on the grey background
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     d = np.where(chroma > 1e-6, chroma, 1)
-    hue = np.where(mx == r, ((g - b) / d) % 6, np.where(mx == g, (b - r) / d + 2, (r - g) / d + 4)) / 6
+    hue = (
+        np.where(mx == r, ((g - b) / d) % 6, np.where(mx == g, (b - r) / d + 2, (r - g) / d + 4))
+        / 6
+    )
 
     # Sobel gradients of the chroma map: object outlines, independent of the background grey level.
     p = np.pad(chroma, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    gx = (2 * (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) + p[:, :-2, 2:] - p[:, :-2, :-2] + p[:, 2:, 2:] - p[:, 2:, :-2])
-    gy = (2 * (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) + p[:, 2:, :-2] - p[:, :-2, :-2] + p[:, 2:, 2:] - p[:, :-2, 2:])
+    gx = (
+        2 * (p[:, 1:-1, 2:] - p[:, 1:-1, :-2])
+        + p[:, :-2, 2:]
+        - p[:, :-2, :-2]
+        + p[:, 2:, 2:]
+        - p[:, 2:, :-2]
+    )
+    gy = (
+        2 * (p[:, 2:, 1:-1] - p[:, :-2, 1:-1])
+        + p[:, 2:, :-2]
+        - p[:, :-2, :-2]
+        + p[:, 2:, 2:]
+        - p[:, :-2, 2:]
+    )
     mag = np.hypot(gx, gy)
-    ori = np.arctan2(gy, gx) % (2 * np.pi)                               # signed: a triangle's apex differs
+    ori = np.arctan2(gy, gx) % (2 * np.pi)  # signed: a triangle's apex differs
     # Harris corner response on the same map (k = 0.04), positive part only.
     sxx, syy, sxy = _box3(gx * gx), _box3(gy * gy), _box3(gx * gy)
-    corner = np.maximum(sxx * syy - sxy ** 2 - 0.04 * (sxx + syy) ** 2, 0)
+    corner = np.maximum(sxx * syy - sxy**2 - 0.04 * (sxx + syy) ** 2, 0)
 
-    hue_1h = _soft_onehot(hue * HUE_BINS, HUE_BINS) * chroma[..., None]            # (N, S, S, 12)
+    hue_1h = _soft_onehot(hue * HUE_BINS, HUE_BINS) * chroma[..., None]  # (N, S, S, 12)
     ori_1h = _soft_onehot(ori / (2 * np.pi) * ORI_BINS, ORI_BINS) * mag[..., None]  # (N, S, S, 12)
     quarter = _cells(chroma, CELL // 2).reshape(n, GRID, 2, GRID, 2).transpose(0, 1, 3, 2, 4)
-    spatial = np.concatenate([_cells(hue_1h), _cells(x), _cells(ori_1h), _cells(corner)[..., None],
-                              quarter.reshape(n, GRID, GRID, 4)], axis=-1)        # (N, 4, 4, C)
+    spatial = np.concatenate(
+        [
+            _cells(hue_1h),
+            _cells(x),
+            _cells(ori_1h),
+            _cells(corner)[..., None],
+            quarter.reshape(n, GRID, GRID, 4),
+        ],
+        axis=-1,
+    )  # (N, 4, 4, C)
     spatial = spatial.transpose(0, 3, 1, 2)
 
     # Global statistics per hue bin: which colour has which edge directions and corners, where, how big.
     P = s * s
     hue_1h = hue_1h.reshape(n, P, HUE_BINS)
-    hue_t = hue_1h.transpose(0, 2, 1)                                                 # (N, 12, P)
+    hue_t = hue_1h.transpose(0, 2, 1)  # (N, 12, P)
     hue_ori = (hue_t @ ori_1h.reshape(n, P, ORI_BINS)).reshape(n, -1) / P
     yy, xx = np.mgrid[0:s, 0:s]
     cx, cy = (xx.ravel() + 0.5) / s * 2 - 1, (yy.ravel() + 0.5) / s * 2 - 1
-    per_pixel = np.stack([np.ones(P), cx, cy, cx ** 2, cy ** 2], 1).astype(np.float32)  # (P, 5)
-    mom = hue_t @ per_pixel                                                             # (N, 12, 5)
+    per_pixel = np.stack([np.ones(P), cx, cy, cx**2, cy**2], 1).astype(np.float32)  # (P, 5)
+    mom = hue_t @ per_pixel  # (N, 12, 5)
     w = mom[..., 0]
     safe = np.maximum(w, 1e-3)
     mean_x, mean_y = mom[..., 1] / safe, mom[..., 2] / safe
-    spread_x = np.sqrt(np.maximum(mom[..., 3] / safe - mean_x ** 2, 0))
-    spread_y = np.sqrt(np.maximum(mom[..., 4] / safe - mean_y ** 2, 0))
+    spread_x = np.sqrt(np.maximum(mom[..., 3] / safe - mean_x**2, 0))
+    spread_y = np.sqrt(np.maximum(mom[..., 4] / safe - mean_y**2, 0))
     hue_corner = (hue_t @ corner.reshape(n, P, 1))[..., 0]
-    cell_max = spatial.reshape(n, spatial.shape[1], -1).max(-1)    # max-pooling: the densest cell of each channel
-    glob = np.concatenate([hue_ori, w / P, mean_x, mean_y, spread_x, spread_y, hue_corner / P, cell_max], axis=1)
+    cell_max = spatial.reshape(n, spatial.shape[1], -1).max(
+        -1
+    )  # max-pooling: the densest cell of each channel
+    glob = np.concatenate(
+        [hue_ori, w / P, mean_x, mean_y, spread_x, spread_y, hue_corner / P, cell_max], axis=1
+    )
     return spatial, glob
 
 
@@ -293,10 +366,16 @@ def image_features(images, chunk=250):
     Not standardised; :func:`build_shapes` standardises them with training-split statistics.
     """
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3) or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), got {images.dtype} "
-                         f"{images.shape}")
-    parts = [_features_chunk(images[i:i + chunk]) for i in range(0, len(images), chunk)]
+    if (
+        images.ndim != 4
+        or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3)
+        or images.dtype != np.uint8
+    ):
+        raise ValueError(
+            f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), got {images.dtype} "
+            f"{images.shape}"
+        )
+    parts = [_features_chunk(images[i : i + chunk]) for i in range(0, len(images), chunk)]
     spatial = np.concatenate([p[0] for p in parts]).astype(np.float32)
     glob = np.concatenate([p[1] for p in parts]).astype(np.float32)
     return spatial, glob
@@ -327,19 +406,31 @@ class FeatureScaler:
         """Returns (spatial standardised (N, C, 4, 4), full vector (N, Draw), pooled (N, dim)), all float32."""
         z = (self._raw(spatial, glob) - self.mean) / self.std
         pooled = z @ self.components / self.scale
-        if pooled.shape[1] < self.dim:  # fewer training images than dim: pad so the width stays fixed
+        if (
+            pooled.shape[1] < self.dim
+        ):  # fewer training images than dim: pad so the width stays fixed
             pooled = np.pad(pooled, ((0, 0), (0, self.dim - pooled.shape[1])))
-        return ((spatial - self.s_mean) / self.s_std).astype(np.float32), z.astype(np.float32), \
-            pooled.astype(np.float32)
+        return (
+            ((spatial - self.s_mean) / self.s_std).astype(np.float32),
+            z.astype(np.float32),
+            pooled.astype(np.float32),
+        )
 
 
 # ------------------------------------------------------------------------------------------ build / load
-def shapes_dir(num_train=DEFAULT_SIZES["train"], num_val=DEFAULT_SIZES["val"], num_test=DEFAULT_SIZES["test"],
-               seed=0, cache_dir=None):
+def shapes_dir(
+    num_train=DEFAULT_SIZES["train"],
+    num_val=DEFAULT_SIZES["val"],
+    num_test=DEFAULT_SIZES["test"],
+    seed=0,
+    cache_dir=None,
+):
     """The cache folder of one shapes configuration: ``<root>/shapes-v<VERSION>-<train>-<val>-<test>-seed<seed>``
     with root = ``cache_dir``, else ``$CAPTIONRNN_DATA``, else ``~/.cache/captionrnn``."""
     root = cache_dir or os.environ.get("CAPTIONRNN_DATA") or Path.home() / ".cache" / "captionrnn"
-    return Path(root).expanduser() / f"shapes-v{VERSION}-{num_train}-{num_val}-{num_test}-seed{seed}"
+    return (
+        Path(root).expanduser() / f"shapes-v{VERSION}-{num_train}-{num_val}-{num_test}-seed{seed}"
+    )
 
 
 def generate_split(n, rng, captions_per_image=5):
@@ -350,8 +441,16 @@ def generate_split(n, rng, captions_per_image=5):
     return images, annotate(scenes, masks), captions
 
 
-def build_shapes(out_dir=None, num_train=DEFAULT_SIZES["train"], num_val=DEFAULT_SIZES["val"],
-                 num_test=DEFAULT_SIZES["test"], seed=0, max_length=16, write_png=True, verbose=True):
+def build_shapes(
+    out_dir=None,
+    num_train=DEFAULT_SIZES["train"],
+    num_val=DEFAULT_SIZES["val"],
+    num_test=DEFAULT_SIZES["test"],
+    seed=0,
+    max_length=16,
+    write_png=True,
+    verbose=True,
+):
     """Generate the shapes dataset and write it in the CS231n layout (plus images and annotations).
 
     Inputs:
@@ -369,6 +468,7 @@ def build_shapes(out_dir=None, num_train=DEFAULT_SIZES["train"], num_val=DEFAULT
     channel; all statistics come from the training images. Returns the folder as a Path.
     """
     import h5py
+
     say = print if verbose else (lambda *a, **k: None)
     sizes = {"train": num_train, "val": num_val, "test": num_test}
     if min(num_train, num_val) < 1 or num_test < 0:
@@ -378,7 +478,11 @@ def build_shapes(out_dir=None, num_train=DEFAULT_SIZES["train"], num_val=DEFAULT
     shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.perf_counter()
     streams = dict(zip(SPLITS, np.random.SeedSequence(seed).spawn(len(SPLITS))))
-    gen = {name: generate_split(n, np.random.default_rng(streams[name])) for name, n in sizes.items() if n}
+    gen = {
+        name: generate_split(n, np.random.default_rng(streams[name]))
+        for name, n in sizes.items()
+        if n
+    }
     say(f"shapes: drew {sum(sizes.values())} scenes in {time.perf_counter() - t0:.1f}s")
     t1 = time.perf_counter()
     feats = {name: image_features(g[0]) for name, g in gen.items()}
@@ -390,17 +494,28 @@ def build_shapes(out_dir=None, num_train=DEFAULT_SIZES["train"], num_val=DEFAULT
     for name, (images, _, captions) in gen.items():
         spatial, full, pooled = scaler.transform(*feats[name])
         flat = [c for caps in captions for c in caps]
-        splits[name] = {"captions": encode_captions(flat, vocab["word_to_idx"], max_length),
-                        "image_idxs": np.repeat(np.arange(len(images)), [len(c) for c in captions]),
-                        "features": full, "pca_features": pooled, "spatial": spatial,
-                        "urls": [f"images/{name}/{i:05d}.png" for i in range(len(images))]}
-    info = {"name": "shapes", "version": VERSION, "source": "captionrnn.data.shapes (generated)",
-            "seed": seed, "sizes": sizes, "image_size": IMAGE_SIZE,
-            "features": "hand-designed pixel statistics (colour histograms, gradient-orientation histograms, "
-                        "corner responses) per 16x16 cell and per hue; never computed from the labels. "
-                        f"*_vgg16_fc7.h5: full standardised vector ({splits['train']['features'].shape[1]}-d); "
-                        f"*_pca.h5: its PCA to {POOLED_DIM}; *_spatial.h5: (N, {SPATIAL_CHANNELS}, 4, 4)",
-            "vocab_size": len(vocab["idx_to_word"]), "max_length": max_length}
+        splits[name] = {
+            "captions": encode_captions(flat, vocab["word_to_idx"], max_length),
+            "image_idxs": np.repeat(np.arange(len(images)), [len(c) for c in captions]),
+            "features": full,
+            "pca_features": pooled,
+            "spatial": spatial,
+            "urls": [f"images/{name}/{i:05d}.png" for i in range(len(images))],
+        }
+    info = {
+        "name": "shapes",
+        "version": VERSION,
+        "source": "captionrnn.data.shapes (generated)",
+        "seed": seed,
+        "sizes": sizes,
+        "image_size": IMAGE_SIZE,
+        "features": "hand-designed pixel statistics (colour histograms, gradient-orientation histograms, "
+        "corner responses) per 16x16 cell and per hue; never computed from the labels. "
+        f"*_vgg16_fc7.h5: full standardised vector ({splits['train']['features'].shape[1]}-d); "
+        f"*_pca.h5: its PCA to {POOLED_DIM}; *_spatial.h5: (N, {SPATIAL_CHANNELS}, 4, 4)",
+        "vocab_size": len(vocab["idx_to_word"]),
+        "max_length": max_length,
+    }
     write_dataset(tmp, splits, vocab, info=info)
     for name, (images, annotations, _) in gen.items():
         with h5py.File(tmp / images_file(name), "w") as f:
@@ -409,6 +524,7 @@ def build_shapes(out_dir=None, num_train=DEFAULT_SIZES["train"], num_val=DEFAULT
             json.dump(annotations, f)
         if write_png:
             from PIL import Image
+
             (tmp / "images" / name).mkdir(parents=True)
             for i, img in enumerate(images):
                 Image.fromarray(img).save(tmp / "images" / name / f"{i:05d}.png")
@@ -420,9 +536,18 @@ def build_shapes(out_dir=None, num_train=DEFAULT_SIZES["train"], num_val=DEFAULT
     return out
 
 
-def load_shapes(num_train=DEFAULT_SIZES["train"], num_val=DEFAULT_SIZES["val"], num_test=DEFAULT_SIZES["test"],
-                seed=0, cache_dir=None, rebuild=False, pca_features=True, max_train=None, images=True,
-                verbose=True):
+def load_shapes(
+    num_train=DEFAULT_SIZES["train"],
+    num_val=DEFAULT_SIZES["val"],
+    num_test=DEFAULT_SIZES["test"],
+    seed=0,
+    cache_dir=None,
+    rebuild=False,
+    pca_features=True,
+    max_train=None,
+    images=True,
+    verbose=True,
+):
     """The shapes dataset, built on first use and then read from the cache.
 
     Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs, features
@@ -445,8 +570,10 @@ def load_shapes(num_train=DEFAULT_SIZES["train"], num_val=DEFAULT_SIZES["val"], 
 def largest_object_labels(annotations):
     """(colour index into COLOURS, shape index into SHAPES) of each image's largest object, int arrays (N,)."""
     big = [max(objs, key=lambda o: o["area"]) for objs in annotations]
-    return (np.array([list(COLOURS).index(o["colour"]) for o in big]),
-            np.array([SHAPES.index(o["shape"]) for o in big]))
+    return (
+        np.array([list(COLOURS).index(o["colour"]) for o in big]),
+        np.array([SHAPES.index(o["shape"]) for o in big]),
+    )
 
 
 def probe_accuracy(data, split="val", l2=30.0):
@@ -455,16 +582,25 @@ def probe_accuracy(data, split="val", l2=30.0):
 
     Returns dict with 'colour', 'shape', 'both' accuracies and the chance levels.
     """
+
     def design(x):
         return np.c_[x.astype(np.float64), np.ones(len(x))]
+
     a, b = design(data["train_features"]), design(data[f"{split}_features"])
     out = {}
     truth = dict(zip(("colour", "shape"), largest_object_labels(data[f"{split}_annotations"])))
-    for key, y, k in zip(("colour", "shape"), largest_object_labels(data["train_annotations"]),
-                         (len(COLOURS), len(SHAPES))):
+    for key, y, k in zip(
+        ("colour", "shape"),
+        largest_object_labels(data["train_annotations"]),
+        (len(COLOURS), len(SHAPES)),
+    ):
         w = np.linalg.solve(a.T @ a + l2 * np.eye(a.shape[1]), a.T @ np.eye(k)[y])
         out[f"{key}_pred"] = np.argmax(b @ w, axis=1)
         out[key] = float(np.mean(out[f"{key}_pred"] == truth[key]))
-    out["both"] = float(np.mean((out.pop("colour_pred") == truth["colour"]) & (out.pop("shape_pred") == truth["shape"])))
+    out["both"] = float(
+        np.mean(
+            (out.pop("colour_pred") == truth["colour"]) & (out.pop("shape_pred") == truth["shape"])
+        )
+    )
     out["chance_colour"], out["chance_shape"] = 1 / len(COLOURS), 1 / len(SHAPES)
     return out

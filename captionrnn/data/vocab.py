@@ -10,6 +10,7 @@ The special tokens have fixed indices in every vocabulary this package writes, a
 A vocabulary is a plain dict ``{'idx_to_word': [...], 'word_to_idx': {...}}``, the same two keys
 ``coco2014_vocab.json`` holds and :func:`captionrnn.data.load_coco_data` returns.
 """
+
 import re
 import unicodedata
 from collections import Counter
@@ -58,8 +59,10 @@ def build_vocab(captions, min_count=1):
     counts = Counter()
     for caption in captions:
         counts.update(_tokens(caption))
-    kept = sorted((w for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS),
-                  key=lambda w: (-counts[w], w))
+    kept = sorted(
+        (w for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS),
+        key=lambda w: (-counts[w], w),
+    )
     idx_to_word = list(SPECIAL_TOKENS) + kept
     return {"idx_to_word": idx_to_word, "word_to_idx": {w: i for i, w in enumerate(idx_to_word)}}
 
@@ -77,8 +80,10 @@ def encode_captions(captions, word_to_idx, max_length=16):
     """
     for i, tok in enumerate(SPECIAL_TOKENS):
         if word_to_idx.get(tok) != i:
-            raise ValueError(f"word_to_idx must map {tok} to {i} (got {word_to_idx.get(tok)}); "
-                             "build it with captionrnn.data.build_vocab")
+            raise ValueError(
+                f"word_to_idx must map {tok} to {i} (got {word_to_idx.get(tok)}); "
+                "build it with captionrnn.data.build_vocab"
+            )
     if max_length < 1:
         raise ValueError(f"max_length must be >= 1, got {max_length}")
     captions = list(captions)
@@ -87,7 +92,7 @@ def encode_captions(captions, word_to_idx, max_length=16):
     for i, caption in enumerate(captions):
         words = _tokens(caption)[:max_length]
         out[i, 0] = word_to_idx[START]
-        out[i, 1:len(words) + 1] = [word_to_idx.get(w, unk) for w in words]
+        out[i, 1 : len(words) + 1] = [word_to_idx.get(w, unk) for w in words]
         out[i, len(words) + 1] = word_to_idx[END]
     return out
 

@@ -20,6 +20,7 @@ How it works
 4. The results are written in Gradescope's autograder format (``score``, ``tests`` with ``name``,
    ``score``, ``max_score``, ``output``, ``status``), always, even on bad input.
 """
+
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 TESTS_DIR = HERE / "tests"
 PLUGIN_MODULE = "captionrnn_grading_plugin"
 EXPECTED_MODULES = ("layers.py", "rnn.py", "lstm.py", "gru.py", "model.py", "rnn_layers.py")
-MAX_UNZIPPED = 200 * 2 ** 20  # bytes: a submission is a few hundred kB of Python
+MAX_UNZIPPED = 200 * 2**20  # bytes: a submission is a few hundred kB of Python
 GRACE = 10.0  # seconds past the per-test limit before the parent kills a stuck child
 LOG_TAIL = 1500
 
@@ -49,21 +50,30 @@ def _is_package(d):
 
 def _find_package(root):
     """The captionrnn package directory under ``root`` (see the module docstring), or GradeError."""
-    candidates = [root / "captionrnn"] + [d / "captionrnn" for d in sorted(root.iterdir())
-                                          if d.is_dir() and not d.name.startswith(("__MACOSX", "."))]
+    candidates = [root / "captionrnn"] + [
+        d / "captionrnn"
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(("__MACOSX", "."))
+    ]
     for c in candidates:
         if c.is_dir():
             if _is_package(c):
                 return c
-            raise GradeError(f"{c} is not the captionrnn package: it has no __init__.py or none of "
-                             f"{', '.join(EXPECTED_MODULES)}")
+            raise GradeError(
+                f"{c} is not the captionrnn package: it has no __init__.py or none of "
+                f"{', '.join(EXPECTED_MODULES)}"
+            )
     if _is_package(root):
         return root  # the package folder itself was submitted
-    found = sorted({p.parent.name for p in root.glob("*/__init__.py")} |
-                   {p.parent.relative_to(root).as_posix() for p in root.glob("*/*/__init__.py")})
+    found = sorted(
+        {p.parent.name for p in root.glob("*/__init__.py")}
+        | {p.parent.relative_to(root).as_posix() for p in root.glob("*/*/__init__.py")}
+    )
     what = f"; found the package(s) {', '.join(found)} instead" if found else ""
-    raise GradeError(f"no captionrnn package in {root} (looked at its top level and one folder down){what}. "
-                     "Submit the student edition folder, or a zip of it or of its captionrnn/ folder")
+    raise GradeError(
+        f"no captionrnn package in {root} (looked at its top level and one folder down){what}. "
+        "Submit the student edition folder, or a zip of it or of its captionrnn/ folder"
+    )
 
 
 def _extract(zip_path, dest):
@@ -71,12 +81,16 @@ def _extract(zip_path, dest):
         with zipfile.ZipFile(zip_path) as zf:
             total = sum(i.file_size for i in zf.infolist())
             if total > MAX_UNZIPPED:
-                raise GradeError(f"{zip_path} unpacks to {total / 2 ** 20:.0f} MB; a submission should be the "
-                                 "captionrnn package only (remove data, checkpoints and virtual environments)")
+                raise GradeError(
+                    f"{zip_path} unpacks to {total / 2**20:.0f} MB; a submission should be the "
+                    "captionrnn package only (remove data, checkpoints and virtual environments)"
+                )
             for info in zf.infolist():
                 target = (dest / info.filename).resolve()
                 if not target.is_relative_to(dest.resolve()):
-                    raise GradeError(f"{zip_path} holds a path outside the archive: {info.filename!r}")
+                    raise GradeError(
+                        f"{zip_path} holds a path outside the archive: {info.filename!r}"
+                    )
             zf.extractall(dest)
     except zipfile.BadZipFile as exc:
         raise GradeError(f"{zip_path} is not a valid zip file ({exc})") from exc
@@ -89,7 +103,9 @@ def locate_submission(submission, scratch):
         raise GradeError(f"submission {path} does not exist")
     if path.is_file():
         if not zipfile.is_zipfile(path):
-            raise GradeError(f"submission {path} is a file but not a zip; give the student edition folder or a .zip")
+            raise GradeError(
+                f"submission {path} is a file but not a zip; give the student edition folder or a .zip"
+            )
         root = Path(scratch) / "unzipped"
         root.mkdir()
         _extract(path, root)
@@ -98,7 +114,9 @@ def locate_submission(submission, scratch):
 
 
 def _copy_submission(pkg, dest):
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", ".ipynb_checkpoints", "*.npz", "*.h5")
+    ignore = shutil.ignore_patterns(
+        "__pycache__", "*.pyc", "*.so", ".ipynb_checkpoints", "*.npz", "*.h5"
+    )
     shutil.copytree(pkg, dest / "captionrnn", ignore=ignore, symlinks=False)
 
 
@@ -162,24 +180,41 @@ def _kill(proc):
         pass
 
 
-def run_tests(work, tests, timeout=30.0, total_timeout=None, output_limit=2000, progress=None, grace=GRACE):
+def run_tests(
+    work, tests, timeout=30.0, total_timeout=None, output_limit=2000, progress=None, grace=GRACE
+):
     """Run the grading tests in child processes until every test has a result; see the module docstring.
 
     Returns ``(tests, notes)``: a list of result dicts in collection order, and run-level notes.
     """
     total_timeout = total_timeout or max(120.0, 60 * timeout)
     deadline = time.monotonic() + total_timeout
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CAPTIONRNN_", "COV_"))}
-    env.update(PYTHONPATH=os.pathsep.join([str(work / "submission"), str(tests)]),
-               CAPTIONRNN_BACKEND="numpy", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONDONTWRITEBYTECODE="1",
-               PYTHONHASHSEED="0", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               NUMBA_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONIOENCODING="utf-8",
-               CAPTIONRNN_GRADE_ROOT=str(work / "submission"),
-               CAPTIONRNN_GRADE_OUTPUT_LIMIT=str(output_limit))
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CAPTIONRNN_", "COV_"))
+    }
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(work / "submission"), str(tests)]),
+        CAPTIONRNN_BACKEND="numpy",
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONHASHSEED="0",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        NUMBA_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        PYTHONIOENCODING="utf-8",
+        CAPTIONRNN_GRADE_ROOT=str(work / "submission"),
+        CAPTIONRNN_GRADE_OUTPUT_LIMIT=str(output_limit),
+    )
     expected, results, notes = None, {}, []
     run = 0
     while True:
-        todo = None if expected is None else [t["nodeid"] for t in expected if t["nodeid"] not in results]
+        todo = (
+            None
+            if expected is None
+            else [t["nodeid"] for t in expected if t["nodeid"] not in results]
+        )
         if todo == []:
             break
         remaining = deadline - time.monotonic()
@@ -190,13 +225,37 @@ def run_tests(work, tests, timeout=30.0, total_timeout=None, output_limit=2000, 
         report = work / f"records-{run}.jsonl"
         log = work / f"child-{run}.log"
         env["CAPTIONRNN_GRADE_REPORT"] = str(report)
-        cmd = [sys.executable, "-m", "pytest", "-c", str(tests / "pytest.ini"), "--rootdir", str(tests),
-               "-p", PLUGIN_MODULE, "-p", "pytest_timeout", f"--timeout={timeout:g}", "--import-mode=importlib",
-               "-s", "-q", "--tb=short", "-o", "console_output_style=classic"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(tests / "pytest.ini"),
+            "--rootdir",
+            str(tests),
+            "-p",
+            PLUGIN_MODULE,
+            "-p",
+            "pytest_timeout",
+            f"--timeout={timeout:g}",
+            "--import-mode=importlib",
+            "-s",
+            "-q",
+            "--tb=short",
+            "-o",
+            "console_output_style=classic",
+        ]
         cmd += todo if todo is not None else ["."]
         with open(log, "wb") as logf:
-            proc = subprocess.Popen(cmd, cwd=tests, env=env, stdin=subprocess.DEVNULL, stdout=logf,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=tests,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         offset, running, killed, before = 0, None, None, len(results)
         while True:
             done = proc.poll() is not None
@@ -226,20 +285,32 @@ def run_tests(work, tests, timeout=30.0, total_timeout=None, output_limit=2000, 
             notes.append("the grading tests could not be collected; pytest said:\n" + _tail(log))
             break
         if running and running[0] not in results:
-            reason = killed or (f"the test process ended abruptly (exit code {proc.returncode}) while running "
-                                "this test, e.g. os._exit, a crash in compiled code, or running out of memory")
+            reason = killed or (
+                f"the test process ended abruptly (exit code {proc.returncode}) while running "
+                "this test, e.g. os._exit, a crash in compiled code, or running out of memory"
+            )
             meta = next(t for t in expected if t["nodeid"] == running[0])
-            results[running[0]] = {"nodeid": running[0], "passed": False, "outcome": "timeout" if killed else "crashed",
-                                   "score": 0.0, "max_score": meta["max_score"], "function": meta["function"],
-                                   "output": f"FAILED: {reason}"}
+            results[running[0]] = {
+                "nodeid": running[0],
+                "passed": False,
+                "outcome": "timeout" if killed else "crashed",
+                "score": 0.0,
+                "max_score": meta["max_score"],
+                "function": meta["function"],
+                "output": f"FAILED: {reason}",
+            }
             if progress:
                 progress(results[running[0]])
         elif killed:  # the total limit, between tests
             notes.append(killed)
             break
-        elif len(results) == before and len(results) < len(expected):  # no progress: do not loop forever
-            notes.append(f"pytest stopped (exit code {proc.returncode}) without reporting the remaining tests; "
-                         "its last output:\n" + _tail(log))
+        elif len(results) == before and len(results) < len(
+            expected
+        ):  # no progress: do not loop forever
+            notes.append(
+                f"pytest stopped (exit code {proc.returncode}) without reporting the remaining tests; "
+                "its last output:\n" + _tail(log)
+            )
             break
     if expected is None:
         return [], notes
@@ -248,34 +319,68 @@ def run_tests(work, tests, timeout=30.0, total_timeout=None, output_limit=2000, 
         r = results.get(t["nodeid"])
         if r is None:
             why = notes[-1] if notes else "the test was not run"
-            r = {"passed": False, "outcome": "not run", "score": 0.0, "output": f"FAILED: not run: {why}"}
-        out.append({"name": t["name"], "nodeid": t["nodeid"], "function": t["function"],
-                    "score": float(r["score"]), "max_score": float(t["max_score"]),
-                    "status": "passed" if r["passed"] else "failed", "outcome": r["outcome"],
-                    "output": r.get("output", "")})
+            r = {
+                "passed": False,
+                "outcome": "not run",
+                "score": 0.0,
+                "output": f"FAILED: not run: {why}",
+            }
+        out.append(
+            {
+                "name": t["name"],
+                "nodeid": t["nodeid"],
+                "function": t["function"],
+                "score": float(r["score"]),
+                "max_score": float(t["max_score"]),
+                "status": "passed" if r["passed"] else "failed",
+                "outcome": r["outcome"],
+                "output": r.get("output", ""),
+            }
+        )
     return out, notes
 
 
 def _results(tests, notes, elapsed, submission, message=""):
     score = round(sum(t["score"] for t in tests), 6)
     max_score = round(sum(t["max_score"] for t in tests), 6)
-    gs_tests = [{"name": t["name"], "score": t["score"], "max_score": t["max_score"], "status": t["status"],
-                 "output": t["output"], "visibility": "visible"} for t in tests]
+    gs_tests = [
+        {
+            "name": t["name"],
+            "score": t["score"],
+            "max_score": t["max_score"],
+            "status": t["status"],
+            "output": t["output"],
+            "visibility": "visible",
+        }
+        for t in tests
+    ]
     output = message or f"captionrnn grade: {score:g} / {max_score:g} points"
     if notes:
         output += "\n" + "\n".join(notes)
-    return {"score": score, "execution_time": round(elapsed, 2), "output": output, "visibility": "visible",
-            "stdout_visibility": "hidden", "tests": gs_tests,
-            "extra_data": {"max_score": max_score, "submission": str(submission),
-                           "functions": function_rows(tests), "tests": tests}}
+    return {
+        "score": score,
+        "execution_time": round(elapsed, 2),
+        "output": output,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": gs_tests,
+        "extra_data": {
+            "max_score": max_score,
+            "submission": str(submission),
+            "functions": function_rows(tests),
+            "tests": tests,
+        },
+    }
 
 
 def function_rows(tests):
     """One row per graded function: earned, possible and a status word."""
     rows = {}
     for t in tests:
-        r = rows.setdefault(t["function"], {"function": t["function"], "score": 0.0, "max_score": 0.0,
-                                            "outcomes": []})
+        r = rows.setdefault(
+            t["function"],
+            {"function": t["function"], "score": 0.0, "max_score": 0.0, "outcomes": []},
+        )
         r["score"] += t["score"]
         r["max_score"] += t["max_score"]
         r["outcomes"].append(t["outcome"])
@@ -286,8 +391,14 @@ def function_rows(tests):
         elif all(o == "not implemented" for o in outcomes):
             r["status"] = "not implemented"
         else:
-            worst = next((o for o in ("crashed", "timeout", "not run", "not implemented", "failed")
-                          if o in outcomes), "failed")
+            worst = next(
+                (
+                    o
+                    for o in ("crashed", "timeout", "not run", "not implemented", "failed")
+                    if o in outcomes
+                ),
+                "failed",
+            )
             r["status"] = ("partial: " if "passed" in outcomes else "") + worst
     return list(rows.values())
 
@@ -323,12 +434,22 @@ def check_requirements():
         except ImportError:
             missing.append(pkg)
     if missing:
-        raise GradeError(f"captionrnn grade needs {' and '.join(missing)}: pip install 'captionrnn[test]' "
-                         f"(or pip install {' '.join(missing)})")
+        raise GradeError(
+            f"captionrnn grade needs {' and '.join(missing)}: pip install 'captionrnn[test]' "
+            f"(or pip install {' '.join(missing)})"
+        )
 
 
-def grade(submission, json_path="results.json", timeout=30.0, total_timeout=None, output_limit=2000,
-          progress=None, keep=False, grace=GRACE):
+def grade(
+    submission,
+    json_path="results.json",
+    timeout=30.0,
+    total_timeout=None,
+    output_limit=2000,
+    progress=None,
+    keep=False,
+    grace=GRACE,
+):
     """Grade ``submission``; always writes ``json_path``. Returns the results dict.
 
     Raises GradeError (after writing a zero-score results file with the reason) when the submission
@@ -343,12 +464,15 @@ def grade(submission, json_path="results.json", timeout=30.0, total_timeout=None
             (scratch / "work").mkdir()
             tests = prepare(pkg, scratch / "work")
         except GradeError as exc:
-            results = _results([], [], time.monotonic() - start, submission, message=f"not graded: {exc}")
+            results = _results(
+                [], [], time.monotonic() - start, submission, message=f"not graded: {exc}"
+            )
             write_results(results, json_path)
             raise
         try:
-            tests_run, notes = run_tests(scratch / "work", tests, timeout, total_timeout, output_limit, progress,
-                                         grace)
+            tests_run, notes = run_tests(
+                scratch / "work", tests, timeout, total_timeout, output_limit, progress, grace
+            )
         except Exception as exc:  # the grader itself failed: still leave a results file
             tests_run, notes = [], [f"internal grader error: {type(exc).__name__}: {exc}"]
         results = _results(tests_run, notes, time.monotonic() - start, submission)

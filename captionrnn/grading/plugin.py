@@ -21,6 +21,7 @@ Run by hand against the checkout (the reference must score full marks)::
 
     CAPTIONRNN_BACKEND=numpy pytest -p captionrnn.grading.plugin captionrnn/grading/tests
 """
+
 import importlib
 import io
 import json
@@ -104,8 +105,10 @@ def _title(item):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "points(n, function=None): weight n of a grading test and the "
-                                       "library function it grades")
+    config.addinivalue_line(
+        "markers",
+        "points(n, function=None): weight n of a grading test and the library function it grades",
+    )
 
 
 # Grade in the order students write the code; the table follows it.
@@ -116,6 +119,7 @@ def pytest_collection_modifyitems(session, config, items):
     def key(item):
         stem = item.path.stem if hasattr(item, "path") else ""
         return MODULE_ORDER.index(stem) if stem in MODULE_ORDER else len(MODULE_ORDER)
+
     items.sort(key=key)  # stable: keeps the file order of the tests within a module
 
 
@@ -123,7 +127,9 @@ def pytest_collection_finish(session):
     tests = []
     for item in session.items:
         pts, function = _points(item)
-        tests.append({"nodeid": item.nodeid, "name": _title(item), "function": function, "max_score": pts})
+        tests.append(
+            {"nodeid": item.nodeid, "name": _title(item), "function": function, "max_score": pts}
+        )
     _write({"event": "collected", "tests": tests})
 
 
@@ -154,12 +160,27 @@ def pytest_runtest_protocol(item, nextitem):
     if printed.strip():
         parts.append("output printed during the test:\n" + printed)
     pts, function = _points(item)
-    _write({"event": "result", "nodeid": item.nodeid, "passed": passed,
-            "outcome": "passed" if passed else ("timeout" if any(_timed_out(r) for r in failures)
-                                                else "not implemented" if failures and all(
-                                                    _not_implemented(r) for r in failures) else "failed"),
-            "score": pts if passed else 0.0, "max_score": pts, "function": function,
-            "output": "\n".join(parts).strip(), "duration": time.perf_counter() - start})
+    _write(
+        {
+            "event": "result",
+            "nodeid": item.nodeid,
+            "passed": passed,
+            "outcome": "passed"
+            if passed
+            else (
+                "timeout"
+                if any(_timed_out(r) for r in failures)
+                else "not implemented"
+                if failures and all(_not_implemented(r) for r in failures)
+                else "failed"
+            ),
+            "score": pts if passed else 0.0,
+            "max_score": pts,
+            "function": function,
+            "output": "\n".join(parts).strip(),
+            "duration": time.perf_counter() - start,
+        }
+    )
 
 
 _current_items = {}
@@ -177,12 +198,17 @@ def pytest_runtest_logfinish(nodeid, location):
 
 
 def _timed_out(report):
-    return "Timeout" in str(report.longrepr) and "pytest-timeout" in str(report.longrepr) or \
-        "Failed: Timeout >" in str(report.longrepr)
+    return (
+        "Timeout" in str(report.longrepr)
+        and "pytest-timeout" in str(report.longrepr)
+        or "Failed: Timeout >" in str(report.longrepr)
+    )
 
 
 def _not_implemented(report):
-    return "NotImplementedError" in str(getattr(report.longrepr, "reprcrash", "") or report.longrepr)
+    return "NotImplementedError" in str(
+        getattr(report.longrepr, "reprcrash", "") or report.longrepr
+    )
 
 
 def _failure_text(report):
@@ -216,16 +242,25 @@ class Grading:
         try:
             pkg = importlib.import_module("captionrnn")
             root = os.environ.get(ROOT_ENV)
-            if root and not os.path.realpath(pkg.__file__).startswith(os.path.realpath(root) + os.sep):
-                pytest.fail(f"imported captionrnn from {pkg.__file__}, not from the submission in {root}",
-                            pytrace=False)
+            if root and not os.path.realpath(pkg.__file__).startswith(
+                os.path.realpath(root) + os.sep
+            ):
+                pytest.fail(
+                    f"imported captionrnn from {pkg.__file__}, not from the submission in {root}",
+                    pytrace=False,
+                )
             return importlib.import_module(full)
         except SyntaxError as exc:
-            pytest.fail(f"cannot import {full}: SyntaxError in {os.path.basename(exc.filename or '?')} "
-                        f"line {exc.lineno}: {exc.msg}", pytrace=False)
+            pytest.fail(
+                f"cannot import {full}: SyntaxError in {os.path.basename(exc.filename or '?')} "
+                f"line {exc.lineno}: {exc.msg}",
+                pytrace=False,
+            )
         except ModuleNotFoundError as exc:
             if exc.name and (exc.name == full or full.startswith(exc.name + ".")):
-                pytest.fail(f"the submission has no module {full} ({name}.py is missing)", pytrace=False)
+                pytest.fail(
+                    f"the submission has no module {full} ({name}.py is missing)", pytrace=False
+                )
             pytest.fail(f"cannot import {full}: {type(exc).__name__}: {exc}", pytrace=False)
         except Exception as exc:  # anything raised at import time
             pytest.fail(f"cannot import {full}: {type(exc).__name__}: {exc}", pytrace=False)
@@ -240,22 +275,32 @@ class Grading:
     def close(self, name, actual, expected, tol=1e-8):
         """Normwise max|actual - expected| / max|expected| <= tol, with matching shapes."""
         import numpy as np
+
         expected = np.asarray(expected, dtype=np.float64)
         if actual is None:
-            pytest.fail(f"{name}: got None, expected an array of shape {expected.shape}", pytrace=False)
+            pytest.fail(
+                f"{name}: got None, expected an array of shape {expected.shape}", pytrace=False
+            )
         try:
             actual = np.asarray(actual, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             pytest.fail(f"{name}: cannot read the result as a float array ({exc})", pytrace=False)
         if actual.shape != expected.shape:
             pytest.fail(f"{name}: shape {actual.shape}, expected {expected.shape}", pytrace=False)
-        err = float(np.max(np.abs(actual - expected)) / max(float(np.max(np.abs(expected))), 1e-300)) \
-            if expected.size else 0.0
+        err = (
+            float(np.max(np.abs(actual - expected)) / max(float(np.max(np.abs(expected))), 1e-300))
+            if expected.size
+            else 0.0
+        )
         ok = err <= tol  # False for nan
-        self.log(f"{name}: relative error {err:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'WRONG'}")
+        self.log(
+            f"{name}: relative error {err:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'WRONG'}"
+        )
         if not ok:
-            pytest.fail(f"{name}: relative error {err:.2e} > tolerance {tol:.0e} against the expected values",
-                        pytrace=False)
+            pytest.fail(
+                f"{name}: relative error {err:.2e} > tolerance {tol:.0e} against the expected values",
+                pytrace=False,
+            )
 
     def check_backward(self, forward, backward, args, names, rng, upstream=1, tol=1e-7):
         """Gradient-check a forward/backward pair of the submission.
@@ -266,6 +311,7 @@ class Grading:
         differences of sum_k <out_k, dout_k> (see :meth:`gradcheck`).
         """
         import numpy as np
+
         *outs, cache = forward(*args)
         douts = [rng.standard_normal(np.shape(o)) for o in outs]
         result = backward(*douts[:upstream], cache)
@@ -274,12 +320,13 @@ class Grading:
         def f():
             return sum(float(np.sum(o * d)) for o, d in zip(forward(*args)[:upstream], douts))
 
-        for name, value, grad in zip(names, args[len(args) - len(names):], grads):
+        for name, value, grad in zip(names, args[len(args) - len(names) :], grads):
             self.gradcheck(name, f, value, grad, tol=tol)
 
     def gradcheck(self, name, f, x, analytic, tol=1e-7, h=1e-5):
         """Centred differences of the scalar f() in x (perturbed in place) against ``analytic``, normwise."""
         import numpy as np
+
         if analytic is None or np.shape(analytic) != x.shape:
             pytest.fail(f"d{name}: shape {np.shape(analytic)}, expected {x.shape}", pytrace=False)
         num = np.zeros_like(x, dtype=np.float64)
@@ -296,15 +343,22 @@ class Grading:
         analytic = np.asarray(analytic, dtype=np.float64)
         err = float(np.max(np.abs(num - analytic)) / max(float(np.max(np.abs(num))), 1e-300))
         ok = err <= tol
-        self.log(f"d{name}: gradient check relative error {err:.2e} (tolerance {tol:.0e}, float64 centred "
-                 f"differences, h={h:g}) {'ok' if ok else 'WRONG'}")
+        self.log(
+            f"d{name}: gradient check relative error {err:.2e} (tolerance {tol:.0e}, float64 centred "
+            f"differences, h={h:g}) {'ok' if ok else 'WRONG'}"
+        )
         if not ok:
-            pytest.fail(f"d{name}: gradient check relative error {err:.2e} > tolerance {tol:.0e}", pytrace=False)
+            pytest.fail(
+                f"d{name}: gradient check relative error {err:.2e} > tolerance {tol:.0e}",
+                pytrace=False,
+            )
 
 
 @pytest.fixture
 def grading(request):
     """The :class:`Grading` helpers for this test."""
-    if not hasattr(request.node, "_grade_log"):  # run without the protocol wrapper (should not happen)
+    if not hasattr(
+        request.node, "_grade_log"
+    ):  # run without the protocol wrapper (should not happen)
         request.node._grade_log = []
     return Grading(request.node)

@@ -45,6 +45,7 @@ tests, ``docs/``, ``setup.cfg``/``pyproject.toml``, and writes a README for stud
 imports every module of the student edition in a fresh interpreter, so an import-time call of a
 stubbed function is caught here and not by 200 students.
 """
+
 import ast
 import os
 import re
@@ -62,9 +63,14 @@ TODO = "### TODO:"
 # Paths (relative to the package directory) that are not part of the student edition.
 EXCLUDE_FROM_PACKAGE = ("kernels.py", "grading", "cli/release.py", "cli/grade.py")
 # Tests of the instructor tooling itself: they need captionrnn.grading, which is not shipped.
-EXCLUDE_TESTS = ("test_grading.py", "test_release.py", "test_benchmarks.py")  # benchmarks/ is not shipped
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.so", ".ipynb_checkpoints",
-                                ".pytest_cache", ".hypothesis")
+EXCLUDE_TESTS = (
+    "test_grading.py",
+    "test_release.py",
+    "test_benchmarks.py",
+)  # benchmarks/ is not shipped
+IGNORE = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", "*.pyo", "*.so", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis"
+)
 DOCS_REF = re.compile(r"docs/[\w./-]+\.md(?:#[\w-]+)?")
 
 
@@ -75,6 +81,7 @@ class ReleaseError(Exception):
 @dataclass
 class Region:
     """One solution region: 0-based line indices of its BEGIN and END lines, and what replaces it."""
+
     path: str
     begin: int
     end: int
@@ -105,7 +112,9 @@ def _functions(tree):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 name = f"{prefix}{child.name}"
                 if not isinstance(child, ast.ClassDef):
-                    out.append((name, child.lineno, child.end_lineno, ast.get_docstring(child) or ""))
+                    out.append(
+                        (name, child.lineno, child.end_lineno, ast.get_docstring(child) or "")
+                    )
                 walk(child, name + ".")
 
     walk(tree, "")
@@ -124,7 +133,9 @@ def find_regions(source, path="<string>"):
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as exc:
-        raise ReleaseError(f"{path}:{exc.lineno}: cannot parse the reference code: {exc.msg}") from exc
+        raise ReleaseError(
+            f"{path}:{exc.lineno}: cannot parse the reference code: {exc.msg}"
+        ) from exc
     functions = _functions(tree)
     module_doc = ast.get_docstring(tree) or ""
     regions, open_at = [], None
@@ -132,30 +143,42 @@ def find_regions(source, path="<string>"):
         stripped = line.strip()
         if stripped not in (BEGIN, END):
             if BEGIN in stripped or END in stripped:
-                raise ReleaseError(f"{path}:{i + 1}: a marker must be alone on its line, exactly "
-                                   f"'{BEGIN}' or '{END}' after the indentation; got {stripped!r}")
+                raise ReleaseError(
+                    f"{path}:{i + 1}: a marker must be alone on its line, exactly "
+                    f"'{BEGIN}' or '{END}' after the indentation; got {stripped!r}"
+                )
             continue
-        indent = line[:len(line) - len(line.lstrip())]
+        indent = line[: len(line) - len(line.lstrip())]
         if stripped == BEGIN:
             if open_at is not None:
-                raise ReleaseError(f"{path}:{i + 1}: '{BEGIN}' inside the region opened at line "
-                                   f"{open_at + 1}; regions do not nest (close it with '{END}' first)")
+                raise ReleaseError(
+                    f"{path}:{i + 1}: '{BEGIN}' inside the region opened at line "
+                    f"{open_at + 1}; regions do not nest (close it with '{END}' first)"
+                )
             open_at = i
             continue
         if open_at is None:
             raise ReleaseError(f"{path}:{i + 1}: '{END}' without a '{BEGIN}' before it")
-        begin_indent = lines[open_at][:len(lines[open_at]) - len(lines[open_at].lstrip())]
+        begin_indent = lines[open_at][: len(lines[open_at]) - len(lines[open_at].lstrip())]
         if indent != begin_indent:
-            raise ReleaseError(f"{path}:{i + 1}: '{END}' is indented {len(indent)} spaces but its "
-                               f"'{BEGIN}' (line {open_at + 1}) {len(begin_indent)}; indent both like the code")
+            raise ReleaseError(
+                f"{path}:{i + 1}: '{END}' is indented {len(indent)} spaces but its "
+                f"'{BEGIN}' (line {open_at + 1}) {len(begin_indent)}; indent both like the code"
+            )
         for j in range(open_at + 1, i):
             if lines[j].strip() and not lines[j].startswith(begin_indent):
-                raise ReleaseError(f"{path}:{j + 1}: line inside the region starting at line {open_at + 1} "
-                                   "is indented less than its markers; the region must be one block")
-        enclosing = [f for f in functions if f[1] < open_at + 1 <= f[2]]  # END may follow the last statement
+                raise ReleaseError(
+                    f"{path}:{j + 1}: line inside the region starting at line {open_at + 1} "
+                    "is indented less than its markers; the region must be one block"
+                )
+        enclosing = [
+            f for f in functions if f[1] < open_at + 1 <= f[2]
+        ]  # END may follow the last statement
         if not enclosing:
-            raise ReleaseError(f"{path}:{open_at + 1}: solution region outside any function; "
-                               "regions must lie inside the function the student writes")
+            raise ReleaseError(
+                f"{path}:{open_at + 1}: solution region outside any function; "
+                "regions must lie inside the function the student writes"
+            )
         qualname, _, _, doc = enclosing[-1]  # innermost
         hint_lines = []
         for j in range(open_at + 1, i):
@@ -164,19 +187,44 @@ def find_regions(source, path="<string>"):
                 break
             if not hint_lines and not s.startswith(TODO):
                 break
-            hint_lines.append(s[len(TODO):] if not hint_lines else s[3:])
+            hint_lines.append(s[len(TODO) :] if not hint_lines else s[3:])
         hint = " ".join(h.strip() for h in hint_lines).strip()
         # A forward's derivation usually sits in its backward's docstring.
-        partner = next((f[3] for f in functions if qualname.endswith("_forward")
-                        and f[0] == qualname[:-len("_forward")] + "_backward"), "")
-        refs = (DOCS_REF.findall(hint) or DOCS_REF.findall(doc) or DOCS_REF.findall(partner)
-                or DOCS_REF.findall(module_doc))
-        code = [lines[j] for j in range(open_at + 1 + len(hint_lines), i) if lines[j].strip()
-                and not lines[j].strip().startswith("#")]
+        partner = next(
+            (
+                f[3]
+                for f in functions
+                if qualname.endswith("_forward")
+                and f[0] == qualname[: -len("_forward")] + "_backward"
+            ),
+            "",
+        )
+        refs = (
+            DOCS_REF.findall(hint)
+            or DOCS_REF.findall(doc)
+            or DOCS_REF.findall(partner)
+            or DOCS_REF.findall(module_doc)
+        )
+        code = [
+            lines[j]
+            for j in range(open_at + 1 + len(hint_lines), i)
+            if lines[j].strip() and not lines[j].strip().startswith("#")
+        ]
         if not code:
-            raise ReleaseError(f"{path}:{open_at + 1}: empty solution region (no code between the markers)")
-        regions.append(Region(path, open_at, i, begin_indent, qualname, [h.strip() for h in hint_lines],
-                              refs[0] if refs else ""))
+            raise ReleaseError(
+                f"{path}:{open_at + 1}: empty solution region (no code between the markers)"
+            )
+        regions.append(
+            Region(
+                path,
+                open_at,
+                i,
+                begin_indent,
+                qualname,
+                [h.strip() for h in hint_lines],
+                refs[0] if refs else "",
+            )
+        )
         open_at = None
     if open_at is not None:
         raise ReleaseError(f"{path}:{open_at + 1}: '{BEGIN}' is never closed with '{END}'")
@@ -194,9 +242,12 @@ def stub_source(source, path="<string>"):
     lines = source.splitlines()
     out, pos = [], 0
     for r in regions:
-        out.extend(lines[pos:r.begin])
+        out.extend(lines[pos : r.begin])
         # The hint keeps the instructor's line breaks.
-        out.extend(f"{r.indent}# TODO: {h}" if k == 0 else f"{r.indent}#   {h}" for k, h in enumerate(r.hint_lines))
+        out.extend(
+            f"{r.indent}# TODO: {h}" if k == 0 else f"{r.indent}#   {h}"
+            for k, h in enumerate(r.hint_lines)
+        )
         out.append(f"{r.indent}raise NotImplementedError({r.message!r})")
         pos = r.end + 1
     out.extend(lines[pos:])
@@ -204,8 +255,10 @@ def stub_source(source, path="<string>"):
     try:
         ast.parse(new, filename=path)
     except SyntaxError as exc:  # e.g. a region that was the only statement after a decorator
-        raise ReleaseError(f"{path}: the student version does not parse ({exc.msg}, line {exc.lineno}); "
-                           "check the markers around that line") from exc
+        raise ReleaseError(
+            f"{path}: the student version does not parse ({exc.msg}, line {exc.lineno}); "
+            "check the markers around that line"
+        ) from exc
     return new, regions
 
 
@@ -235,7 +288,7 @@ def _validate(name):
 _current = "numpy"
 '''
 
-STUDENT_CONFTEST = '''
+STUDENT_CONFTEST = """
 
 # ---- student edition (added by `captionrnn release`) --------------------------------------------
 # Tests that compare with the Numba backend are skipped: it is not part of the student edition.
@@ -250,7 +303,7 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0,
                            "Skipped: needs the Numba backend, which is not part of the student edition")
-'''
+"""
 
 README = """\
 # captionrnn: student edition
@@ -305,8 +358,10 @@ class ReleaseReport:
         by_file = {}
         for r in self.regions:
             by_file.setdefault(r.path, []).append(r.function)
-        lines = [f"student edition written to {self.out}",
-                 f"  {len(self.regions)} solution regions stubbed in {len(by_file)} files:"]
+        lines = [
+            f"student edition written to {self.out}",
+            f"  {len(self.regions)} solution regions stubbed in {len(by_file)} files:",
+        ]
         for path, funcs in by_file.items():
             names = list(dict.fromkeys(funcs))
             lines.append(f"    {path}: " + ", ".join(names))
@@ -318,6 +373,7 @@ class ReleaseReport:
 def source_tree():
     """(package directory, project root or None): where the reference being released lives."""
     import captionrnn
+
     pkg = Path(captionrnn.__file__).resolve().parent
     root = pkg.parent
     has_project = (root / "setup.cfg").is_file() or (root / "pyproject.toml").is_file()
@@ -331,6 +387,7 @@ def _excluded(rel):
 
 def _check_no_kernel_imports(path, source):
     """The student edition has no kernels.py, so no module may import it at import time."""
+
     def visit(node):
         for sub in ast.iter_child_nodes(node):
             if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -341,8 +398,10 @@ def _check_no_kernel_imports(path, source):
             elif isinstance(sub, ast.ImportFrom):
                 names = [f"{sub.module}.{a.name}" for a in sub.names] + [sub.module or ""]
             if any(n == "captionrnn.kernels" or n.split(".")[0] == "numba" for n in names):
-                raise ReleaseError(f"{path}:{sub.lineno}: imports the Numba kernels at import time; the student "
-                                   "edition has no kernels.py. Import them inside the `if use_numba():` branch")
+                raise ReleaseError(
+                    f"{path}:{sub.lineno}: imports the Numba kernels at import time; the student "
+                    "edition has no kernels.py. Import them inside the `if use_numba():` branch"
+                )
             visit(sub)
 
     visit(ast.parse(source, filename=str(path)))
@@ -351,7 +410,9 @@ def _check_no_kernel_imports(path, source):
 def _copy_package(pkg, dest, report):
     for src in sorted(pkg.rglob("*")):
         rel = src.relative_to(pkg)
-        if _excluded(rel) or any(part in ("__pycache__", ".ipynb_checkpoints") for part in rel.parts):
+        if _excluded(rel) or any(
+            part in ("__pycache__", ".ipynb_checkpoints") for part in rel.parts
+        ):
             continue
         if src.suffix in (".pyc", ".pyo", ".so"):
             continue
@@ -368,8 +429,10 @@ def _copy_package(pkg, dest, report):
             if rel.as_posix() == "backend.py":
                 for name in ("def _validate(", "_current =", "BACKENDS ="):
                     if name not in text:
-                        raise ReleaseError(f"{display}: expected `{name}` there to switch the student edition "
-                                           "to the numpy backend; update BACKEND_PATCH in grading/release.py")
+                        raise ReleaseError(
+                            f"{display}: expected `{name}` there to switch the student edition "
+                            "to the numpy backend; update BACKEND_PATCH in grading/release.py"
+                        )
                 text = text.rstrip("\n") + "\n" + BACKEND_PATCH
             _check_no_kernel_imports(display, text)
             target.write_text(text, encoding="utf-8")
@@ -380,12 +443,17 @@ def _copy_package(pkg, dest, report):
 
 def _student_setup_cfg(text):
     """setup.cfg without numba in install_requires (the student edition has no kernels)."""
-    return "\n".join(line for line in text.splitlines()
-                     if not re.match(r"\s+numba\b", line)).rstrip("\n") + "\n"
+    return (
+        "\n".join(line for line in text.splitlines() if not re.match(r"\s+numba\b", line)).rstrip(
+            "\n"
+        )
+        + "\n"
+    )
 
 
 def _clear_notebook(src, dest):
     import nbformat
+
     nb = nbformat.read(str(src), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -401,7 +469,9 @@ def _order(regions):
     by_file = {}
     for r in regions:
         by_file.setdefault(r.path, []).append(r.function)
-    files = sorted(by_file, key=lambda p: (order.index(Path(p).name) if Path(p).name in order else 99, p))
+    files = sorted(
+        by_file, key=lambda p: (order.index(Path(p).name) if Path(p).name in order else 99, p)
+    )
     lines = []
     for i, path in enumerate(files, 1):
         names = ", ".join(f"`{n}`" for n in dict.fromkeys(by_file[path]))
@@ -422,11 +492,19 @@ def check_imports(out, timeout=300):
     """)
     env = {k: v for k, v in os.environ.items() if k != "CAPTIONRNN_BACKEND"}
     env["PYTHONPATH"] = str(out)
-    proc = subprocess.run([sys.executable, "-c", code, str(Path(out).resolve())], cwd=str(out), env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(Path(out).resolve())],
+        cwd=str(out),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
-        raise ReleaseError("the student edition does not import cleanly (is a stubbed function called at "
-                           f"import time?):\n{proc.stderr[-3000:]}")
+        raise ReleaseError(
+            "the student edition does not import cleanly (is a stubbed function called at "
+            f"import time?):\n{proc.stderr[-3000:]}"
+        )
 
 
 def release(out, force=False, check=True):
@@ -441,9 +519,16 @@ def release(out, force=False, check=True):
         raise ReleaseError(f"{out} exists and is not a folder")
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise ReleaseError(f"{out} is not empty; choose an empty folder or pass --force to replace its contents")
-        if out.resolve() in (pkg.resolve(), *(p for p in [root] if p)) or pkg.resolve().is_relative_to(out.resolve()):
-            raise ReleaseError(f"refusing to overwrite {out}: it holds the reference code being released")
+            raise ReleaseError(
+                f"{out} is not empty; choose an empty folder or pass --force to replace its contents"
+            )
+        if out.resolve() in (
+            pkg.resolve(),
+            *(p for p in [root] if p),
+        ) or pkg.resolve().is_relative_to(out.resolve()):
+            raise ReleaseError(
+                f"refusing to overwrite {out}: it holds the reference code being released"
+            )
         for child in out.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     out.mkdir(parents=True, exist_ok=True)
@@ -451,34 +536,57 @@ def release(out, force=False, check=True):
     _copy_package(pkg, out / "captionrnn", report)
 
     if root is None:
-        report.notes.append("no project folder next to the package (installed, not a checkout): "
-                            "tests, docs, notebooks and setup files were not copied")
+        report.notes.append(
+            "no project folder next to the package (installed, not a checkout): "
+            "tests, docs, notebooks and setup files were not copied"
+        )
     else:
         for name in ("pyproject.toml", "setup.cfg", "LICENSE", ".gitignore"):
             if (root / name).is_file():
                 text = (root / name).read_text(encoding="utf-8")
-                (out / name).write_text(_student_setup_cfg(text) if name == "setup.cfg" else text,
-                                        encoding="utf-8")
+                (out / name).write_text(
+                    _student_setup_cfg(text) if name == "setup.cfg" else text, encoding="utf-8"
+                )
         if (root / "docs").is_dir():
             shutil.copytree(root / "docs", out / "docs", ignore=IGNORE)
         else:
             report.notes.append("no docs/ folder to copy")
         tests = root / "tests"
         if tests.is_dir():
-            shutil.copytree(tests, out / "tests", ignore=shutil.ignore_patterns(
-                "__pycache__", "*.pyc", ".pytest_cache", ".hypothesis", *EXCLUDE_TESTS))
-            ignore = sorted(p.name for p in (out / "tests").glob("test_*.py")
-                            if re.search(r"captionrnn\.kernels|from captionrnn import kernels|^import numba",
-                                         p.read_text(encoding="utf-8"), re.M))
+            shutil.copytree(
+                tests,
+                out / "tests",
+                ignore=shutil.ignore_patterns(
+                    "__pycache__", "*.pyc", ".pytest_cache", ".hypothesis", *EXCLUDE_TESTS
+                ),
+            )
+            ignore = sorted(
+                p.name
+                for p in (out / "tests").glob("test_*.py")
+                if re.search(
+                    r"captionrnn\.kernels|from captionrnn import kernels|^import numba",
+                    p.read_text(encoding="utf-8"),
+                    re.M,
+                )
+            )
             conftest = out / "tests" / "conftest.py"
-            head = conftest.read_text(encoding="utf-8") if conftest.is_file() else '"""Shared fixtures."""\n'
+            head = (
+                conftest.read_text(encoding="utf-8")
+                if conftest.is_file()
+                else '"""Shared fixtures."""\n'
+            )
             if not re.search(r"^import pytest$", head, re.M):
                 head = "import pytest\n" + head
-            conftest.write_text(head.rstrip("\n") + "\n" + STUDENT_CONFTEST.format(ignore=ignore),
-                                encoding="utf-8")
+            conftest.write_text(
+                head.rstrip("\n") + "\n" + STUDENT_CONFTEST.format(ignore=ignore), encoding="utf-8"
+            )
         else:
             report.notes.append("no tests/ folder to copy")
-        notebooks = sorted((root / "assignments").glob("*.ipynb")) if (root / "assignments").is_dir() else []
+        notebooks = (
+            sorted((root / "assignments").glob("*.ipynb"))
+            if (root / "assignments").is_dir()
+            else []
+        )
         if notebooks:
             (out / "assignments").mkdir(exist_ok=True)
             for nb in notebooks:
