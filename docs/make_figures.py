@@ -173,10 +173,10 @@ def rnn_unrolled():
         # what enters the box from the left: h_{t-1} forward, dprev_h backward
         xl = cx - bw / 2
         if k == 0:
-            _arrow(ax, [(0.3, yf), (xl, yf)], FWD)
-            _label(ax, 0.3, yf + 0.45, "$h_{-1}$ = h0", color=FWD, ha="left", size=10)
-            _arrow(ax, [(xl, yb), (0.3, yb)], BWD)
-            _label(ax, 0.3, yb - 0.45, "dh0", color=BWD, ha="left", mono=True, size=8.5)
+            _arrow(ax, [(-0.2, yf), (xl, yf)], FWD)
+            _label(ax, -0.2, yf + 0.45, "$h_{-1}$ = h0", color=FWD, ha="left", size=10)
+            _arrow(ax, [(xl, yb), (-0.2, yb)], BWD)
+            _label(ax, -0.2, yb - 0.45, "dh0", color=BWD, ha="left", mono=True, size=8.5)
         else:
             xe = xl - 1.4  # end of the ellipsis before this box
             _label(ax, xe - 0.3, (yf + yb) / 2, r"$\cdots$", size=14)
@@ -432,10 +432,67 @@ def attention_flow():
     return fig
 
 
+# --------------------------------------------------------------------------------------------------
+# (d) the additive form of the scores (Bahdanau et al. 2015), for comparison with (c)
+# --------------------------------------------------------------------------------------------------
+
+
+def additive_attention():
+    fig, ax = _canvas((-0.6, 18.9), (-1.3, 5.5))
+    ya, yq, ym, bh = 3.4, 0.6, 2.0, 1.1
+
+    _label(ax, 8.6, 5.05, r"$e_k = w^\top \tanh(A_k W_a + h_{t-1} W_h)$", size=12)
+    _label(ax, 0.0, ya + 0.4, r"$A_k$", color=FWD, ha="left", size=11)
+    _label(ax, 0.0, ya - 0.4, "(N, K, H)", ha="left", size=9)
+    _arrow(ax, [(0.0, ya), (2.0, ya)], FWD)
+    _box(ax, 3.3, ya, 2.6, bh, "")
+    _label(ax, 3.3, ya + 0.22, r"$A_k W_a$")
+    _label(ax, 3.3, ya - 0.25, "(N, K, H)", size=8.5)
+    _label(ax, 0.0, yq + 0.4, r"$h_{t-1}$", color=FWD, ha="left", size=11)
+    _label(ax, 0.0, yq - 0.4, "(N, H)", ha="left", size=9)
+    _arrow(ax, [(0.0, yq), (2.0, yq)], FWD)
+    _box(ax, 3.3, yq, 2.6, bh, "")
+    _label(ax, 3.3, yq + 0.22, r"$h_{t-1} W_h$")
+    _label(ax, 3.3, yq - 0.25, "(N, H)", size=8.5)
+    _node(ax, 5.6, ym, "+")
+    _arrow(ax, [(4.6, ya), (5.6, ya), (5.6, ym + 0.22)], FWD)
+    _arrow(ax, [(4.6, yq), (5.6, yq), (5.6, ym - 0.22)], FWD)
+    _label(ax, 5.25, ym, "broadcast over $k$", size=8.5, ha="right")
+    _arrow(ax, [(5.82, ym), (6.5, ym)], FWD)
+    _box(ax, 7.3, ym, 1.6, bh, "")
+    _label(ax, 7.3, ym + 0.22, r"$\tanh$")
+    _label(ax, 7.3, ym - 0.25, "(N, K, H)", size=8.5)
+    _arrow(ax, [(8.1, ym), (8.5, ym)], FWD)
+    _box(ax, 9.7, ym, 2.4, bh, "")
+    _label(ax, 9.7, ym + 0.22, r"$w^\top(\cdot)$,  $w$ (H,)")
+    _label(ax, 9.7, ym - 0.25, "$e$ (N, K)", size=8.5)
+    _arrow(ax, [(10.9, ym), (11.3, ym)], FWD)
+    _box(ax, 12.5, ym, 2.4, bh, "")
+    _label(ax, 12.5, ym + 0.22, r"$\mathrm{softmax}$ over $k$", size=9.5)
+    _label(ax, 12.5, ym - 0.25, "weights (N, K)", size=8.5)
+    _arrow(ax, [(13.7, ym), (14.1, ym)], FWD)
+    _box(ax, 16.2, ym, 4.2, bh, "")
+    _label(ax, 16.2, ym + 0.22, r"$\mathrm{attn} = {\sum}_k\, \mathrm{weights}_k\, A_k$")
+    _label(ax, 16.2, ym - 0.25, "attn (N, H), into the gates", size=8.5)
+    _arrow(ax, [(1.4, ya), (1.4, 4.4), (16.2, 4.4), (16.2, ym + bh / 2)], FWD)
+    _label(ax, 12.0, 4.65, r"values $A_k$", size=9, color=FWD)
+    _label(
+        ax,
+        0.0,
+        -0.9,
+        r"additive attention at step $t$: a small tanh layer scores each cell, in place of the"
+        r" scaled dot product $h_{t-1} \cdot A_k / \sqrt{H}$",
+        size=9,
+        ha="left",
+    )
+    return fig
+
+
 FIGURE_FUNCS = {
     "rnn_unrolled": (rnn_unrolled, "Backpropagation through time in a vanilla RNN"),
     "lstm_cell": (lstm_cell, "LSTM cell: the two paths into c"),
     "attention_flow": (attention_flow, "Dot-product spatial attention at step t"),
+    "attention_additive": (additive_attention, "Additive attention scores at step t"),
 }
 
 
@@ -444,7 +501,8 @@ def make_figures(out=FIGURES, png=False):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    with plt.rc_context(RC):
+    # Matplotlib's defaults first, so a user's matplotlibrc cannot change the bytes.
+    with plt.style.context("default"), plt.rc_context(RC):
         for name, (draw, title) in FIGURE_FUNCS.items():
             fig = draw()
             path = out / f"{name}.svg"
