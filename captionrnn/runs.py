@@ -62,9 +62,11 @@ def atomic_write(path, mode="wb", encoding=None):
             os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write names no file: name it
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     _fsync_dir(directory)
 

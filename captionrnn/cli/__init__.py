@@ -70,6 +70,7 @@ def _describe(exc):
             errno.ENOTDIR: "a path component is a file, not a folder; fix the path",
             errno.EISDIR: "a folder where a file is expected; give a file path",
             errno.ENOENT: "no such file or folder; check the path",
+            errno.EEXIST: "a file is in the way where a folder is needed; fix the path",
         }.get(exc.errno, "check the path")
         return f"{where}{': ' if where else ''}{exc.strerror}; {hint}"
     return str(exc) or type(exc).__name__

@@ -66,10 +66,34 @@ def about(option, value, error):
     return message if str(value) in message else f"{option} {value}: {message}"
 
 
+def decode_spec(text):
+    """argparse type of --decode: the syntax is checked here (:func:`captionrnn.decoding.parse_decode_spec`),
+    value ranges (top_p in (0, 1], ...) when decoding starts (:func:`decode_error`)."""
+    from captionrnn.decoding import parse_decode_spec
+
+    try:
+        parse_decode_spec(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+_DECODE_WORDS = ("top_p", "top_k", "temperature", "beam", "length_penalty", "decoding")
+
+
+def decode_error(spec, error):
+    """A ValueError raised while captioning: a usage error naming --decode when it is about the
+    decoder's options, else a data error."""
+    if any(w in str(error) for w in _DECODE_WORDS):
+        return UsageError(about("--decode", spec, error))
+    return CLIError(str(error))
+
+
 # ------------------------------------------------------------------------------------ output paths
-def output_dir(path, option="--out"):
-    """``path`` as a folder to write into, created if missing; a :class:`UsageError` if it is a file or
-    cannot be created (a read-only or full disk: :class:`CLIError`)."""
+def output_dir(path, option="--out", create=True):
+    """``path`` as a folder to write into, created if missing (unless ``create`` is false: then only
+    checked); a :class:`UsageError` if it or a parent is a file, a :class:`CLIError` if it cannot be
+    created or written (a read-only or full disk)."""
     path = Path(path)
     for p in (path, *path.parents):
         if p.exists() and not p.is_dir():
@@ -79,6 +103,8 @@ def output_dir(path, option="--out"):
             )
         if p.exists():
             break
+    if not create:
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -163,7 +189,7 @@ def load_model(checkpoint, option="--checkpoint"):
         )
     if not path.is_file():
         raise CLIError(
-            f"{option} {path}: checkpoint not found; train one with `captionrnn train` "
+            f"{option}: checkpoint {path} not found; train one with `captionrnn train` "
             "(it prints where it writes model.npz)"
         )
     try:
@@ -209,7 +235,7 @@ def show_samples(model, data, split, image_idxs, path, title, decode="greedy", s
             seed=seed,
         )
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        raise decode_error(decode, e) from None
     for text, i in zip(generated, image_idxs):
         print(f"[image {int(i)}]")
         print(f"  generated: {text}")

@@ -2,7 +2,14 @@
 
 import json
 
-from captionrnn.cli._common import UsageError, add_data_arg, positive_int, seed_int
+from captionrnn.cli._common import (
+    UsageError,
+    add_data_arg,
+    decode_error,
+    decode_spec,
+    positive_int,
+    seed_int,
+)
 
 
 def register(sub):
@@ -12,6 +19,7 @@ def register(sub):
     p.add_argument(
         "--decode",
         default="greedy",
+        type=decode_spec,
         help="greedy | beam:K | topk:K | topp:P | temp:T (combine sampling options with commas, "
         "e.g. topp:0.9,temp:0.7; default: %(default)s)",
     )
@@ -72,8 +80,8 @@ def run(args):
             seed=args.seed,
             progress=True,
         )
-    except ValueError as e:  # a bad --decode
-        raise UsageError(str(e)) from None
+    except ValueError as e:
+        raise decode_error(args.decode, e) from None
     print(
         f"{model.cell_type} model, {args.decode} decoding, {len(hyps)} {args.split} images of {spec}:\n"
     )

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from captionrnn.cli._common import UsageError, add_data_arg, positive_int, seed_int
+from captionrnn.cli._common import UsageError, add_data_arg, decode_spec, positive_int, seed_int
 
 
 def register(sub):
@@ -24,6 +24,7 @@ def register(sub):
     p.add_argument(
         "--decode",
         default="greedy",
+        type=decode_spec,
         help="greedy | beam:K | topk:K | topp:P | temp:T (default: %(default)s)",
     )
     p.add_argument(

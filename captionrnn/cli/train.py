@@ -135,8 +135,9 @@ def run(args):
         if args.data == "shapes"
         else ("coco" if args.data == "coco" else Path(args.data).name)
     )
+    out = output_dir(args.out or Path("runs") / f"{name}-{args.cell}", create=False)
     data = load_data(args.data)  # validated before anything is written
-    out = output_dir(args.out or Path("runs") / f"{name}-{args.cell}")
+    out = output_dir(out)
     # One training per folder at a time: a second one would mix its epochs and summary with ours.
     with RunLock(out):
         clean_stale_tmp(out)  # .*.tmp files a killed save left behind
