@@ -117,7 +117,11 @@ def test_evaluate_prints_table_and_json(trained, tmp_path, capsys, decode):
 
 def fails(capsys, argv, code, pattern):
     """main(argv) returns ``code`` with one stderr line matching ``pattern``; returns that line."""
-    assert main(argv) == code
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's usage errors
+        rc = e.code
+    assert rc == code
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert re.search(pattern, err), err

@@ -89,7 +89,9 @@ def main(argv=None):
     from captionrnn.cli._common import CLIError
     from captionrnn.runs import RunFolderBusy
 
-    prog = f"captionrnn {args.command}"
+    prog = " ".join(
+        ["captionrnn", args.command] + ([args.dataset] if getattr(args, "dataset", None) else [])
+    )
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -119,8 +119,8 @@ def output_dir(path, option="--out", create=True):
 def output_file(path, option="--out", suffix=None):
     """``path`` as a file to write: a :class:`UsageError` if it is a folder (or its parent is a file);
     the parent folder is created. ``suffix`` (e.g. '.png') is required at the end of the name."""
-    path = Path(path)
-    if path.is_dir() or str(path).endswith(os.sep):
+    raw, path = str(path), Path(path)
+    if path.is_dir() or raw.endswith(("/", os.sep)):
         raise UsageError(
             f"{option} {path} is a folder; give a file name, e.g. {path / ('out' + (suffix or ''))}"
         )

@@ -93,7 +93,7 @@ def validate_captions(captions, word_to_idx, name="captions", source="(in memory
     if empty.size:
         _fail(
             source,
-            f"{name} row {int(empty[0])} (and {empty.size - 1} more) is empty (no word between "
+            f"{name} row {int(empty[0])} is empty ({empty.size} empty row(s): no word between "
             f"{START} and {END}), which would be an empty reference caption; drop such captions",
         )
 
@@ -152,11 +152,15 @@ def check_same_vocabulary(model_word_to_idx, data_word_to_idx, model_name, data_
         return
     by_model = {int(i): w for w, i in model_word_to_idx.items()}
     by_data = {int(i): w for w, i in data_word_to_idx.items()}
+
+    def word(table, i):
+        return repr(table[i]) if i in table else "absent"
+
     for i in range(max(len(by_model), len(by_data), max(by_model, default=0) + 1)):
         if by_model.get(i) != by_data.get(i):
             raise DataValidationError(
                 f"the vocabulary of {model_name} differs from that of dataset {data_name}: index {i} "
-                f"is {by_model.get(i)!r} in the checkpoint but {by_data.get(i)!r} in the data "
+                f"is {word(by_model, i)} in the checkpoint but {word(by_data, i)} in the data "
                 f"({len(by_model)} vs {len(by_data)} words); pass the --data the model was trained on"
             )
     raise DataValidationError(
