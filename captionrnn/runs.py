@@ -1,13 +1,14 @@
 """Safe writes into output folders: one file mode, atomic replacement, a lock per run folder.
 
-- :func:`file_mode`: the mode every output gets, ``0o666`` minus the umask (what ``open(path, 'w')``
-  gives), so checkpoints written through :func:`tempfile.mkstemp` (0600) match the PNGs and JSON files
+- :func:`file_mode`: the mode every output gets, ``0o666`` minus the umask (what
+  ``open(path, 'w')`` gives), so checkpoints written through :func:`tempfile.mkstemp` (0600) match
+  the PNGs and JSON files
 - :func:`atomic_write`: write a file under a temporary name in the same folder, fsync it, give it
   :func:`file_mode` and rename it over the destination; an error (a full disk, a killed process)
   leaves the previous file untouched and removes the temporary
 - :func:`write_text`, :func:`write_hdf5`: the two kinds of output files built on it; HDF5 files are
-  assembled in memory and written as plain bytes, so a full disk is an ``OSError`` from Python, never
-  an HDF5 library failure half-way through a dataset
+  assembled in memory and written as plain bytes, so a full disk is an ``OSError`` from Python,
+  never an HDF5 library failure half-way through a dataset
 - :class:`RunLock`: an exclusive ``fcntl`` lock on ``<folder>/.lock`` while a training writes the
   folder; a second run into the same folder fails at once with :class:`RunFolderBusy`
 - :func:`clean_stale_tmp`: remove the ``.NAME.*.tmp`` files a killed save left behind
@@ -48,9 +49,10 @@ def _fsync_dir(directory):
 def atomic_write(path, mode="wb", encoding=None):
     """Context manager yielding a file object open on a temporary file next to ``path``.
 
-    On a clean exit the data are flushed and fsync'ed, the file gets :func:`file_mode` and is renamed
-    to ``path`` (atomic on POSIX); on any exception the temporary file is removed and ``path`` is left
-    as it was. The temporary name is ``.<name>.<random>.tmp`` (what :func:`clean_stale_tmp` removes).
+    On a clean exit the data are flushed and fsync'ed, the file gets :func:`file_mode` and is
+    renamed to ``path`` (atomic on POSIX); on any exception the temporary file is removed and
+    ``path`` is left as it was. The temporary name is ``.<name>.<random>.tmp`` (what
+    :func:`clean_stale_tmp` removes).
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -82,8 +84,8 @@ def write_hdf5(path, datasets):
     """Atomically write an HDF5 file holding ``datasets`` (dict name -> array) to ``path``.
 
     The file is built in memory (h5py's ``core`` driver without a backing store) and its bytes are
-    written with :func:`atomic_write`: a full disk raises ``OSError`` and leaves no half-written file
-    (writing through h5py onto a full disk can crash the interpreter while it closes the file).
+    written with :func:`atomic_write`: a full disk raises ``OSError`` and leaves no half-written
+    file (writing through h5py onto a full disk can crash the interpreter while it closes the file).
     """
     import h5py
 

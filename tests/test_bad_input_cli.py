@@ -1,10 +1,10 @@
 """Every bad input a careless user can give the command line ends in one clear line (issue 14).
 
-A table of bad command lines over every command. Each row runs ``captionrnn.cli.main`` in-process and
-asserts: the exit code (2 for usage errors, 1 for data and file errors), exactly one line on stderr,
-matching the row's pattern (the argument or file named, what was expected), no traceback, and that
-nothing changed on disk outside the case's own output folder. The data are tiny folders written by
-:func:`captionrnn.data.write_dataset` (a few images, 8-d features), so the whole table runs in seconds.
+A table of bad command lines over every command. Each row runs ``captionrnn.cli.main`` in-process
+and asserts: the exit code (2 for usage errors, 1 for data and file errors), exactly one line on
+stderr, matching the row's pattern (the argument or file named, what was expected), no traceback,
+and that nothing changed on disk outside the case's own output folder. The data are tiny folders written by
+:func:`captionrnn.data.write_dataset` (a few images, 8-d features), so the table runs in seconds.
 
 Full-disk cases run the command in a child process with ``RLIMIT_FSIZE`` (writes past the limit
 fail with EFBIG, as on a full disk, and this works as root, where read-only folders do not); they
@@ -370,10 +370,10 @@ def world(tmp_path_factory):
     return root
 
 
-# ------------------------------------------------------------------------------------------ the table
-# (id, argv, exit code, pattern the single stderr line must match). Placeholders: {W} the world folder,
-# {O} the case's own output folder (missing at start), {F} a regular file, {RO} a path under a regular
-# file (ENOTDIR: a folder nobody, not even root, can write into).
+# ------------------------------------------------------------------------------------- the table
+# (id, argv, exit code, pattern the single stderr line must match). Placeholders: {W} the world
+# folder, {O} the case's own output folder (missing at start), {F} a regular file, {RO} a path under
+# a regular file (ENOTDIR: a folder nobody, not even root, can write into).
 GOOD, MODEL, ATT = "{W}/good", "{W}/run/model.npz", "{W}/att/model.npz"
 T = ["train", "--data", GOOD, "--quiet", "--no-metrics", "--hidden-dim", "8", "--wordvec-dim", "8"]
 S = ["sample", "--checkpoint", MODEL]
@@ -386,7 +386,7 @@ USAGE, DATA = 2, 1
 
 
 def _arg_cases():
-    """Argument values out of range, of the wrong type or missing: argparse usage errors (exit 2)."""
+    """Argument values out of range, of the wrong type or missing: usage errors (exit 2)."""
     int_pos = {
         "train": ["--hidden-dim", "--wordvec-dim", "--epochs", "--batch-size", "--max-train"],
         "sample": ["--n"],
@@ -505,7 +505,7 @@ def _arg_cases():
 
 
 def _data_cases():
-    """Broken dataset folders (exit 1, naming the file or key), for train and for evaluate/sample."""
+    """Broken dataset folders (exit 1, naming the file or key), for train, evaluate and sample."""
     cases = []
     for name, (_, pattern) in BROKEN.items():
         cases.append(
@@ -913,7 +913,7 @@ def test_bad_input_is_one_clear_line(case, world, tmp_path, monkeypatch):
     assert not stray, f"{name} wrote outside its output folder: {stray}"
 
 
-# ------------------------------------------------------------------------ writes: lock, modes, paths
+# --------------------------------------------------------------------- writes: lock, modes, paths
 def test_a_second_training_into_a_locked_folder_is_refused(world, tmp_path):
     out = tmp_path / "run"
     out.mkdir()

@@ -123,8 +123,9 @@ def test_float64_model_round_trip(tmp_path):
 
 
 def test_sigkill_during_save_keeps_the_old_file_and_the_next_start_cleans_up(tmp_path):
-    """A child saves a large checkpoint over and over; SIGKILL lands mid-save. The file on disk is the
-    old one or a new one, never a partial one, and :func:`clean_stale_tmp` removes the temporary."""
+    """A child saves a large checkpoint over and over; SIGKILL lands mid-save. The file on disk is
+    the old one or a new one, never a partial one, and :func:`clean_stale_tmp` removes the
+    temporary."""
     import signal
     import subprocess
     import sys

@@ -2,12 +2,13 @@
 
 The one error path of the command line (see :func:`captionrnn.cli.main`):
 
-- argument values are checked by the argparse types below (:func:`positive_int`, :func:`nonneg_float`,
-  ...), so a bad value is a usage error (exit 2) naming the option, what it expects and what it got
+- argument values are checked by the argparse types below (:func:`positive_int`,
+  :func:`nonneg_float`, ...), so a bad value is a usage error (exit 2) naming the option, what it
+  expects and what it got
 - a command raises :class:`UsageError` (exit 2) for a bad combination of arguments and
   :class:`CLIError` (exit 1) for a file or data problem; ``main`` prints either as one line
-- output paths go through :func:`output_dir` / :func:`output_file`, which refuse a file where a folder is
-  expected and the other way round before anything is computed
+- output paths go through :func:`output_dir` / :func:`output_file`, which refuse a file where a
+  folder is expected and the other way round before anything is computed
 """
 
 import argparse
@@ -67,8 +68,9 @@ def about(option, value, error):
 
 
 def decode_spec(text):
-    """argparse type of --decode: the syntax is checked here (:func:`captionrnn.decoding.parse_decode_spec`),
-    value ranges (top_p in (0, 1], ...) when decoding starts (:func:`decode_error`)."""
+    """argparse type of --decode: the syntax is checked here
+    (:func:`captionrnn.decoding.parse_decode_spec`, which also checks value ranges such as top_p
+    in (0, 1]); what only decoding can find is reported by :func:`decode_error`."""
     from captionrnn.decoding import parse_decode_spec
 
     try:
@@ -111,14 +113,16 @@ def output_dir(path, option="--out", create=True):
         raise CLIError(f"{option} {path}: cannot create the folder ({e.strerror})") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise CLIError(
-            f"{option} {path}: the folder is not writable; choose another folder or fix its permissions"
+            f"{option} {path}: the folder is not writable; choose another folder or fix its "
+            "permissions"
         )
     return path
 
 
 def output_file(path, option="--out", suffix=None):
-    """``path`` as a file to write: a :class:`UsageError` if it is a folder (or its parent is a file);
-    the parent folder is created. ``suffix`` (e.g. '.png') is required at the end of the name."""
+    """``path`` as a file to write: a :class:`UsageError` if it is a folder (or its parent is a
+    file); the parent folder is created. ``suffix`` (e.g. '.png') is required at the end of the
+    name."""
     raw, path = str(path), Path(path)
     if path.is_dir() or raw.endswith(("/", os.sep)):
         raise UsageError(
@@ -178,7 +182,7 @@ def data_spec_for(checkpoint, data_arg):
 
 
 def load_model(checkpoint, option="--checkpoint"):
-    """The CaptioningRNN saved at ``checkpoint``; :class:`CLIError` if it is missing or not a model."""
+    """The CaptioningRNN saved at ``checkpoint``; :class:`CLIError` if missing or not a model."""
     from captionrnn.checkpoint import CheckpointError
     from captionrnn.model import CaptioningRNN
 
@@ -199,8 +203,8 @@ def load_model(checkpoint, option="--checkpoint"):
 
 
 def load_data(spec, model=None, checkpoint=None):
-    """The dataset ``spec`` names (validated by the loader); with ``model``, its vocabulary must equal the
-    data's word by word (:func:`captionrnn.data.validate.check_same_vocabulary`)."""
+    """The dataset ``spec`` names (validated by the loader); with ``model``, its vocabulary must
+    equal the data's word by word (:func:`captionrnn.data.validate.check_same_vocabulary`)."""
     from captionrnn.data import load_dataset
     from captionrnn.data.validate import check_same_vocabulary
 

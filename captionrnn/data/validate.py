@@ -1,15 +1,15 @@
 """One set of checks for every captioning dataset, run once where the data enter: the loaders.
 
-:func:`validate_dataset` checks the dict :func:`captionrnn.data.load_coco_data` returns (COCO, Flickr8k,
-shapes and any folder in the layout), so the training and scoring code can trust it:
+:func:`validate_dataset` checks the dict :func:`captionrnn.data.load_coco_data` returns (COCO,
+Flickr8k, shapes and any folder in the layout), so the training and scoring code can trust it:
 
 - vocabulary: ``idx_to_word`` a list of distinct str, ``word_to_idx`` a dict str -> int, the same
   length and each the inverse of the other, holding ``<NULL>``, ``<START>`` and ``<END>``
 - captions ``{split}_captions``: integer (N, T+1) with T+1 >= 2, every index in [0, V), and no empty
   caption (nothing between ``<START>`` and ``<END>``: it would be an empty reference when scoring)
 - ``{split}_image_idxs``: integer (N,), each a row of the split's features
-- features ``{split}_features``: floating (Nimg, D), finite; ``{split}_spatial_features`` (Nimg, C, h, w)
-  with the same Nimg
+- features ``{split}_features``: floating (Nimg, D), finite; ``{split}_spatial_features``
+  (Nimg, C, h, w) with the same Nimg
 
 :func:`check_same_vocabulary` compares a checkpoint's vocabulary with the data's word by word: the
 same size with other indices would give word salad and silently wrong scores.
@@ -55,7 +55,8 @@ def validate_vocabulary(idx_to_word, word_to_idx, source="(in memory)"):
         if word_to_idx.get(word) != i:
             _fail(
                 source,
-                f"idx_to_word[{i}] = {word!r} but word_to_idx[{word!r}] = {word_to_idx.get(word)!r}; "
+                f"idx_to_word[{i}] = {word!r} but word_to_idx[{word!r}] = "
+                f"{word_to_idx.get(word)!r}; "
                 "they must be each other's inverse",
             )
     missing = [t for t in REQUIRED_TOKENS if t not in word_to_idx]
@@ -159,9 +160,11 @@ def check_same_vocabulary(model_word_to_idx, data_word_to_idx, model_name, data_
     for i in range(max(len(by_model), len(by_data), max(by_model, default=0) + 1)):
         if by_model.get(i) != by_data.get(i):
             raise DataValidationError(
-                f"the vocabulary of {model_name} differs from that of dataset {data_name}: index {i} "
+                f"the vocabulary of {model_name} differs from that of dataset {data_name}: "
+                f"index {i} "
                 f"is {word(by_model, i)} in the checkpoint but {word(by_data, i)} in the data "
-                f"({len(by_model)} vs {len(by_data)} words); pass the --data the model was trained on"
+                f"({len(by_model)} vs {len(by_data)} words); pass the --data the model was "
+                "trained on"
             )
     raise DataValidationError(
         f"the vocabulary of {model_name} differs from that of dataset {data_name}; "
