@@ -1,10 +1,11 @@
 """Every bad input a careless user can give the command line ends in one clear line (issue 14).
 
-A table of bad command lines over every command. Each row runs ``captionrnn.cli.main`` in-process
-and asserts: the exit code (2 for usage errors, 1 for data and file errors), exactly one line on
-stderr, matching the row's pattern (the argument or file named, what was expected), no traceback,
-and that nothing changed on disk outside the case's own output folder. The data are tiny folders written by
-:func:`captionrnn.data.write_dataset` (a few images, 8-d features), so the table runs in seconds.
+A table of bad command lines over every command. Each row runs ``captionrnn.cli.main``
+in-process and asserts: the exit code (2 for usage errors, 1 for data and file errors), exactly
+one line on stderr, matching the row's pattern (the argument or file named, what was expected), no
+traceback, and that nothing changed on disk outside the case's own output folder. The data are tiny
+folders written by :func:`captionrnn.data.write_dataset` (a few images, 8-d features), so the table
+runs in seconds.
 
 Full-disk cases run the command in a child process with ``RLIMIT_FSIZE`` (writes past the limit
 fail with EFBIG, as on a full disk, and this works as root, where read-only folders do not); they
