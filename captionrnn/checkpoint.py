@@ -14,12 +14,13 @@ File layout (a plain NumPy ``.npz``; ``np.load(path, allow_pickle=False)`` reads
 The ``arrays`` manifest lets :func:`load_checkpoint` detect a file whose entries are missing or
 do not match what was written. Writes go to a temporary file in the destination directory, are
 flushed and fsync'ed, then renamed over the destination with ``os.replace`` (atomic on POSIX and
-Windows), so a crash mid-save leaves the previous file untouched and no partial file behind.
+Windows), so a crash mid-save leaves the previous file untouched and no partial file at ``path``
+(:func:`captionrnn.runs.atomic_write`). A SIGKILL mid-save can leave a ``.NAME.*.tmp`` file, which
+the next training into the folder removes (:func:`captionrnn.runs.clean_stale_tmp`). Checkpoints
+get the same mode as every other output: ``0o666`` minus the umask.
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -70,28 +71,11 @@ def save_checkpoint(path, arrays, metadata):
     }
     clean[METADATA_KEY] = np.array(json.dumps(header))
 
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, clean)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    from captionrnn.runs import atomic_write
+
+    # A temporary file next to ``path``, fsync'ed, given the umask's mode and renamed over it.
+    with atomic_write(path, "wb") as f:
+        _write_npz(f, clean)
     return path
 
 

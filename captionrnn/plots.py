@@ -19,10 +19,15 @@ def _pyplot():
 
 
 def _save(fig, path):
+    from captionrnn.runs import atomic_write  # a full disk leaves the previous PNG intact
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        _pyplot().close(fig)
     return path
 
 

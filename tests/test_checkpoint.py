@@ -120,3 +120,38 @@ def test_float64_model_round_trip(tmp_path):
     model = small_model("gru", np.float64)
     loaded = CaptioningRNN.load(model.save(tmp_path / "m64.npz"))
     assert loaded.dtype == np.float64 and loaded.params["bh"].dtype == np.float64
+
+
+def test_sigkill_during_save_keeps_the_old_file_and_the_next_start_cleans_up(tmp_path):
+    """A child saves a large checkpoint over and over; SIGKILL lands mid-save. The file on disk is
+    the old one or a new one, never a partial one, and :func:`clean_stale_tmp` removes the
+    temporary."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from captionrnn.runs import clean_stale_tmp, file_mode
+
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, {"w": np.zeros(10)}, {"n": -1})
+    code = (
+        "import sys, numpy as np\n"
+        "from captionrnn.checkpoint import save_checkpoint\n"
+        "w = np.random.default_rng(0).standard_normal(4_000_000)\n"
+        "print('ready', flush=True)\n"
+        "for n in range(10**6):\n"
+        f"    save_checkpoint({str(path)!r}, {{'w': w}}, {{'n': n}})\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".ckpt.npz.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.01)  # wait until a save is under way
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    arrays, meta = load_checkpoint(path)  # old or complete, never partial
+    assert meta["n"] == -1 or arrays["w"].shape == (4_000_000,)
+    removed = clean_stale_tmp(tmp_path)
+    assert not list(tmp_path.glob(".*.tmp")) and all(p.suffix == ".tmp" for p in removed)
+    assert path.stat().st_mode & 0o777 == file_mode()  # not mkstemp's 0600

@@ -146,10 +146,13 @@ def test_attend_clear_errors(tiny, tmp_path, capsys):
         ]
     )
     assert rc == 1 and "no test split" in capsys.readouterr().err
-    rc = main(
-        ["attend", "--checkpoint", str(tiny["model"]), "--data", str(tiny["data"]), "--n", "0"]
-    )
-    assert rc == 1 and "--n must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # a usage error, from argparse: exit 2, one line
+        main(
+            ["attend", "--checkpoint", str(tiny["model"]), "--data", str(tiny["data"]), "--n", "0"]
+        )
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "argument --n: expected an integer >= 1, got '0'" in err
 
 
 def test_sampled_maps_of_the_trained_model(tiny):

@@ -1,6 +1,7 @@
 """`captionrnn train`, `sample` and `evaluate` end to end on a tiny shapes dataset."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -114,19 +115,44 @@ def test_evaluate_prints_table_and_json(trained, tmp_path, capsys, decode):
     assert result["decode"] == decode and len(result["captions"]) == 12
 
 
+def fails(capsys, argv, code, pattern):
+    """main(argv) returns ``code`` with one stderr line matching ``pattern``; returns that line."""
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's usage errors
+        rc = e.code
+    assert rc == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert re.search(pattern, err), err
+    return err
+
+
 def test_bad_inputs_are_clear_errors(tmp_path, trained, capsys):
-    with pytest.raises(SystemExit, match="not 'shapes', 'coco' or an existing folder"):
-        main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")] + TINY)
-    with pytest.raises(SystemExit, match="checkpoint .* not found"):
-        main(["sample", "--checkpoint", str(tmp_path / "missing.npz")])
-    with pytest.raises(SystemExit, match="beam"):
-        main(["evaluate", "--checkpoint", str(trained / "model.npz"), "--decode", "beam:0"])
+    fails(
+        capsys,
+        ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")] + TINY,
+        1,
+        "not 'shapes', 'coco' or an existing folder",
+    )
+    assert not (tmp_path / "o").exists()  # nothing written before the data are checked
+    fails(capsys, ["sample", "--checkpoint", str(tmp_path / "missing.npz")], 1, "not found")
+    fails(
+        capsys,
+        ["evaluate", "--checkpoint", str(trained / "model.npz"), "--decode", "beam:0"],
+        2,
+        "beam",
+    )
 
 
-def test_coco_data_missing_names_the_download_script(tmp_path, monkeypatch):
+def test_coco_data_missing_names_the_download_script(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CAPTIONRNN_COCO_DIR", str(tmp_path / "coco"))
-    with pytest.raises(SystemExit, match="get_coco_captioning.sh"):
-        main(["train", "--data", "coco", "--out", str(tmp_path / "o")] + TINY)
+    fails(
+        capsys,
+        ["train", "--data", "coco", "--out", str(tmp_path / "o")] + TINY,
+        1,
+        "get_coco_captioning.sh",
+    )
 
 
 def test_per_epoch_metrics_choose_the_kept_parameters(trained):
@@ -163,24 +189,26 @@ def test_train_every_cell(tiny_shapes, tmp_path, cell, capsys):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow that makes the loss NaN
 def test_divergence_is_reported_as_an_error(tiny_shapes, tmp_path, capsys):
     # Adam moves every weight by about lr per step: 1e38 overflows float32 and the loss becomes NaN.
-    with pytest.raises(SystemExit, match="iteration .* lower learning rate"):
-        main(
-            [
-                "train",
-                "--data",
-                str(tiny_shapes),
-                "--epochs",
-                "3",
-                "--lr",
-                "1e38",
-                "--grad-clip",
-                "0",
-                "--no-metrics",
-                "--out",
-                str(tmp_path),
-            ]
-            + TINY
-        )
+    fails(
+        capsys,
+        [
+            "train",
+            "--data",
+            str(tiny_shapes),
+            "--epochs",
+            "3",
+            "--lr",
+            "1e38",
+            "--grad-clip",
+            "0",
+            "--no-metrics",
+            "--out",
+            str(tmp_path),
+        ]
+        + TINY,
+        1,
+        "iteration .* lower learning rate",
+    )
 
 
 @pytest.mark.parametrize("command", ["sample", "evaluate"])

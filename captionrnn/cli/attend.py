@@ -9,10 +9,9 @@ the image, then one panel per generated word with the 4 x 4 map it was written u
 (:func:`captionrnn.plots.attention_strip`). Prints the captions and the files written.
 """
 
-import sys
 from pathlib import Path
 
-from captionrnn.cli._common import add_data_arg
+from captionrnn.cli._common import CLIError, add_data_arg, positive_int
 
 
 def register(subparsers):
@@ -28,7 +27,9 @@ def register(subparsers):
         metavar="FILE",
         help="model.npz from `captionrnn train --cell attention` (or one of its checkpoints/epoch_XXX.npz)",
     )
-    p.add_argument("--n", type=int, default=4, help="number of images (default: %(default)s)")
+    p.add_argument(
+        "--n", type=positive_int, default=4, help="number of images (default: %(default)s)"
+    )
     p.add_argument(
         "--out",
         default=None,
@@ -44,7 +45,7 @@ def register(subparsers):
     )
     p.add_argument(
         "--max-length",
-        type=int,
+        type=positive_int,
         default=16,
         help="words per caption at most (default: %(default)s)",
     )
@@ -52,28 +53,20 @@ def register(subparsers):
 
 
 def _fail(message):
-    print(f"captionrnn attend: error: {message}", file=sys.stderr)
-    return 1
+    raise CLIError(message)  # printed as one line by captionrnn.cli.main
 
 
 def run(args):
     import numpy as np
 
-    from captionrnn.cli._common import data_spec_for, load_data, load_model
+    from captionrnn.cli._common import data_spec_for, load_data, load_model, output_dir
     from captionrnn.data import split_images
     from captionrnn.evaluation import split_features, split_references
     from captionrnn.plots import attention_strip
 
-    if args.n < 1:
-        return _fail(f"--n must be at least 1, got {args.n}")
-    if args.max_length < 1:
-        return _fail(f"--max-length must be at least 1, got {args.max_length}")
-    try:
-        model = load_model(args.checkpoint)
-    except SystemExit as e:
-        return _fail(str(e).removeprefix("error: "))
-    except Exception as e:  # a corrupt or foreign file: say which one and why
-        return _fail(f"cannot load {args.checkpoint}: {e}")
+    if args.out is not None:
+        output_dir(args.out)  # refuse a file before any work
+    model = load_model(args.checkpoint)
     if not model.has_attention:
         return _fail(
             f"{args.checkpoint} holds a cell_type={model.cell_type!r} model, which has no attention maps; "
@@ -82,10 +75,7 @@ def run(args):
         )
 
     spec = data_spec_for(args.checkpoint, args.data)
-    try:
-        data = load_data(spec, model)
-    except SystemExit as e:
-        return _fail(str(e).removeprefix("error: "))
+    data = load_data(spec, model, args.checkpoint)
     if f"{args.split}_captions" not in data:
         return _fail(f"dataset {spec!r} has no {args.split} split")
     try:
@@ -107,7 +97,7 @@ def run(args):
     images = split_images(data, args.split, idxs)
     refs = split_references(data, args.split)
     idx_to_word = model.idx_to_word
-    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "attention"
+    out = output_dir(args.out or Path(args.checkpoint).resolve().parent / "attention")
     written = []
     for k, i in enumerate(idxs):
         # The steps actually taken have a map (zeros after <END>); <END> is kept, its map shows where the

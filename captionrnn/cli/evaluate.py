@@ -1,9 +1,15 @@
 """`captionrnn evaluate`: BLEU-1..4, CIDEr-D and ROUGE-L of a trained model on a split, with any decoder."""
 
 import json
-from pathlib import Path
 
-from captionrnn.cli._common import add_data_arg
+from captionrnn.cli._common import (
+    UsageError,
+    add_data_arg,
+    decode_error,
+    decode_spec,
+    positive_int,
+    seed_int,
+)
 
 
 def register(sub):
@@ -13,20 +19,24 @@ def register(sub):
     p.add_argument(
         "--decode",
         default="greedy",
+        type=decode_spec,
         help="greedy | beam:K | topk:K | topp:P | temp:T (combine sampling options with commas, "
         "e.g. topp:0.9,temp:0.7; default: %(default)s)",
     )
     p.add_argument(
-        "--max-images", type=int, default=None, help="score a seeded subset of this many images"
+        "--max-images",
+        type=positive_int,
+        default=None,
+        help="score a seeded subset of this many images",
     )
     p.add_argument(
         "--max-length",
-        type=int,
+        type=positive_int,
         default=30,
         help="longest caption generated (default: %(default)s)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="subset and sampling seed (default: %(default)s)"
+        "--seed", type=seed_int, default=0, help="subset and sampling seed (default: %(default)s)"
     )
     p.add_argument(
         "--json", default=None, metavar="FILE", help="also write the metrics (and captions) as JSON"
@@ -49,14 +59,16 @@ def format_table(rows, columns):
 
 
 def run(args):
-    from captionrnn.cli._common import data_spec_for, load_data, load_model
+    from captionrnn.cli._common import data_spec_for, load_data, load_model, output_file
     from captionrnn.evaluation import evaluate_model
+    from captionrnn.runs import write_text
 
+    json_path = output_file(args.json, "--json", suffix=".json") if args.json else None
     model = load_model(args.checkpoint)
     spec = data_spec_for(args.checkpoint, args.data)
-    data = load_data(spec, model)
+    data = load_data(spec, model, args.checkpoint)
     if f"{args.split}_captions" not in data:
-        raise SystemExit(f"error: dataset {spec!r} has no {args.split} split")
+        raise UsageError(f"--split {args.split}: dataset {spec!r} has no {args.split} split")
     try:
         metrics, hyps, refs = evaluate_model(
             model,
@@ -69,7 +81,7 @@ def run(args):
             progress=True,
         )
     except ValueError as e:
-        raise SystemExit(f"error: {e}")
+        raise decode_error(args.decode, e) from None
     print(
         f"{model.cell_type} model, {args.decode} decoding, {len(hyps)} {args.split} images of {spec}:\n"
     )
@@ -85,6 +97,6 @@ def run(args):
             "metrics": metrics,
             "captions": {str(k): {"generated": v, "references": refs[k]} for k, v in hyps.items()},
         }
-        Path(args.json).write_text(json.dumps(out, indent=2))
+        write_text(json_path, json.dumps(out, indent=2))
         print(f"wrote {args.json}")
     return 0

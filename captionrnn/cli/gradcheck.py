@@ -342,6 +342,8 @@ def _run(args):
 
 
 def register(subparsers):
+    from captionrnn.cli._common import seed_int
+
     p = subparsers.add_parser(
         "gradcheck",
         help="finite-difference check of every layer's backward pass",
@@ -355,5 +357,7 @@ def register(subparsers):
         default="both",
         help="which backend(s) to check (default: both)",
     )
-    p.add_argument("--seed", type=int, default=231, help="seed of the random inputs (default: 231)")
+    p.add_argument(
+        "--seed", type=seed_int, default=231, help="seed of the random inputs (default: 231)"
+    )
     p.set_defaults(func=_run)

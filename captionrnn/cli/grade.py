@@ -60,6 +60,8 @@ def _run(args):
 
 
 def register(subparsers):
+    from captionrnn.cli._common import nonneg_int, positive_float
+
     p = subparsers.add_parser(
         "grade",
         help="grade a submission (a filled-in student edition) and write Gradescope's results.json",
@@ -81,21 +83,21 @@ def register(subparsers):
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=30.0,
         metavar="SECONDS",
         help="time limit of each test (default: 30)",
     )
     p.add_argument(
         "--total-timeout",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="time limit of the whole run (default: max(120, 60 x --timeout))",
     )
     p.add_argument(
         "--output-limit",
-        type=int,
+        type=nonneg_int,
         default=2000,
         metavar="CHARS",
         help="characters of a test's printed output kept in the results (default: 2000)",

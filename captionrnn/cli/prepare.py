@@ -4,7 +4,9 @@ captionrnn prepare flickr8k --captions Flickr8k.token.txt --splits DIR --feature
 captionrnn prepare shapes [--out DIR] [--num-train 3000] [--seed 0]
 """
 
-import sys
+from pathlib import Path
+
+from captionrnn.cli._common import CLIError, nonneg_int, positive_int, seed_int
 
 
 def register(subparsers):
@@ -39,12 +41,12 @@ def register(subparsers):
     )
     f8k.add_argument(
         "--min-count",
-        type=int,
+        type=positive_int,
         default=5,
         help="training-caption count below which a word becomes <UNK> (default: 5)",
     )
     f8k.add_argument(
-        "--max-length", type=int, default=16, help="words kept per caption (default: 16)"
+        "--max-length", type=positive_int, default=16, help="words kept per caption (default: 16)"
     )
     f8k.set_defaults(func=_flickr8k)
 
@@ -59,10 +61,10 @@ def register(subparsers):
         help="output folder (default: the cache, $CAPTIONRNN_DATA or "
         "~/.cache/captionrnn/shapes-...)",
     )
-    shp.add_argument("--num-train", type=int, default=3000)
-    shp.add_argument("--num-val", type=int, default=500)
-    shp.add_argument("--num-test", type=int, default=500)
-    shp.add_argument("--seed", type=int, default=0)
+    shp.add_argument("--num-train", type=positive_int, default=3000)
+    shp.add_argument("--num-val", type=positive_int, default=500)
+    shp.add_argument("--num-test", type=nonneg_int, default=500)
+    shp.add_argument("--seed", type=seed_int, default=0)
     shp.add_argument(
         "--probe",
         action="store_true",
@@ -72,28 +74,36 @@ def register(subparsers):
 
 
 def _flickr8k(args):
+    from captionrnn.cli._common import input_file, output_dir
     from captionrnn.data.flickr8k import prepare_flickr8k
 
-    try:
-        prepare_flickr8k(
-            args.captions,
-            args.splits,
-            args.features,
-            args.out,
-            images=args.images,
-            min_count=args.min_count,
-            max_length=args.max_length,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        print(f"captionrnn prepare flickr8k: error: {e}", file=sys.stderr)
-        return 1
+    input_file(args.captions, "--captions", "captions file (Flickr8k.token.txt)")
+    input_file(args.features, "--features", "feature file (.npz or .h5)")
+    for option, path in (("--splits", args.splits), ("--images", args.images)):
+        if path is not None and not Path(path).is_dir():
+            raise CLIError(f"{option} {path}: not a folder; give the folder itself")
+    output_dir(args.out)
+    # Errors (a bad file, a full disk) are one line from captionrnn.cli.main; the folder is written
+    # file by file atomically, so earlier files stay intact.
+    prepare_flickr8k(
+        args.captions,
+        args.splits,
+        args.features,
+        args.out,
+        images=args.images,
+        min_count=args.min_count,
+        max_length=args.max_length,
+    )
     return 0
 
 
 def _shapes(args):
+    from captionrnn.cli._common import output_dir
     from captionrnn.data.coco import load_coco_data
     from captionrnn.data.shapes import build_shapes, probe_accuracy
 
+    if args.out is not None:
+        output_dir(args.out)  # refuse a file (or an unwritable folder) before generating anything
     out = build_shapes(args.out, args.num_train, args.num_val, args.num_test, seed=args.seed)
     if args.probe:
         import json

@@ -1,8 +1,9 @@
 """`captionrnn sample`: caption validation images with a trained model; print them and draw a gallery."""
 
+import os
 from pathlib import Path
 
-from captionrnn.cli._common import add_data_arg
+from captionrnn.cli._common import UsageError, add_data_arg, decode_spec, positive_int, seed_int
 
 
 def register(sub):
@@ -14,19 +15,27 @@ def register(sub):
         required=True,
         help="model.npz written by `captionrnn train` (or a checkpoints/epoch_XXX.npz)",
     )
-    p.add_argument("--n", type=int, default=8, help="number of images (default: %(default)s)")
+    p.add_argument(
+        "--n", type=positive_int, default=8, help="number of images (default: %(default)s)"
+    )
     p.add_argument(
         "--split", default="val", choices=["train", "val", "test"], help="default: %(default)s"
     )
     p.add_argument(
         "--decode",
         default="greedy",
+        type=decode_spec,
         help="greedy | beam:K | topk:K | topp:P | temp:T (default: %(default)s)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="chooses the images and seeds sampling decoders"
+        "--seed", type=seed_int, default=0, help="chooses the images and seeds sampling decoders"
     )
-    p.add_argument("--out", default=None, help="gallery PNG path (default: next to the checkpoint)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="gallery PNG path, or a folder to write samples_<split>.png into "
+        "(default: next to the checkpoint)",
+    )
     add_data_arg(p)
     p.set_defaults(func=run)
 
@@ -34,21 +43,31 @@ def register(sub):
 def run(args):
     import numpy as np
 
-    from captionrnn.cli._common import data_spec_for, load_data, load_model, show_samples
+    from captionrnn.cli._common import (
+        data_spec_for,
+        load_data,
+        load_model,
+        output_dir,
+        output_file,
+        show_samples,
+    )
     from captionrnn.evaluation import split_references
 
-    if args.n < 1:
-        raise SystemExit(f"error: --n must be at least 1, got {args.n}")
+    default_name = f"samples_{args.split}.png"
+    if args.out is None:
+        out = Path(args.checkpoint).with_name(default_name)
+    elif Path(args.out).is_dir() or args.out.endswith(("/", os.sep)) or not Path(args.out).suffix:
+        out = output_dir(args.out) / default_name  # a folder: the gallery goes inside it
+    else:
+        out = output_file(args.out, suffix=".png")
     model = load_model(args.checkpoint)
-    data = load_data(data_spec_for(args.checkpoint, args.data), model)
+    spec = data_spec_for(args.checkpoint, args.data)
+    data = load_data(spec, model, args.checkpoint)
     if f"{args.split}_captions" not in data:
-        raise SystemExit(f"error: this dataset has no {args.split} split")
+        raise UsageError(f"--split {args.split}: dataset {spec!r} has no {args.split} split")
     images = np.array(sorted(split_references(data, args.split)))
     shown = np.sort(
         np.random.default_rng(args.seed).choice(images, min(args.n, len(images)), replace=False)
-    )
-    out = (
-        Path(args.out) if args.out else Path(args.checkpoint).with_name(f"samples_{args.split}.png")
     )
     path = show_samples(
         model,

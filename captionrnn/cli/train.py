@@ -4,7 +4,14 @@ import json
 import time
 from pathlib import Path
 
-from captionrnn.cli._common import RUN_FILE
+from captionrnn.cli._common import (
+    RUN_FILE,
+    UsageError,
+    nonneg_float,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 
 DEFAULTS = dict(
     data="shapes",
@@ -43,36 +50,54 @@ def register(sub):
         help="recurrent cell (default: lstm)",
     )
     p.add_argument(
-        "--hidden-dim", type=int, default=DEFAULTS["hidden_dim"], help="H (default: %(default)s)"
+        "--hidden-dim",
+        type=positive_int,
+        default=DEFAULTS["hidden_dim"],
+        help="H (default: %(default)s)",
     )
     p.add_argument(
-        "--wordvec-dim", type=int, default=DEFAULTS["wordvec_dim"], help="W (default: %(default)s)"
+        "--wordvec-dim",
+        type=positive_int,
+        default=DEFAULTS["wordvec_dim"],
+        help="W (default: %(default)s)",
     )
     p.add_argument(
-        "--epochs", type=int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)"
+        "--epochs",
+        type=positive_int,
+        default=DEFAULTS["epochs"],
+        help="epochs (default: %(default)s)",
     )
     p.add_argument(
-        "--batch-size", type=int, default=DEFAULTS["batch_size"], help="default: %(default)s"
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULTS["batch_size"],
+        help="default: %(default)s",
     )
     p.add_argument(
-        "--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate (default: %(default)s)"
+        "--lr",
+        type=positive_float,
+        default=DEFAULTS["lr"],
+        help="Adam learning rate (default: %(default)s)",
     )
     p.add_argument(
         "--lr-decay",
-        type=float,
+        type=positive_float,
         default=DEFAULTS["lr_decay"],
         help="per epoch (default: %(default)s)",
     )
     p.add_argument(
         "--grad-clip",
-        type=float,
+        type=nonneg_float,
         default=DEFAULTS["grad_clip"],
         help="global gradient-norm clip, 0 for none (default: %(default)s)",
     )
     p.add_argument(
-        "--max-train", type=int, default=None, help="use at most this many training captions"
+        "--max-train",
+        type=positive_int,
+        default=None,
+        help="use at most this many training captions",
     )
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="default: %(default)s")
+    p.add_argument("--seed", type=seed_int, default=DEFAULTS["seed"], help="default: %(default)s")
     p.add_argument("--out", default=None, help="output folder (default: runs/<data>-<cell>)")
     p.add_argument(
         "--resume",
@@ -97,9 +122,32 @@ def register(sub):
 
 
 def run(args):
+    from captionrnn.cli._common import input_file, load_data, output_dir
+    from captionrnn.runs import RunLock, clean_stale_tmp
+
+    if args.best_by != "val_loss" and not args.metrics:
+        raise UsageError(f"--best-by {args.best_by} needs the per-epoch metrics; drop --no-metrics")
+    if args.resume is not None:
+        input_file(args.resume, "--resume", "checkpoint")
+    start = time.perf_counter()
+    name = (
+        "shapes"
+        if args.data == "shapes"
+        else ("coco" if args.data == "coco" else Path(args.data).name)
+    )
+    out = output_dir(args.out or Path("runs") / f"{name}-{args.cell}", create=False)
+    data = load_data(args.data)  # validated before anything is written
+    out = output_dir(out)
+    # One training per folder at a time: a second one would mix its epochs and summary with ours.
+    with RunLock(out):
+        clean_stale_tmp(out)  # .*.tmp files a killed save left behind
+        return _train(args, data, out, name, start)
+
+
+def _train(args, data, out, name, start):
     import numpy as np
 
-    from captionrnn.cli._common import load_data, show_samples
+    from captionrnn.cli._common import CLIError, UsageError, show_samples
     from captionrnn.evaluation import (
         caption_metrics,
         evaluate_model,
@@ -108,19 +156,10 @@ def run(args):
     )
     from captionrnn.model import CaptioningRNN
     from captionrnn.plots import plot_loss
+    from captionrnn.runs import write_text
     from captionrnn.solver import CaptioningSolver, TrainingDivergedError
 
-    start = time.perf_counter()
-    name = (
-        "shapes"
-        if args.data == "shapes"
-        else ("coco" if args.data == "coco" else Path(args.data).name)
-    )
-    out = Path(args.out or Path("runs") / f"{name}-{args.cell}")
-    out.mkdir(parents=True, exist_ok=True)
     print(f"captionrnn train: {args.cell} on {args.data}; writing to {out.resolve()}")
-
-    data = load_data(args.data)
     if args.max_train is not None:
         keep = np.random.default_rng(args.seed).permutation(len(data["train_captions"]))[
             : args.max_train
@@ -130,7 +169,7 @@ def run(args):
     try:
         features = split_features(args.cell, data, "train")
     except ValueError as e:
-        raise SystemExit(f"error: --cell {args.cell}: {e}")
+        raise UsageError(f"--cell {args.cell}: {e}") from None
     model = CaptioningRNN(
         data["word_to_idx"],
         input_dim=features.shape[1],
@@ -145,8 +184,16 @@ def run(args):
         f"words, features {features.shape[1:]}"
     )
     print(f"model: {model!r}")
-    (out / RUN_FILE).write_text(
-        json.dumps({"data": args.data, "args": vars(args) | {"func": None}}, indent=2, default=str)
+    # Paths are stored absolute, so `sample` and `evaluate` find the data from any folder.
+    data_spec = args.data if args.data in ("shapes", "coco") else str(Path(args.data).resolve())
+    recorded = {k: v for k, v in vars(args).items() if not k.startswith("_")} | {
+        "func": None,
+        "data": data_spec,
+        "out": str(out.resolve()),
+        "resume": str(Path(args.resume).resolve()) if args.resume else None,
+    }
+    write_text(
+        out / RUN_FILE, json.dumps({"data": data_spec, "args": recorded}, indent=2, default=str)
     )
 
     solver = CaptioningSolver(
@@ -166,14 +213,10 @@ def run(args):
         eval_fn=caption_metrics() if args.metrics else None,
         best_by=args.best_by,
     )
-    if args.best_by != "val_loss" and not args.metrics:
-        raise SystemExit(
-            f"error: --best-by {args.best_by} needs the per-epoch metrics; drop --no-metrics"
-        )
     try:
         solver.train()
     except TrainingDivergedError as e:
-        raise SystemExit(f"error: {e}")
+        raise CLIError(str(e)) from None
     train_time = time.perf_counter() - start
 
     model_path = model.save(out / "model.npz")
@@ -222,7 +265,7 @@ def run(args):
             "\nvalidation metrics (greedy, up to 500 images): "
             + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items())
         )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
     print(f"\ntrained in {train_time:.0f} s; wrote:")
     for path in (model_path, loss_png, gallery_png, out / "checkpoints", out / "summary.json"):
         if path is not None:

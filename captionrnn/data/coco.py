@@ -185,6 +185,9 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None, 
             f"({type(e).__name__}: {e})"
         ) from e
 
+    from captionrnn.data.validate import validate_dataset
+
+    validate_dataset(data, str(base))  # the one check every dataset passes (captionrnn.data.validate)
     for split in splits:
         data[f"{split}_urls"] = _read_urls(base / urls_file(split))
         n_img = data[f"{split}_features"].shape[0]
@@ -283,7 +286,8 @@ def write_dataset(out_dir, splits, vocab, info=None, pca_dim=512):
 
     Returns the output folder as a Path.
     """
-    h5py = _h5py()
+    from captionrnn.runs import write_hdf5, write_text  # atomic: a full disk leaves no half file
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if "train" not in splits or "val" not in splits:
@@ -300,38 +304,32 @@ def write_dataset(out_dir, splits, vocab, info=None, pca_dim=512):
     if any("pca_features" not in s for s in splits.values()):
         projection = _pca(np.asarray(splits["train"]["features"], dtype=np.float64), pca_dim)
 
-    with h5py.File(out / CAPTIONS_FILE, "w") as f:
-        for name, s in splits.items():
-            f.create_dataset(f"{name}_captions", data=np.asarray(s["captions"], dtype=np.int32))
-            f.create_dataset(f"{name}_image_idxs", data=np.asarray(s["image_idxs"], dtype=np.int32))
+    caps = {}
+    for name, s in splits.items():
+        caps[f"{name}_captions"] = np.asarray(s["captions"], dtype=np.int32)
+        caps[f"{name}_image_idxs"] = np.asarray(s["image_idxs"], dtype=np.int32)
+    write_hdf5(out / CAPTIONS_FILE, caps)
     for name, s in splits.items():
         feats = np.asarray(s["features"], dtype=np.float32)
         if len(s["urls"]) != feats.shape[0]:
             raise ValueError(
                 f"split {name!r}: {len(s['urls'])} urls for {feats.shape[0]} feature rows"
             )
-        with h5py.File(out / features_file(name, False), "w") as f:
-            f.create_dataset("features", data=feats)
+        write_hdf5(out / features_file(name, False), {"features": feats})
         if "pca_features" in s:
             pca = np.asarray(s["pca_features"], dtype=np.float32)
         else:
             mean, comps = projection
             pca = ((feats - mean) @ comps).astype(np.float32)
-        with h5py.File(out / features_file(name, True), "w") as f:
-            f.create_dataset("features", data=pca)
+        write_hdf5(out / features_file(name, True), {"features": pca})
         if s.get("spatial") is not None:
-            with h5py.File(out / spatial_file(name), "w") as f:
-                f.create_dataset("features", data=np.asarray(s["spatial"], dtype=np.float32))
-        with open(out / urls_file(name), "w", encoding="utf-8") as f:
-            f.writelines(f"{u}\n" for u in s["urls"])
-    with open(out / VOCAB_FILE, "w", encoding="utf-8") as f:
-        json.dump(
-            {"idx_to_word": list(vocab["idx_to_word"]), "word_to_idx": dict(vocab["word_to_idx"])},
-            f,
-        )
+            spatial = np.asarray(s["spatial"], dtype=np.float32)
+            write_hdf5(out / spatial_file(name), {"features": spatial})
+        write_text(out / urls_file(name), "".join(f"{u}\n" for u in s["urls"]))
+    vocab = {"idx_to_word": list(vocab["idx_to_word"]), "word_to_idx": dict(vocab["word_to_idx"])}
+    write_text(out / VOCAB_FILE, json.dumps(vocab))
     if info is not None:
-        with open(out / MANIFEST_FILE, "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=2)
+        write_text(out / MANIFEST_FILE, json.dumps(info, indent=2))
     return out
 
 

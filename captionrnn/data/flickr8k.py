@@ -11,13 +11,16 @@ Inputs are the standard text release and a feature file you computed with any CN
 Images without a feature vector are dropped (and counted); the vocabulary is built from training captions only.
 """
 
+import os
+import shutil
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from captionrnn.data.coco import write_dataset
-from captionrnn.data.vocab import build_vocab, encode_captions
+from captionrnn.data.vocab import build_vocab, encode_captions, tokenize
 
 SPLIT_FILES = {
     "train": "Flickr_8k.trainImages.txt",
@@ -96,7 +99,14 @@ def read_features(path):
             raise
         raise ValueError(f"cannot read feature file {path}: {e}") from e
 
+    for key, value in arrays.items():
+        if key != "image_names" and not np.issubdtype(np.asarray(value).dtype, np.number):
+            raise ValueError(
+                f"{path}: {key!r} has dtype {np.asarray(value).dtype}; feature vectors must be numbers"
+            )
     if "image_names" in arrays and "features" in arrays:
+        if np.asarray(arrays["image_names"]).ndim != 1:
+            raise ValueError(f"{path}: 'image_names' must be a 1-D array of file names")
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in arrays["image_names"]]
         feats = np.asarray(arrays["features"])
         if feats.ndim != 2 or feats.shape[0] != len(names):
@@ -108,13 +118,51 @@ def read_features(path):
     else:
         table = {Path(k).name if "/" in k else k: v for k, v in arrays.items()}
     dims = {np.shape(v) for v in table.values()}
+    if not table:
+        raise ValueError(f"{path} holds no feature vectors")
     if len(dims) != 1 or len(next(iter(dims))) != 1:
         raise ValueError(
             f"{path}: every feature vector must have the same shape (D,), got shapes {sorted(dims)}"
         )
     if not table:
         raise ValueError(f"{path} holds no feature vectors")
-    return {k: np.asarray(v, dtype=np.float32) for k, v in table.items()}
+    table = {k: np.asarray(v, dtype=np.float32) for k, v in table.items()}
+    bad = next((k for k, v in table.items() if not np.isfinite(v).all()), None)
+    if bad is not None:
+        raise ValueError(f"{path}: the feature vector of {bad!r} holds NaN or infinite values")
+    return table
+
+
+def drop_empty_captions(caps, source, verbose=True):
+    """Drop captions with no word left after :func:`captionrnn.data.tokenize` (an emoji-only caption
+    would encode as ``<START> <END>``, an empty reference that every loader refuses), with a warning
+    on stderr; images left without a caption are dropped too. Returns the filtered dict."""
+    kept = {n: [c for c in cs if tokenize(c)] for n, cs in caps.items()}
+    dropped = [(n, c) for n, cs in caps.items() for c in cs if not tokenize(c)]
+    if dropped and verbose:
+        n, c = dropped[0]
+        print(
+            f"warning: {source}: dropped {len(dropped)} caption(s) with no word after tokenising, "
+            f"e.g. {c!r} of {n}",
+            file=sys.stderr,
+        )
+    return {n: cs for n, cs in kept.items() if cs}
+
+
+def _write_staged(out, splits, vocab, info, pca_dim):
+    """:func:`write_dataset` into a hidden folder inside ``out``, then move each file into ``out``: a
+    failure (a full disk) leaves the files already in ``out`` as they were, not half a dataset."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".prepare-*.tmp"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    stage = out / f".prepare-{os.getpid()}.tmp"
+    try:
+        write_dataset(stage, splits, vocab, info=info, pca_dim=pca_dim)
+        for f in sorted(stage.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _lookup(table, name):
@@ -150,7 +198,7 @@ def prepare_flickr8k(
     Returns a dict with the output folder ('out'), per-split image/caption counts and the dropped counts.
     """
     say = print if verbose else (lambda *a, **k: None)
-    caps = read_captions(captions)
+    caps = drop_empty_captions(read_captions(captions), captions, verbose)
     table = read_features(features)
     images = Path(images) if images is not None else None
     if images is not None and not images.is_dir():
@@ -222,7 +270,7 @@ def prepare_flickr8k(
         "vocab_size": len(vocab["idx_to_word"]),
         "splits": report["splits"],
     }
-    write_dataset(out, splits, vocab, info=info, pca_dim=pca)
+    _write_staged(out, splits, vocab, info, pca)
     say(
         f"wrote Flickr8k ({len(vocab['idx_to_word'])} words, features {d}-d, pca {pca}-d) to {Path(out).resolve()}"
     )

@@ -467,7 +467,7 @@ def build_shapes(
     ``*_pca.h5`` its PCA to 512 (N, 512), ``*_spatial.h5`` the spatial map (N, 32, 4, 4) standardised per
     channel; all statistics come from the training images. Returns the folder as a Path.
     """
-    import h5py
+    from captionrnn.runs import write_hdf5
 
     say = print if verbose else (lambda *a, **k: None)
     sizes = {"train": num_train, "val": num_val, "test": num_test}
@@ -518,8 +518,7 @@ def build_shapes(
     }
     write_dataset(tmp, splits, vocab, info=info)
     for name, (images, annotations, _) in gen.items():
-        with h5py.File(tmp / images_file(name), "w") as f:
-            f.create_dataset("images", data=images)
+        write_hdf5(tmp / images_file(name), {"images": images})  # captionrnn.runs: no h5py crash
         with open(tmp / f"{name}2014_annotations.json", "w", encoding="utf-8") as f:
             json.dump(annotations, f)
         if write_png:
