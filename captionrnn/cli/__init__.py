@@ -13,7 +13,17 @@ import sys
 from captionrnn import __version__
 
 # The order commands are listed in `captionrnn --help`; modules not named here come after.
-ORDER = ["train", "sample", "evaluate", "attend", "gradcheck", "prepare", "release", "grade"]
+ORDER = [
+    "train",
+    "sample",
+    "evaluate",
+    "attend",
+    "gradcheck",
+    "prepare",
+    "release",
+    "grade",
+    "autograder",
+]
 
 
 def build_parser():

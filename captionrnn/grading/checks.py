@@ -96,15 +96,42 @@ def _arg(value, arrays):
 class Remote:
     """The parent's handle on the student's function server (a :class:`.sandbox.Child` factory)."""
 
+    STARTUP_FAILURES = 2  # children in a row that die before their first answer: stop trying
+
     def __init__(self, start_child, timeout):
         self.start_child, self.timeout, self.child = start_child, timeout, None
-        self.crashes = 0
+        self.crashes, self.dead_at_start = 0, 0
+        self.startup_message = ""
+
+    def _ensure_child(self, function):
+        """A live child that has answered a ping (importing the submission's package)."""
+        if self.child is not None and self.child.alive():
+            return
+        if self.child is not None:
+            self.child.kill()
+        if self.dead_at_start >= self.STARTUP_FAILURES:
+            raise Fail(
+                f"{function} not run: the submission's process dies or hangs when it starts "
+                "(when captionrnn is imported)" + self.startup_message,
+                "crashed",
+            )
+        self.child = self.start_child()
+        try:
+            self.child.call({"op": "ping"}, (), self.timeout)
+            self.dead_at_start = 0
+        except (TimeoutError, wire.WireError, OSError, ValueError):
+            self.dead_at_start += 1
+            self.crashes += 1
+            excerpt = self.child.log_excerpt(300)
+            self.startup_message = f"; the last lines it printed:\n{excerpt}" if excerpt else ""
+            raise Fail(
+                f"{function} not run: the submission's process died or hung when it started "
+                "(when captionrnn is imported)" + self.startup_message,
+                "crashed",
+            ) from None
 
     def _request(self, header, arrays, function):
-        if self.child is None or not self.child.alive():
-            if self.child is not None:
-                self.child.kill()
-            self.child = self.start_child()
+        self._ensure_child(function)
         try:
             reply, out = self.child.call(header, arrays, self.timeout)
             if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
