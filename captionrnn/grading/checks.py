@@ -97,6 +97,7 @@ class Remote:
     """The parent's handle on the student's function server (a :class:`.sandbox.Child` factory)."""
 
     STARTUP_FAILURES = 2  # children in a row that die before their first answer: stop trying
+    START_TIMEOUT = 10.0  # seconds for a new child to import NumPy and the package
 
     def __init__(self, start_child, timeout):
         self.start_child, self.timeout, self.child = start_child, timeout, None
@@ -117,7 +118,8 @@ class Remote:
             )
         self.child = self.start_child()
         try:
-            self.child.call({"op": "ping"}, (), self.timeout)
+            # Starting Python and NumPy takes a while on a loaded machine: a longer limit.
+            self.child.call({"op": "ping"}, (), max(self.timeout, self.START_TIMEOUT))
             self.dead_at_start = 0
         except (TimeoutError, wire.WireError, OSError, ValueError):
             self.dead_at_start += 1

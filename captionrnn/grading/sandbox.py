@@ -157,10 +157,14 @@ def _pids_of_uid(uid):
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    pids.append(int(entry))
-            except OSError:
+                if os.stat(f"/proc/{entry}").st_uid != uid:
+                    continue
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
                 continue
+            if state not in (b"Z", b"X"):  # a zombie is dead; its parent reaps it
+                pids.append(int(entry))
     return pids
 
 
