@@ -1,5 +1,7 @@
-"""Shared by tests/test_grading.py and tests/test_grading_attacks.py: one untouched student edition and
-its grade per test session (``captionrnn release`` takes ~10 s), and the helpers that build submissions.
+"""Shared by tests/test_grading.py and tests/test_grading_attacks.py.
+
+One untouched student edition and its grade per test session (``captionrnn release`` takes ~10 s),
+and the helpers that build submissions.
 """
 
 import atexit
@@ -14,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / "captionrnn"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def edition():
     """The untouched student edition (``captionrnn release``), built once per session."""
     from captionrnn.grading.release import release
@@ -25,7 +27,7 @@ def edition():
     return root / "edition"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def baseline():
     """The untouched edition's results (the score no dishonest submission may beat)."""
     from captionrnn.grading.grader import grade
@@ -61,7 +63,7 @@ def load(path):
     return results
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def solution_lines():
     """Lines of the reference's solution regions that the edition does not show (its hints may)."""
     shown = "\n".join(p.read_text() for p in (edition() / "captionrnn").rglob("*.py"))

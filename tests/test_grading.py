@@ -1,7 +1,7 @@
-"""`captionrnn grade`: full marks for the reference, the untouched edition's baseline, planted bugs that
-cost only the functions they break and those that depend on them, feedback a student can act on,
-submissions (folders, zips) handled safely, a whole class with a gradebook, and the Gradescope zip run
-in a simulated /autograder layout. The attacks are in tests/test_grading_attacks.py.
+"""`captionrnn grade`: full marks for the reference, the untouched edition's baseline, planted bugs
+that cost only the functions they break and those that depend on them, feedback a student can act
+on, submissions (folders, zips) handled safely, a whole class with a gradebook, and the Gradescope
+zip run in a simulated /autograder layout. The attacks are in tests/test_grading_attacks.py.
 """
 
 import json
@@ -10,11 +10,18 @@ import stat
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from grading_support import PKG, REPO, baseline, copy_edition, copy_reference, edition, is_root, load
+from grading_support import (
+    REPO,
+    baseline,
+    copy_edition,
+    copy_reference,
+    edition,
+    is_root,
+    load,
+)
 
 from captionrnn.cli import main
 from captionrnn.grading import checks, wire
@@ -29,7 +36,9 @@ def _patch(path, old, new):
 
 def _lost(results):
     """Functions that lost points."""
-    return {r["function"] for r in results["extra_data"]["functions"] if r["score"] < r["max_score"]}
+    return {
+        r["function"] for r in results["extra_data"]["functions"] if r["score"] < r["max_score"]
+    }
 
 
 def test_reference_scores_full_marks(tmp_path, capsys):
@@ -58,12 +67,12 @@ def test_reference_reproduces_cs231n_published_values():
     next_h, _ = rnn.rnn_step_forward(*checks.LAYERS["rnn_step_forward"].linspace())
     assert np.max(np.abs(next_h - checks.CS231N_NEXT_H)) < 1e-7
     for cell, ((lo, hi), loss) in checks.CS231N_LOSS.items():
-        m = model.CaptioningRNN(
-            checks.MODEL_WORDS, 20, 30, 40, cell_type=cell, dtype=np.float64
-        )
+        m = model.CaptioningRNN(checks.MODEL_WORDS, 20, 30, 40, cell_type=cell, dtype=np.float64)
         for k, v in m.params.items():
             m.params[k] = np.linspace(-1.4, 1.3, num=v.size).reshape(v.shape)
-        got, _ = m.loss(np.linspace(lo, hi, 200).reshape(10, 20), (np.arange(130) % 3).reshape(10, 13))
+        got, _ = m.loss(
+            np.linspace(lo, hi, 200).reshape(10, 20), (np.arange(130) % 3).reshape(10, 13)
+        )
         assert abs(got - loss) < 1e-9
 
 
@@ -82,7 +91,10 @@ def test_untouched_edition_scores_zero_and_says_not_implemented(tmp_path):
 @pytest.mark.parametrize(
     "bug, function",
     [
-        (("rnn.py", "    db = da.sum(axis=0)\n", "    db = 1.01 * da.sum(axis=0)\n"), "rnn_step_backward"),
+        (
+            ("rnn.py", "    db = da.sum(axis=0)\n", "    db = 1.01 * da.sum(axis=0)\n"),
+            "rnn_step_backward",
+        ),
         (
             (
                 "lstm.py",
@@ -106,14 +118,27 @@ def test_a_planted_bug_costs_its_function_and_no_more_than_its_callers(bug, func
 
 def test_feedback_names_shapes_timeouts_and_dependencies(tmp_path):
     pkg = copy_reference(tmp_path / "sub")
-    _patch(pkg / "rnn.py", "    cache = (x, prev_h, Wx, Wh, next_h)\n", "    cache = (x, prev_h, Wx, Wh, next_h)\n    next_h = next_h[:, :-1]\n")
-    _patch(pkg / "gru.py", "def gru_forward(x, h0, Wx, Wh, bx, bh):\n", "def gru_forward(x, h0, Wx, Wh, bx, bh):\n    import time\n    time.sleep(1000)\n")
-    _patch(pkg / "lstm.py", "def lstm_step_backward(dnext_h, dnext_c, cache):\n", "def lstm_step_backward(dnext_h, dnext_c, cache):\n    raise ValueError('oops')\n")
+    _patch(
+        pkg / "rnn.py",
+        "    cache = (x, prev_h, Wx, Wh, next_h)\n",
+        "    cache = (x, prev_h, Wx, Wh, next_h)\n    next_h = next_h[:, :-1]\n",
+    )
+    _patch(
+        pkg / "gru.py",
+        "def gru_forward(x, h0, Wx, Wh, bx, bh):\n",
+        "def gru_forward(x, h0, Wx, Wh, bx, bh):\n    import time\n    time.sleep(1000)\n",
+    )
+    _patch(
+        pkg / "lstm.py",
+        "def lstm_step_backward(dnext_h, dnext_c, cache):\n",
+        "def lstm_step_backward(dnext_h, dnext_c, cache):\n    raise ValueError('oops')\n",
+    )
     results = grade(tmp_path / "sub", tmp_path / "results.json", timeout=1.5)
     out = {t["name"]: t["output"] for t in results["tests"]}
-    assert "rnn_step_forward returned output 1 with shape (3, 3), expected (3, 4)" in out[
-        "rnn_step_forward: linspace inputs"
-    ]
+    assert (
+        "rnn_step_forward returned output 1 with shape (3, 3), expected (3, 4)"
+        in out["rnn_step_forward: linspace inputs"]
+    )
     assert "gru_forward did not return within 1.5 s" in out["gru_forward: random inputs"]
     assert out["lstm_backward: random inputs"].startswith(
         "lstm_backward: lstm_step_backward fails, fix it first"
@@ -125,7 +150,11 @@ def test_feedback_names_shapes_timeouts_and_dependencies(tmp_path):
 def test_a_consistent_but_wrong_pair_earns_nothing(tmp_path):
     """Forward and backward both scaled: gradient checks alone would pass it."""
     pkg = copy_reference(tmp_path / "sub")
-    _patch(pkg / "layers.py", "def affine_forward(x, w, b):\n", "def affine_forward(x, w, b):\n    w = 2 * w\n")
+    _patch(
+        pkg / "layers.py",
+        "def affine_forward(x, w, b):\n",
+        "def affine_forward(x, w, b):\n    w = 2 * w\n",
+    )
     _patch(pkg / "layers.py", "    x, w, b = cache\n", "    x, w, b = cache\n    w = 2 * w\n")
     results = grade(tmp_path / "sub", tmp_path / "results.json")
     f = {r["function"]: r for r in results["extra_data"]["functions"]}
@@ -300,7 +329,9 @@ def test_gradescope_zip_in_a_simulated_autograder_layout(tmp_path):
             import shutil
 
             shutil.copytree(src, root / "submission")
-        env = dict(os.environ, CAPTIONRNN_AUTOGRADER_ROOT=str(root), CAPTIONRNN_PYTHON=sys.executable)
+        env = dict(
+            os.environ, CAPTIONRNN_AUTOGRADER_ROOT=str(root), CAPTIONRNN_PYTHON=sys.executable
+        )
         env.pop("PYTHONPATH", None)
         proc = subprocess.run(
             ["bash", str(root / "source" / "run_autograder")],

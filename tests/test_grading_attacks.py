@@ -1,20 +1,19 @@
 """Dishonest submissions: each scores no more than the untouched student edition and leaks nothing.
 
-Every attack is the untouched student edition plus a few lines appended to ``captionrnn/__init__.py``
-(which runs when the grader's child imports the package), or with some functions replaced. The
-grader must judge only in its own process, so none of them may gain a point; the results (everything a
-student sees) must hold no reference source, no grader source, no instructor file and no secret of
-the grading process. One edition and its grade (the baseline) are shared by the session
-(tests/grading_support.py). Attacks that would hurt the test process itself when the grader cannot
-isolate the child (kill every process of the user, fork bombs) run only as root.
+Every attack is the untouched student edition plus a few lines appended to
+``captionrnn/__init__.py`` (which runs when the grader's child imports the package), or with some
+functions replaced. The grader must judge only in its own process, so none of them may gain a point;
+the results (everything a student sees) must hold no reference source, no grader source, no
+instructor file and no secret of the grading process. One edition and its grade (the baseline) are
+shared by the session (tests/grading_support.py). Attacks that would hurt the test process itself
+when the grader cannot isolate the child (kill every process of the user, fork bombs) run only as
+root.
 """
 
 import hashlib
 import json
-import os
 import secrets
 import time
-from pathlib import Path
 
 import pytest
 from grading_support import PKG, baseline, copy_edition, is_root, leaks, load
@@ -25,7 +24,7 @@ from captionrnn.grading.sandbox import UID_BASE, UID_COUNT, _pids_of_uid
 TOKEN = "I12-SECRET-" + secrets.token_hex(8)
 
 # Shared by the payloads: where a forged results file might go, and a forged full score.
-PRELUDE = r'''
+PRELUDE = r"""
 import json as _j, os as _o, sys as _s
 _FORGED = _j.dumps({"score": 81.0, "output": "forged", "tests": [
     {"name": "forged", "score": 81.0, "max_score": 81.0, "status": "passed", "output": ""}]})
@@ -46,11 +45,11 @@ def _forge():
                 f.write(_FORGED)
         except OSError:
             pass
-'''
+"""
 
 ATTACKS = {
     # The old grader's attacks, redone against the new protocol.
-    "patch_server_reply": r'''
+    "patch_server_reply": r"""
 import numpy as _np
 _m = _s.modules.get("__main__")
 if _m is not None and hasattr(_m, "reply"):
@@ -58,13 +57,13 @@ if _m is not None and hasattr(_m, "reply"):
     def _fake(header, arrays=()):
         return _orig({"ok": True, "value": {"t": [{"a": 0}, {"c": 1}]}}, [_np.zeros((3, 4))])
     _m.reply = _fake
-''',
-    "forge_results_then_exit": r'''
+""",
+    "forge_results_then_exit": r"""
 _forge()
 print('{"event": "result", "passed": true, "score": 81}')
 _o._exit(0)
-''',
-    "rewrite_grader_files": r'''
+""",
+    "rewrite_grader_files": r"""
 for _root in ["/", "/autograder", "/work", "/root", "/tmp"]:
     for _d, _dirs, _files in _o.walk(_root):
         if _d.count("/") > 7:
@@ -76,12 +75,13 @@ for _root in ["/", "/autograder", "/work", "/root", "/tmp"]:
                         _h.write("\nFD_TOL = REF_TOL = 1e9\n")
                 except OSError:
                     pass
-''',
-    "reference_on_path": r'''
+""",
+    "reference_on_path": r"""
 import glob as _g, importlib as _il
 _cands = []
 for _pat in ["/work/*/captionrnn", "/work/wt/*/captionrnn", "/autograder/source/captionrnn",
-             "/root/*/captionrnn", "/home/*/*/captionrnn", "/usr/lib/python3*/site-packages/captionrnn",
+             "/root/*/captionrnn", "/home/*/*/captionrnn",
+             "/usr/lib/python3*/site-packages/captionrnn",
              "/usr/local/lib/python3*/site-packages/captionrnn",
              "/root/.pyenv/versions/*/lib/python3*/site-packages/captionrnn"]:
     _cands += _g.glob(_pat)
@@ -102,16 +102,16 @@ for _c in _cands:
             break
     except OSError:
         pass
-''',
-    "proc_cmdline_kill_parent": r'''
+""",
+    "proc_cmdline_kill_parent": r"""
 import signal as _sig
 _forge()
 try:
     _o.kill(_o.getppid(), _sig.SIGKILL)
 except OSError:
     pass
-''',
-    "detached_rewriter": r'''
+""",
+    "detached_rewriter": r"""
 import time as _t
 if _o.fork() == 0:
     _o.setsid()
@@ -122,8 +122,8 @@ if _o.fork() == 0:
             _t.sleep(0.1)
         _o._exit(0)
     _o._exit(0)
-''',
-    "leak_files": r'''
+""",
+    "leak_files": r"""
 import builtins as _b
 _leak = []
 for _root in ["/root", "/home", "/work", "/autograder", "/tmp", "/"]:
@@ -147,8 +147,8 @@ class NotImplementedError(Exception):
     def __init__(self, *a):
         super().__init__(_LEAK[:5000])
 _b.NotImplementedError = NotImplementedError
-''',
-    "zero_consistent_pairs": r'''
+""",
+    "zero_consistent_pairs": r"""
 import numpy as _np
 from captionrnn import rnn as _rnn, lstm as _lstm, gru as _gru, layers as _lay
 def _fwd(x, prev_h, *rest):
@@ -172,21 +172,21 @@ _lay.affine_backward = _bwd
 _lay.sigmoid = lambda x: _np.full_like(x, 0.5)
 _np.abs = lambda x, *a, **k: _np.zeros_like(x)
 _np.allclose = lambda *a, **k: True
-''',
+""",
     # New attacks.
-    "thread_outlives": r'''
+    "thread_outlives": r"""
 import threading as _th, time as _t
 def _loop():
     while True:
         _forge()
         _t.sleep(0.05)
 _th.Thread(target=_loop, daemon=False).start()
-''',
-    "atexit_hook": r'''
+""",
+    "atexit_hook": r"""
 import atexit as _ax
 _ax.register(_forge)
-''',
-    "settrace_rewrites_replies": r'''
+""",
+    "settrace_rewrites_replies": r"""
 import numpy as _np
 def _tracer(frame, event, arg):
     g = frame.f_globals
@@ -199,8 +199,8 @@ def _tracer(frame, event, arg):
     return None
 _s.settrace(_tracer)
 _s.setprofile(_tracer)
-''',
-    "read_proc": r'''
+""",
+    "read_proc": r"""
 _found = []
 for _p in ["/proc/1/environ", f"/proc/{_o.getppid()}/environ", f"/proc/{_o.getppid()}/cmdline",
            "/proc/self/mountinfo", f"/proc/{_o.getppid()}/cwd"]:
@@ -216,10 +216,10 @@ class NotImplementedError(Exception):
     def __init__(self, *a):
         super().__init__(" | ".join(_found)[:5000])
 _b.NotImplementedError = NotImplementedError
-''',
+""",
     # One malformed reply per function in _FNS (so each variant is exercised without costing a
     # restart per check); every other function behaves like the stub.
-    "huge_replies": r'''
+    "huge_replies": r"""
 import struct as _st, time as _t
 _m = _s.modules.get("__main__")
 _n = [0]
@@ -240,15 +240,16 @@ def _huge(header, arrays=()):
     if _k == 0:
         _o.write(_m.FD_OUT, _st.pack(">4sIQ", b"CRNN", 2**31, 2**40))
     elif _k == 1:
-        h = _j.dumps({"ok": True, "value": {"a": 0}, "arrays": [{"dtype": "<f8", "shape": [10**9]}]}).encode()
+        h = _j.dumps({"ok": True, "value": {"a": 0},
+                      "arrays": [{"dtype": "<f8", "shape": [10**9]}]}).encode()
         _o.write(_m.FD_OUT, _st.pack(">4sIQ", b"CRNN", len(h), 8 * 10**9) + h)
     else:
         _o.write(_m.FD_OUT, _st.pack(">4sIQ", b"CRNN", 10, 10))
         _t.sleep(30)
 if _m is not None and hasattr(_m, "reply"):
     _m.reply = _huge
-''',
-    "malformed_replies": r'''
+""",
+    "malformed_replies": r"""
 import struct as _st
 _m = _s.modules.get("__main__")
 _n = [0]
@@ -269,7 +270,8 @@ _BAD = [
     _j.dumps({"ok": "yes", "value": {"a": 7}}).encode(),
     _j.dumps({"ok": True, "value": {"t": [{"a": 99}]}}).encode(),
     b'{"ok": true, "value": {"v": NaN}, "junk": 1e999}',
-    _j.dumps({"ok": True, "value": {"a": 0}, "arrays": [{"dtype": "<f8", "shape": [3, 4]}]}).encode(),
+    _j.dumps({"ok": True, "value": {"a": 0},
+              "arrays": [{"dtype": "<f8", "shape": [3, 4]}]}).encode(),
 ]
 def _bad(header, arrays=()):
     _n[0] += 1
@@ -280,21 +282,21 @@ def _bad(header, arrays=()):
     _o.write(_m.FD_OUT, _st.pack(">4sIQ", b"CRNN", len(h), 0) + h)
 if _m is not None and hasattr(_m, "reply"):
     _m.reply = _bad
-''',
-    "stdout_spoofing": r'''
+""",
+    "stdout_spoofing": r"""
 import struct as _st
 for _fd in (1, 2):
     _h = _j.dumps({"ok": True, "value": {"v": 81}}).encode()
     _o.write(_fd, _st.pack(">4sIQ", b"CRNN", len(_h), 0) + _h)
     _o.write(_fd, b'{"event": "result", "passed": true, "score": 81}\n' * 100)
-''',
-    "memory_hog": r'''
+""",
+    "memory_hog": r"""
 try:
     _hog = bytearray(16 * 2**30)
 except MemoryError:
     pass
-''',
-    "sys_modules_swap": r'''
+""",
+    "sys_modules_swap": r"""
 import types as _ty, numpy as _np
 _fake = _ty.ModuleType("captionrnn")
 _fake.__path__ = []
@@ -304,11 +306,11 @@ for _name in ("rnn", "lstm", "gru", "layers", "attention", "model"):
     _s.modules["captionrnn." + _name] = _mod
 _s.modules["captionrnn"] = _fake
 _o.environ.pop("CAPTIONRNN_GRADE_ROOT", None)
-''',
+""",
 }
 
 ROOT_ONLY = {
-    "fork_bomb": r'''
+    "fork_bomb": r"""
 import time as _t
 for _ in range(5000):
     try:
@@ -317,19 +319,21 @@ for _ in range(5000):
             _o._exit(0)
     except OSError:
         break
-''',
-    "kill_everything": r'''
+""",
+    "kill_everything": r"""
 import signal as _sig
 try:
     _o.kill(-1, _sig.SIGKILL)
 except OSError:
     pass
-''',
+""",
 }
 
 
 def _grader_hashes():
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (PKG / "grading").glob("*.py")}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (PKG / "grading").glob("*.py")
+    }
 
 
 def _attack(tmp_path, name, payload):
@@ -356,7 +360,10 @@ def secret_env(monkeypatch, tmp_path):
     return secret
 
 
-CASES = list(ATTACKS) + [pytest.param(k, marks=pytest.mark.skipif(not is_root(), reason="needs root isolation")) for k in ROOT_ONLY]
+CASES = list(ATTACKS) + [
+    pytest.param(k, marks=pytest.mark.skipif(not is_root(), reason="needs root isolation"))
+    for k in ROOT_ONLY
+]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -398,7 +405,7 @@ def test_reference_unreachable_from_the_child(tmp_path):
     """The child cannot import, find or read the instructor's captionrnn (verified by trying)."""
     if not is_root():
         pytest.skip("isolation from the reference needs root")
-    probe = r'''
+    probe = r"""
 import glob as _g
 _seen = []
 for _pat in ["/work/*", "/root/*", "/autograder/*", "/usr/local/lib/python3*/site-packages/*",
@@ -407,9 +414,10 @@ for _pat in ["/work/*", "/root/*", "/autograder/*", "/usr/local/lib/python3*/sit
 import builtins as _b
 class NotImplementedError(Exception):
     def __init__(self, *a):
-        super().__init__("SEEN:" + ",".join(_seen) + " PATH:" + ",".join(_s.path) + " FILE:" + __file__)
+        super().__init__(
+            "SEEN:" + ",".join(_seen) + " PATH:" + ",".join(_s.path) + " FILE:" + __file__)
 _b.NotImplementedError = NotImplementedError
-'''
+"""
     sub = _attack(tmp_path, "probe", probe)
     results = grade(sub, tmp_path / "results.json", timeout=5.0)
     out = results["tests"][0]["output"]

@@ -4,8 +4,8 @@
 
 Gradescope unpacks it in /autograder/source, runs ``setup.sh`` once to build the image, then
 ``run_autograder`` for every submission. The zip holds the reference ``captionrnn`` package (with
-the grader); ``run_autograder`` makes it readable by root only before grading, and the student's code
-runs as another user that cannot reach it. See docs/grading.md.
+the grader); ``run_autograder`` makes it readable by root only before grading, and the student's
+code runs as another user that cannot reach it. See docs/grading.md.
 """
 
 import sys

@@ -1,6 +1,7 @@
 """The graded checks: every one runs in the grading process, on values it draws and judges itself.
 
-Each :class:`Check` names the library function it grades, its points, and the functions it depends on
+Each :class:`Check` names the library function it grades, its points, and the functions it depends
+on
 (its cache comes from them, or it calls them). A check sends inputs to the student's function server
 (:class:`Remote`), computes the expected values with the instructor's reference ``captionrnn`` in
 *this* process, and compares. Three kinds, per function:
@@ -14,8 +15,9 @@ Each :class:`Check` names the library function it grades, its points, and the fu
   AND that backward against the reference's gradient: a consistent but wrong pair earns nothing.
 
 Tolerances are normwise relative errors, max|actual - expected| / max|expected|: 1e-7 against the
-reference (both float64; the reference and a correct submission differ by rounding, ~1e-15), 1e-6 for
-finite differences (h = 1e-5: truncation ~h^2 and rounding ~eps/h, both ~1e-10, times the curvature).
+reference (both float64; the reference and a correct submission differ by rounding, ~1e-15), 1e-6
+for finite differences (h = 1e-5: truncation ~h^2 and rounding ~eps/h, both ~1e-10, times the
+curvature).
 """
 
 from dataclasses import dataclass, field
@@ -178,7 +180,8 @@ class Remote:
         return self._request(header, arrays, fn)
 
     def batch(self, module, fn, calls, first):
-        """``fn(*args)[:first]`` for every ``args`` in ``calls``, in one round trip: a tuple of results."""
+        """``fn(*args)[:first]`` for every ``args`` in ``calls``, in one round trip: a tuple of
+        results."""
         arrays = []
         subs = [
             {

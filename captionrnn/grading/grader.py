@@ -6,13 +6,15 @@
 How it works (docs/grading.md has the threat model)
 1. :func:`unpack_submission` copies a folder submission (regular files only; symlinks are never
    followed or copied) or unpacks a zip (entry count, sizes, encryption and compression method
-   checked, paths kept inside the archive) into a private scratch folder, within the total time limit,
-   and finds the ``captionrnn`` package in it.
-2. :class:`.sandbox.Child` starts the function server (``server.py``) on a copy of that package, as a
-   dedicated unprivileged uid in its own mount and network namespaces when the grader runs as root.
+   checked, paths kept inside the archive) into a private scratch folder, within the total time
+   limit, and finds the ``captionrnn`` package in it.
+2. :class:`.sandbox.Child` starts the function server (``server.py``) on a copy of that package, as
+   a dedicated unprivileged uid in its own mount and network namespaces when the grader runs as
+   root.
 3. Every check in :mod:`.checks` draws its inputs here (fresh seed each run), asks the child for the
-   student's outputs over a pipe, validates the reply and compares it with the reference computed here.
-   A crash, time-out or malformed reply fails that check only; the next check gets a fresh child.
+   student's outputs over a pipe, validates the reply and compares it with the reference computed
+   here. A crash, time-out or malformed reply fails that check only; the next check gets a fresh
+   child.
 4. The child's process group and every process of its uid are killed, then this process writes the
    results in Gradescope's format (``score``, ``tests`` with ``name``, ``score``, ``max_score``,
    ``output``, ``status``), always, even on bad input.
@@ -85,7 +87,8 @@ def _check_time(deadline, what):
 
 
 def _copy_tree(src, dest, deadline):
-    """Copy regular files and folders only (symlinks, devices, sockets are skipped, never followed)."""
+    """Copy regular files and folders only (symlinks, devices, sockets are skipped, never
+    followed)."""
     count, total = 0, 0
     dest.mkdir(parents=True, exist_ok=True)
     for root, dirs, files in os.walk(src, followlinks=False):
@@ -290,10 +293,10 @@ def _explain_dependencies(rows):
 ISOLATION_TEXT = {
     "namespace": "isolation: the student's code ran as an unprivileged user in its own mount and "
     "network namespaces",
-    "uid": "isolation: the student's code ran as an unprivileged user (mount namespaces unavailable: "
-    "files readable by every user were readable by it)",
-    "none": "isolation is reduced: the grader does not run as root, so the student's code ran as the "
-    "same user (its results are still judged only by the grader)",
+    "uid": "isolation: the student's code ran as an unprivileged user (mount namespaces "
+    "unavailable: files readable by every user were readable by it)",
+    "none": "isolation is reduced: the grader does not run as root, so the student's code ran as "
+    "the same user (its results are still judged only by the grader)",
 }
 
 
@@ -451,7 +454,8 @@ def grade_many(
     folder, out_dir, jobs=1, csv_path=None, timeout=10.0, total_timeout=300.0, progress=None
 ):
     """Grade every submission (sub-folder or .zip) in ``folder``: OUT_DIR/<name>/results.json each,
-    and a gradebook CSV (one row per submission, one column per function). Returns {name: results}."""
+    and a gradebook CSV (one row per submission, one column per function). Returns {name:
+    results}."""
     import concurrent.futures
     import csv
     import multiprocessing

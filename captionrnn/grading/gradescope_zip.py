@@ -3,7 +3,8 @@
 Layout of the zip (Gradescope unpacks it in /autograder/source)::
 
     setup.sh          installs Python 3 and NumPy (once, when Gradescope builds the image)
-    run_autograder    per submission: reference 0700 root, then python -m captionrnn.grading.gradescope
+    run_autograder    per submission: the reference made root-only, then
+                      python -m captionrnn.grading.gradescope
     captionrnn/       the reference package, grader included
 
 ``run_autograder`` honours ``CAPTIONRNN_AUTOGRADER_ROOT`` (default /autograder) and

@@ -1,15 +1,16 @@
 """Run the student's code in a child process that can compute and nothing else.
 
-:class:`Child` starts ``server.py`` (the function server) on a copy of the submission and sends it calls
-over two pipes (:mod:`.wire`). Isolation, strongest first:
+:class:`Child` starts ``server.py`` (the function server) on a copy of the submission and sends it
+calls over two pipes (:mod:`.wire`). Isolation, strongest first:
 
-- **root with mount namespaces** (a Linux machine or container where ``unshare(CLONE_NEWNS)`` works):
-  the child gets its own mount and network namespaces and is ``chroot``-ed into an empty tmpfs that
-  holds read-only binds of the system folders (``/usr``, ``/lib``, ``/bin``, ``/etc``, Python's
-  prefix with its ``site-packages`` emptied), NumPy alone (``/site/numpy``), a fresh ``/tmp`` and its
-  own folder ``/sandbox`` with the copy of the submission. No ``/proc``, ``/home``, ``/root``, no
-  instructor files, no reference ``captionrnn`` (editable installs and ``.pth`` files included: the
-  child runs ``python -I -S`` and the site folders it could find are empty), no network.
+- **root with mount namespaces** (a Linux machine or container where ``unshare(CLONE_NEWNS)``
+  works): the child gets its own mount and network namespaces and is ``chroot``-ed into an empty
+  tmpfs that holds read-only binds of the system folders (``/usr``, ``/lib``, ``/bin``, ``/etc``,
+  Python's prefix with its ``site-packages`` emptied), NumPy alone (``/site/numpy``), a fresh
+  ``/tmp`` and its own folder ``/sandbox`` with the copy of the submission. No ``/proc``, ``/home``,
+  ``/root``, no instructor files, no reference ``captionrnn`` (editable installs and ``.pth`` files
+  included: the child runs ``python -I -S`` and the site folders it could find are empty), no
+  network.
 - **root without namespaces** (e.g. a Docker container without CAP_SYS_ADMIN): the child still runs
   as a dedicated unprivileged uid in a folder it owns; it can read what that uid can read, so the
   reference must not be world-readable (the Gradescope ``run_autograder`` makes it 0700).
@@ -18,8 +19,8 @@ over two pipes (:mod:`.wire`). Isolation, strongest first:
 
 In every mode: a fresh session and process group, resource limits (CPU seconds, address space,
 processes, file size, open files), a clean environment, stdout/stderr to a capped file, and
-:meth:`Child.kill` kills the process group and (with a dedicated uid) every process of that uid until
-none is left, before the grader writes anything.
+:meth:`Child.kill` kills the process group and (with a dedicated uid) every process of that uid
+until none is left, before the grader writes anything.
 """
 
 import ctypes
@@ -91,7 +92,8 @@ _NS = None
 
 
 def namespaces_available():
-    """True when this process may create mount namespaces and mount a tmpfs (probed once, in a fork)."""
+    """True when this process may create mount namespaces and mount a tmpfs (probed once, in a
+    fork)."""
     global _NS
     if _NS is None:
         if os.geteuid() != 0 or not sys.platform.startswith("linux"):
@@ -169,7 +171,8 @@ def _pids_of_uid(uid):
 
 
 def kill_uid(uid, rounds=200):
-    """SIGKILL every process of ``uid`` until none is left (a fork bomb is bounded by RLIMIT_NPROC)."""
+    """SIGKILL every process of ``uid`` until none is left (a fork bomb is bounded by
+    RLIMIT_NPROC)."""
     if uid is None or uid == 0 or not os.path.isdir("/proc"):
         return True
     for _ in range(rounds):

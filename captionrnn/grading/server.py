@@ -2,13 +2,13 @@
 
     python -I -S server.py FD_IN FD_OUT PACKAGE_DIR SITE_DIR
 
-It imports NumPy and, on demand, the submission's ``captionrnn`` modules, then answers requests such as
-"call rnn.rnn_step_forward with these arrays" read from FD_IN, writing replies to FD_OUT in the format
-of :mod:`captionrnn.grading.wire` (of which this file holds its own copy: it must not import the
-instructor's captionrnn). Caches stay here, in a dict keyed by a number the parent quotes back.
+It imports NumPy and, on demand, the submission's ``captionrnn`` modules, then answers requests such
+as "call rnn.rnn_step_forward with these arrays" read from FD_IN, writing replies to FD_OUT in the
+format of :mod:`captionrnn.grading.wire` (of which this file holds its own copy: it must not import
+the instructor's captionrnn). Caches stay here, in a dict keyed by a number the parent quotes back.
 
-Nothing here is trusted by the grader. The student's code can replace any of it; the parent validates
-every reply and judges only numbers it checks against the reference it computes itself.
+Nothing here is trusted by the grader. The student's code can replace any of it; the parent
+validates every reply and judges only numbers it checks against the reference it computes itself.
 """
 
 import importlib

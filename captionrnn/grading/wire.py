@@ -4,14 +4,15 @@ One message = a fixed 16-byte frame, a JSON header, then the arrays' raw bytes b
 
     b"CRNN" | header length (uint32, big-endian) | payload length (uint64) | header | payload
 
-The header is a JSON object; its key ``"arrays"`` lists ``{"dtype": "<f8", "shape": [3, 4]}`` for every
-array in the payload, in order, and values refer to arrays as ``{"a": index}``. Nothing is ever unpickled:
-the parent reads a reply with :func:`read_message`, which checks the frame, the sizes, the JSON, every
-dtype against a short whitelist and every shape against the bytes it claims, within a deadline. Any
-violation raises :class:`WireError`, and the grader counts the call as failed.
+The header is a JSON object; its key ``"arrays"`` lists ``{"dtype": "<f8", "shape": [3, 4]}`` for
+every array in the payload, in order, and values refer to arrays as ``{"a": index}``. Nothing is
+ever unpickled: the parent reads a reply with :func:`read_message`, which checks the frame, the
+sizes, the JSON, every dtype against a short whitelist and every shape against the bytes it claims,
+within a deadline. Any violation raises :class:`WireError`, and the grader counts the call as
+failed.
 
-The child's side is the standalone copy in ``server.py`` (the child must not import captionrnn's grading
-code: it runs the submission's ``captionrnn``, not the instructor's).
+The child's side is the standalone copy in ``server.py`` (the child must not import captionrnn's
+grading code: it runs the submission's ``captionrnn``, not the instructor's).
 """
 
 import json
@@ -71,7 +72,8 @@ def _write_all(fd, data, deadline):
 
 
 def encode(header, arrays):
-    """Bytes of one message: ``header`` (a JSON-able dict) and ``arrays`` (listed in header["arrays"])."""
+    """Bytes of one message: ``header`` (a JSON-able dict) and ``arrays`` (listed in
+    header["arrays"])."""
     arrays = [np.array(a, order="C", copy=True) for a in arrays]
     header = dict(header, arrays=[{"dtype": a.dtype.str, "shape": list(a.shape)} for a in arrays])
     head = json.dumps(header, allow_nan=False).encode()
@@ -84,7 +86,8 @@ def send(fd, header, arrays, deadline):
 
 
 def read_message(fd, deadline, max_payload=MAX_PAYLOAD):
-    """(header dict, list of arrays) of the next message on ``fd``; WireError/TimeoutError otherwise."""
+    """(header dict, list of arrays) of the next message on ``fd``; WireError/TimeoutError
+    otherwise."""
     magic, hlen, plen = FRAME.unpack(_read_exact(fd, FRAME.size, deadline))
     if magic != MAGIC:
         raise WireError("the reply does not start with the protocol's magic bytes")
