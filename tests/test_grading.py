@@ -13,6 +13,9 @@ import zipfile
 
 import numpy as np
 import pytest
+
+# The student edition ships without captionrnn.grading: skip there rather than fail to collect.
+pytest.importorskip("captionrnn.grading.grader")
 from grading_support import (
     REPO,
     baseline,

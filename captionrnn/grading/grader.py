@@ -218,6 +218,7 @@ def dependents(function, all_checks=None):
 def run_checks(pkg, scratch, timeout, deadline, progress=None, limits=None):
     """Run every check against the package ``pkg``; returns (test rows, notes)."""
     all_checks = checks_mod.all_checks()
+    sandbox.check_setup(sandbox.isolation_mode())
     seed = secrets.randbits(63)
     lease = sandbox.UidLease()
     children = []

@@ -30,6 +30,7 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -186,6 +187,31 @@ def kill_uid(uid, rounds=200):
                 pass
         time.sleep(0.01)
     return not _pids_of_uid(uid)
+
+
+def _others_can_reach(path):
+    """True when a user other than the owner may traverse to ``path`` and read it."""
+    p = Path(path).resolve()
+    for d in list(p.parents)[::-1]:
+        if not os.stat(d).st_mode & stat.S_IXOTH:
+            return False
+    return bool(os.stat(p).st_mode & stat.S_IROTH)
+
+
+def check_setup(mode):
+    """RuntimeError naming the fix when the unprivileged child could not run Python and NumPy."""
+    if mode != "uid":
+        return  # in the namespace mode they are bind-mounted; without a uid nothing changes
+    for what, path in (
+        ("the Python interpreter", os.path.realpath(sys.executable)),
+        ("NumPy", _numpy_dirs()[0] / "__init__.py"),
+    ):
+        if not _others_can_reach(path):
+            raise RuntimeError(
+                f"{what} at {path} is not readable by other users, so the unprivileged grading "
+                "user cannot run it; install Python and NumPy system-wide (e.g. /usr/bin/python3, "
+                "as on Gradescope) or make their folders world-readable"
+            )
 
 
 def _numpy_dirs():
