@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -164,10 +165,22 @@ def test_a_consistent_but_wrong_pair_earns_nothing(tmp_path):
     assert f["affine_forward"]["score"] == 0 and f["affine_backward"]["score"] == 0
 
 
+def test_total_time_limit_covers_unpacking_and_a_hang_and_still_writes_results(tmp_path):
+    with pytest.raises(GradeError, match="total time limit"):
+        grade(edition(), tmp_path / "unpack.json", total_timeout=0)
+    assert load(tmp_path / "unpack.json")["score"] == 0
+    pkg = copy_reference(tmp_path / "sub")
+    _patch(pkg / "__init__.py", '__version__ = "', 'while True:\n    pass\n__version__ = "')
+    start = time.monotonic()
+    results = grade(tmp_path / "sub", tmp_path / "r.json", timeout=1, total_timeout=4)
+    assert time.monotonic() - start < 30
+    assert load(tmp_path / "r.json")["score"] == 0 and len(results["tests"]) == len(checks.all_checks())
+    assert any("total time limit" in t["output"] for t in results["tests"])
+
+
 def test_wire_rejects_malformed_messages():
     r, w = os.pipe()
     try:
-        import time
 
         def roundtrip(data):
             os.write(w, data)

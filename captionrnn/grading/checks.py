@@ -20,6 +20,7 @@ for finite differences (h = 1e-5: truncation ~h^2 and rounding ~eps/h, both ~1e-
 curvature).
 """
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,6 +105,7 @@ class Remote:
     def __init__(self, start_child, timeout):
         self.start_child, self.timeout, self.child = start_child, timeout, None
         self.crashes, self.dead_at_start = 0, 0
+        self.deadline = None  # time.monotonic() of the total time limit
         self.startup_message = ""
 
     def _ensure_child(self, function):
@@ -120,8 +122,12 @@ class Remote:
             )
         self.child = self.start_child()
         try:
-            # Starting Python and NumPy takes a while on a loaded machine: a longer limit.
-            self.child.call({"op": "ping"}, (), max(self.timeout, self.START_TIMEOUT))
+            # Starting Python and NumPy takes a while on a loaded machine: a longer limit, within
+            # what is left of the total.
+            limit = max(self.timeout, self.START_TIMEOUT)
+            if self.deadline is not None:
+                limit = min(limit, max(0.1, self.deadline - time.monotonic()))
+            self.child.call({"op": "ping"}, (), limit)
             self.dead_at_start = 0
         except (TimeoutError, wire.WireError, OSError, ValueError):
             self.dead_at_start += 1

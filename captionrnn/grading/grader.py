@@ -229,6 +229,7 @@ def run_checks(pkg, scratch, timeout, deadline, progress=None, limits=None):
         return child
 
     remote = checks_mod.Remote(start_child, timeout)
+    remote.deadline = deadline
     rows, notes = [], []
     try:
         for i, check in enumerate(all_checks):
