@@ -51,7 +51,7 @@ class Opaque:
     """A returned value that is not an array (its type name only)."""
 
     def __init__(self, what):
-        self.what = str(what)[:60]
+        self.what = _clean(what, 60)
 
 
 def _clean(text, limit=300):
@@ -77,7 +77,7 @@ def decode_value(spec, arrays, budget=None):
     if key == "t" and isinstance(v, list):
         return tuple(decode_value(s, arrays, budget) for s in v)
     if key == "d" and isinstance(v, dict):
-        return {str(k)[:40]: decode_value(s, arrays, budget) for k, s in v.items()}
+        return {_clean(k, 40): decode_value(s, arrays, budget) for k, s in v.items()}
     if key == "v" and (v is None or isinstance(v, (str, int, float, bool))):
         return v
     if key == "o":
