@@ -497,7 +497,7 @@ def _arg_cases():
             USAGE,
             "--total-timeout",
         ),
-        ("grade --output-limit -1", ["grade", "{F}", "--output-limit", "-1"], USAGE, ">= 0"),
+        ("grade --jobs 0", ["grade", "{F}", "--jobs", "0"], USAGE, "--jobs"),
         ("grade no submission", ["grade"], USAGE, "SUBMISSION"),
         ("release no out", ["release"], USAGE, "OUT"),
         ("unknown command", ["trian"], USAGE, "invalid choice: 'trian'"),

@@ -1,49 +1,35 @@
-"""`captionrnn grade`: full marks for the reference, zero for the untouched student edition, and a
-misbehaving submission (raises, hangs, prints 10 MB, has a syntax error, kills its process, blocks
-the timeout signal) loses only the affected tests, with results.json always written and valid.
-
-Each grade run is a child pytest process (~2 s); the hang cases use a 1-2 s per-test limit.
+"""`captionrnn grade`: full marks for the reference, the untouched edition's baseline, planted bugs
+that cost only the functions they break and those that depend on them, feedback a student can act
+on, submissions (folders, zips) handled safely, a whole class with a gradebook, and the Gradescope
+zip run in a simulated /autograder layout. The attacks are in tests/test_grading_attacks.py.
 """
 
 import json
-import shutil
+import os
+import stat
+import subprocess
+import sys
+import time
 import zipfile
-from pathlib import Path
 
+import numpy as np
 import pytest
 
-pytest.importorskip("pytest_timeout", reason="captionrnn grade needs pytest-timeout")
+# The student edition ships without captionrnn.grading: skip there rather than fail to collect.
+pytest.importorskip("captionrnn.grading.grader")
+from grading_support import (
+    REPO,
+    baseline,
+    copy_edition,
+    copy_reference,
+    edition,
+    is_root,
+    load,
+)
 
-from captionrnn.cli import main  # noqa: E402
-from captionrnn.grading.grader import GradeError, grade  # noqa: E402
-from captionrnn.grading.release import release  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-PKG = REPO / "captionrnn"
-
-
-def _load(path):
-    results = json.loads(Path(path).read_text())
-    assert set(results) >= {"score", "tests", "output"}
-    for t in results["tests"]:
-        assert set(t) >= {"name", "score", "max_score", "output"}
-        assert 0 <= t["score"] <= t["max_score"]
-    assert results["score"] == pytest.approx(sum(t["score"] for t in results["tests"]))
-    return results
-
-
-def _by_function(results):
-    out = {}
-    for t in results["extra_data"]["tests"]:
-        out.setdefault(t["function"], []).append(t)
-    return out
-
-
-def _copy_reference(dest):
-    shutil.copytree(
-        PKG, dest / "captionrnn", ignore=shutil.ignore_patterns("__pycache__", "grading")
-    )
-    return dest / "captionrnn"
+from captionrnn.cli import main
+from captionrnn.grading import checks, wire
+from captionrnn.grading.grader import GradeError, dependents, grade
 
 
 def _patch(path, old, new):
@@ -52,164 +38,329 @@ def _patch(path, old, new):
     path.write_text(text.replace(old, new, 1))
 
 
+def _lost(results):
+    """Functions that lost points."""
+    return {
+        r["function"] for r in results["extra_data"]["functions"] if r["score"] < r["max_score"]
+    }
+
+
 def test_reference_scores_full_marks(tmp_path, capsys):
     out = tmp_path / "results.json"
-    assert main(["grade", str(REPO), "--json", str(out), "--timeout", "60"]) == 0
-    results = _load(out)
-    failed = [
-        f"{t['name']}: {t['output']}" for t in results["tests"] if t["score"] < t["max_score"]
-    ]
+    assert main(["grade", str(REPO), "--json", str(out)]) == 0
+    results = load(out)
+    failed = [f"{t['name']}: {t['output']}" for t in results["tests"] if t["status"] != "passed"]
     assert not failed, "\n".join(failed)
-    assert results["score"] == results["extra_data"]["max_score"] > 0
+    assert results["score"] == results["extra_data"]["max_score"] == 81
     table = capsys.readouterr().out
-    assert "rnn_step_forward" in table and "total:" in table
+    assert "rnn_step_forward" in table and "total: 81 / 81" in table
 
 
-@pytest.fixture(scope="module")
-def student_edition(tmp_path_factory):
-    out = tmp_path_factory.mktemp("student") / "edition"
-    report = release(out)
-    return out, report
+def test_check_names_are_unique_and_points_add_up():
+    all_checks = checks.all_checks()
+    names = [c.name for c in all_checks]
+    assert len(names) == len(set(names))
+    assert sum(c.points for c in all_checks) == 81
+    assert any("[rnn]" in n for n in names) and any("[gru]" in n for n in names)
 
 
-def test_untouched_student_edition_scores_zero(student_edition, tmp_path):
-    out, report = student_edition
-    zpath = (
-        tmp_path / "submission.zip"
-    )  # zipped with the package one folder down, as students upload
+def test_reference_reproduces_cs231n_published_values():
+    """The published numbers the checks also hold the submission to."""
+    from captionrnn import model, rnn
+
+    next_h, _ = rnn.rnn_step_forward(*checks.LAYERS["rnn_step_forward"].linspace())
+    assert np.max(np.abs(next_h - checks.CS231N_NEXT_H)) < 1e-7
+    for cell, ((lo, hi), loss) in checks.CS231N_LOSS.items():
+        m = model.CaptioningRNN(checks.MODEL_WORDS, 20, 30, 40, cell_type=cell, dtype=np.float64)
+        for k, v in m.params.items():
+            m.params[k] = np.linspace(-1.4, 1.3, num=v.size).reshape(v.shape)
+        got, _ = m.loss(
+            np.linspace(lo, hi, 200).reshape(10, 20), (np.arange(130) % 3).reshape(10, 13)
+        )
+        assert abs(got - loss) < 1e-9
+
+
+def test_untouched_edition_scores_zero_and_says_not_implemented(tmp_path):
+    zpath = tmp_path / "submission.zip"  # the package one folder down, as students upload
     with zipfile.ZipFile(zpath, "w") as zf:
-        for f in out.rglob("*"):
-            if f.is_file():
-                zf.write(f, Path("alice") / f.relative_to(out))
-    results = grade(zpath, json_path=tmp_path / "r.json", timeout=30)
-    assert _load(tmp_path / "r.json")["score"] == results["score"]
-    marked = {r.function for r in report.regions}
-    # Every graded function that has a solution region scores zero, failing with "not implemented yet".
-    for function, tests in _by_function(results).items():
-        if function.split(".")[-1] in marked or function in marked:
-            assert all(t["score"] == 0 for t in tests), function
-    # Functions the release stubbed directly fail with their own stub's message.
-    for t in results["extra_data"]["tests"]:
-        if t["function"] in marked and t["function"] in t["output"]:
-            assert "not implemented yet" in t["output"], t["output"]
-    unmarked = sorted({t["function"] for t in results["extra_data"]["tests"] if t["score"] > 0})
-    assert results["score"] == 0, f"points scored without solution code in: {', '.join(unmarked)}"
-
-
-def test_faulty_submission_loses_only_affected_tests(tmp_path):
-    pkg = _copy_reference(tmp_path / "sub")
-    _patch(
-        pkg / "rnn.py",
-        "    x, prev_h, Wx, Wh, next_h = cache\n",
-        "    x, prev_h, Wx, Wh, next_h = cache\n    raise RuntimeError('boom')\n",
-    )
-    _patch(
-        pkg / "gru.py",
-        "    x0, h_prev0, Wx, Wh = cache[0][:4]\n",
-        "    x0, h_prev0, Wx, Wh = cache[0][:4]\n    while True:\n        pass\n",
-    )
-    _patch(
-        pkg / "lstm.py",
-        "    x0, h_prev0, _, Wx, Wh = cache[0][:5]\n",
-        "    x0, h_prev0, _, Wx, Wh = cache[0][:5]\n    print('spam ' * 2_000_000)  # 10 MB\n",
-    )
-    (pkg / "attention.py").write_text((pkg / "attention.py").read_text() + "\ndef broken(:\n")
-    json_path = tmp_path / "results.json"
-    results = grade(tmp_path / "sub", json_path=json_path, timeout=2)
-    assert _load(json_path)["score"] == results["score"]
-    assert json_path.stat().st_size < 500_000  # the 10 MB of output did not reach the results
-    f = _by_function(results)
-
-    def scores(name):
-        return [t["score"] == t["max_score"] for t in f[name]]
-
-    for name in (
-        "sigmoid",
-        "affine_forward",
-        "affine_backward",
-        "temporal_softmax_loss",
-        "rnn_step_forward",
-        "rnn_forward",
-        "gru_step_forward",
-        "gru_step_backward",
-        "gru_forward",
-        "lstm_step_forward",
-        "lstm_forward",
-    ):
-        assert all(scores(name)), (name, [t["output"] for t in f[name]])
-    assert not any(scores("rnn_step_backward")) and not any(scores("rnn_backward"))
-    assert "RuntimeError: boom" in f["rnn_step_backward"][0]["output"]
-    assert not any(scores("gru_backward"))
-    assert all(t["outcome"] == "timeout" for t in f["gru_backward"])
-    assert "time limit" in f["gru_backward"][0]["output"]
-    assert all(scores("lstm_backward"))  # printing is not a fault; its output is truncated
-    out = f["lstm_backward"][0]["output"]
-    assert "characters of output truncated" in out and len(out) < 5000
-    for name in ("spatial_affine_forward", "dot_product_attention", "attention_backward"):
-        assert not any(scores(name))
-        assert "SyntaxError in attention.py" in f[name][0]["output"]
-
-
-def test_crash_and_unstoppable_hang_cost_only_their_tests(tmp_path):
-    pkg = _copy_reference(tmp_path / "sub")
-    # os._exit kills the child; blocking SIGALRM defeats pytest-timeout, so the parent must kill it.
-    _patch(
-        pkg / "layers.py",
-        "    x, W = cache\n",
-        "    x, W = cache\n    import os\n    os._exit(3)\n",
-    )
-    _patch(
-        pkg / "attention.py",
-        "    features, W = cache\n",
-        "    features, W = cache\n    import signal\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
-        "    while True:\n        pass\n",
-    )
-    results = grade(tmp_path / "sub", json_path=tmp_path / "r.json", timeout=1, grace=1)
-    _load(tmp_path / "r.json")
-    f = _by_function(results)
-    assert all(t["outcome"] == "crashed" for t in f["word_embedding_backward"])
-    assert "ended abruptly" in f["word_embedding_backward"][0]["output"]
-    assert all(t["outcome"] == "timeout" for t in f["spatial_affine_backward"])
-    for name in ("rnn_backward", "lstm_backward", "gru_backward", "attention_backward", "sigmoid"):
-        assert all(t["score"] == t["max_score"] for t in f[name]), name
-
-
-def test_total_time_limit_still_writes_results(tmp_path):
-    pkg = _copy_reference(tmp_path / "sub")
-    _patch(pkg / "__init__.py", '__version__ = "', 'while True:\n    pass\n__version__ = "')
-    results = grade(
-        tmp_path / "sub", json_path=tmp_path / "r.json", timeout=1, total_timeout=4, grace=1
-    )
-    assert _load(tmp_path / "r.json")["score"] == 0
-    assert len(results["tests"]) > 10
-    assert any("total time limit" in t["output"] for t in results["tests"])
+        for p in (edition() / "captionrnn").rglob("*.py"):
+            zf.write(p, "edition/" + p.relative_to(edition()).as_posix())
+    results = grade(zpath, tmp_path / "results.json")
+    assert results["score"] == baseline()["score"] == 0
+    rows = results["extra_data"]["functions"]
+    assert all(r["status"] == "not implemented" for r in rows), rows
+    assert "not implemented yet" in results["tests"][0]["output"]
 
 
 @pytest.mark.parametrize(
-    "case", ["missing", "bad_zip", "zip_without_package", "wrong_package", "plain_file"]
+    "bug, function",
+    [
+        (
+            ("rnn.py", "    db = da.sum(axis=0)\n", "    db = 1.01 * da.sum(axis=0)\n"),
+            "rnn_step_backward",
+        ),
+        (
+            (
+                "lstm.py",
+                "        next_c = f * prev_c + i * g\n",
+                "        next_c = f * prev_c + 0.9 * i * g\n",
+            ),
+            "lstm_step_forward",
+        ),
+    ],
 )
-def test_bad_input_is_one_clear_message(case, tmp_path, capsys):
+def test_a_planted_bug_costs_its_function_and_no_more_than_its_callers(bug, function, tmp_path):
+    pkg = copy_reference(tmp_path / "sub")
+    _patch(pkg / bug[0], bug[1], bug[2])
+    results = grade(tmp_path / "sub", tmp_path / "results.json")
+    lost = _lost(results)
+    assert function in lost
+    assert lost <= dependents(function), lost - dependents(function)
+    row = next(r for r in results["extra_data"]["functions"] if r["function"] == function)
+    assert row["score"] == 0
+
+
+def test_feedback_names_shapes_timeouts_and_dependencies(tmp_path):
+    pkg = copy_reference(tmp_path / "sub")
+    _patch(
+        pkg / "rnn.py",
+        "    cache = (x, prev_h, Wx, Wh, next_h)\n",
+        "    cache = (x, prev_h, Wx, Wh, next_h)\n    next_h = next_h[:, :-1]\n",
+    )
+    _patch(
+        pkg / "gru.py",
+        "def gru_forward(x, h0, Wx, Wh, bx, bh):\n",
+        "def gru_forward(x, h0, Wx, Wh, bx, bh):\n    import time\n    time.sleep(1000)\n",
+    )
+    _patch(
+        pkg / "lstm.py",
+        "def lstm_step_backward(dnext_h, dnext_c, cache):\n",
+        "def lstm_step_backward(dnext_h, dnext_c, cache):\n    raise ValueError('oops')\n",
+    )
+    results = grade(tmp_path / "sub", tmp_path / "results.json", timeout=1.5)
+    out = {t["name"]: t["output"] for t in results["tests"]}
+    assert (
+        "rnn_step_forward returned output 1 with shape (3, 3), expected (3, 4)"
+        in out["rnn_step_forward: linspace inputs"]
+    )
+    assert "gru_forward did not return within 1.5 s" in out["gru_forward: random inputs"]
+    assert out["lstm_backward: random inputs"].startswith(
+        "lstm_backward: lstm_step_backward fails, fix it first"
+    )
+    assert "ValueError: oops (lstm.py line" in out["lstm_step_backward: linspace inputs"]
+    assert results["extra_data"]["functions"][0]["status"] == "ok"
+
+
+def test_a_consistent_but_wrong_pair_earns_nothing(tmp_path):
+    """Forward and backward both scaled: gradient checks alone would pass it."""
+    pkg = copy_reference(tmp_path / "sub")
+    _patch(
+        pkg / "layers.py",
+        "def affine_forward(x, w, b):\n",
+        "def affine_forward(x, w, b):\n    w = 2 * w\n",
+    )
+    _patch(pkg / "layers.py", "    x, w, b = cache\n", "    x, w, b = cache\n    w = 2 * w\n")
+    results = grade(tmp_path / "sub", tmp_path / "results.json")
+    f = {r["function"]: r for r in results["extra_data"]["functions"]}
+    assert f["affine_forward"]["score"] == 0 and f["affine_backward"]["score"] == 0
+
+
+def test_total_time_limit_covers_unpacking_and_a_hang_and_still_writes_results(tmp_path):
+    with pytest.raises(GradeError, match="total time limit"):
+        grade(edition(), tmp_path / "unpack.json", total_timeout=0)
+    assert load(tmp_path / "unpack.json")["score"] == 0
+    pkg = copy_reference(tmp_path / "sub")
+    _patch(pkg / "__init__.py", '__version__ = "', 'while True:\n    pass\n__version__ = "')
+    start = time.monotonic()
+    results = grade(tmp_path / "sub", tmp_path / "r.json", timeout=1, total_timeout=4)
+    assert time.monotonic() - start < 30
+    assert load(tmp_path / "r.json")["score"] == 0 and len(results["tests"]) == len(checks.all_checks())
+    assert any("total time limit" in t["output"] for t in results["tests"])
+
+
+def test_wire_rejects_malformed_messages():
+    r, w = os.pipe()
+    try:
+
+        def roundtrip(data):
+            os.write(w, data)
+            return wire.read_message(r, time.monotonic() + 1)
+
+        ok = wire.encode({"ok": True}, [np.arange(6.0).reshape(2, 3), np.array(3)])
+        header, arrays = roundtrip(ok)
+        assert header["ok"] is True and arrays[0].shape == (2, 3) and arrays[1].shape == ()
+        bad = [
+            b"XXXX" + ok[4:],
+            wire.FRAME.pack(b"CRNN", 2**31, 0),
+            wire.FRAME.pack(b"CRNN", 0, 2**40),
+        ]
+        for head in (
+            {"arrays": [{"dtype": "|O", "shape": [1]}]},
+            {"arrays": [{"dtype": "<f8", "shape": [-1]}]},
+            {"arrays": [{"dtype": "<f8", "shape": [5]}]},
+            {"arrays": [{"dtype": "<f8", "shape": [1.5]}]},
+        ):
+            h = json.dumps(head).encode()
+            bad.append(wire.FRAME.pack(b"CRNN", len(h), 8) + h + b"\0" * 8)
+        for data in bad:
+            with pytest.raises(wire.WireError):
+                roundtrip(data)
+            os.close(r)
+            os.close(w)
+            r, w = os.pipe()
+        os.write(w, ok[:10])
+        with pytest.raises(TimeoutError):
+            wire.read_message(r, time.monotonic() + 0.2)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def _zip(path, entries, **kw):
+    with zipfile.ZipFile(path, "w", **kw) as zf:
+        for name, data in entries:
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("missing", "does not exist"),
+        ("bad_zip", "not a zip"),
+        ("plain_file", "not a zip"),
+        ("zip_without_package", "no captionrnn package"),
+        ("traversal", "outside the archive"),
+        ("bomb", "MB"),
+        ("too_many", "entries"),
+        ("encrypted", "encrypted"),
+        ("method", "compression method"),
+    ],
+)
+def test_bad_submissions_get_results_with_a_clear_message(case, expect, tmp_path, capsys):
+    sub = tmp_path / "s.zip"
     if case == "missing":
-        sub, expect = tmp_path / "nope", "does not exist"
+        sub = tmp_path / "nope"
     elif case == "bad_zip":
-        sub, expect = tmp_path / "s.zip", "not a zip"
         sub.write_bytes(b"PK\x03\x04 not really")
-    elif case == "zip_without_package":
-        sub, expect = tmp_path / "s.zip", "no captionrnn package"
-        with zipfile.ZipFile(sub, "w") as zf:
-            zf.writestr("homework/notes.txt", "hello")
-    elif case == "wrong_package":
-        sub, expect = tmp_path / "s", "found the package(s) cs231n"
-        (sub / "cs231n").mkdir(parents=True)
-        (sub / "cs231n" / "__init__.py").write_text("")
-    else:
-        sub, expect = tmp_path / "s.txt", "not a zip"
+    elif case == "plain_file":
+        sub = tmp_path / "s.txt"
         sub.write_text("my answers")
+    elif case == "zip_without_package":
+        _zip(sub, [("homework/notes.txt", "hello")])
+    elif case == "traversal":
+        _zip(sub, [("../../evil.py", "x")])
+    elif case == "bomb":
+        _zip(sub, [("captionrnn/big.bin", b"\0" * (60 << 20))], compression=zipfile.ZIP_DEFLATED)
+    elif case == "too_many":
+        _zip(sub, [(f"captionrnn/f{i}.py", "") for i in range(2100)])
+    else:
+        _zip(sub, [("captionrnn/__init__.py", "x = 1\n")])
+        data = bytearray(sub.read_bytes())
+        for sig in (b"PK\x03\x04", b"PK\x01\x02"):
+            i = data.find(sig)
+            flag_at, method_at = (i + 6, i + 8) if sig == b"PK\x03\x04" else (i + 8, i + 10)
+            if case == "encrypted":
+                data[flag_at] |= 1
+            else:
+                data[method_at : method_at + 2] = (99).to_bytes(2, "little")
+        sub.write_bytes(bytes(data))
     json_path = tmp_path / "results.json"
     assert main(["grade", str(sub), "--json", str(json_path)]) == 2
     err = capsys.readouterr().err
     assert expect in err and "Traceback" not in err
-    results = _load(json_path)
+    results = load(json_path)
     assert results["score"] == 0 and expect in results["output"]
+    assert not (tmp_path.parent / "evil.py").exists()
     with pytest.raises(GradeError):
-        grade(sub, json_path=json_path)
+        grade(sub, json_path)
+
+
+def test_json_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["grade", str(REPO), "--json", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_folder_submission_symlinks_are_not_followed(tmp_path):
+    sub = tmp_path / "sub"
+    pkg = copy_reference(sub)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("instructor secret")
+    (pkg / "notes.txt").symlink_to(secret)
+    (pkg / "outside").symlink_to(tmp_path, target_is_directory=True)
+    from captionrnn.grading.grader import unpack_submission
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    found = unpack_submission(sub, scratch, deadline=float("inf"))
+    assert (found / "rnn.py").is_file()
+    assert not (found / "notes.txt").exists() and not (found / "outside").exists()
+
+
+def test_a_class_in_parallel_with_a_gradebook(tmp_path, capsys):
+    subs = tmp_path / "subs"
+    copy_reference(subs / "alice")
+    copy_edition(subs / "bob")
+    _zip(subs / "carol.zip", [("notes.txt", "no code")])
+    gradebook = tmp_path / "gradebook.csv"
+    code = main(
+        ["grade", str(subs), "--jobs", "2", "--csv", str(gradebook), "--out", str(tmp_path / "out")]
+    )
+    assert code == 0
+    rows = list(__import__("csv").DictReader(gradebook.open()))
+    by = {r["submission"]: r for r in rows}
+    assert float(by["alice"]["score"]) == 81 and float(by["bob"]["score"]) == 0
+    assert float(by["carol"]["score"]) == 0 and "no captionrnn package" in by["carol"]["message"]
+    assert float(by["alice"]["rnn_step_forward"]) == 2
+    for name in ("alice", "bob", "carol"):
+        load(tmp_path / "out" / name / "results.json")
+
+
+def test_gradescope_zip_in_a_simulated_autograder_layout(tmp_path):
+    """run_autograder on the reference, the untouched edition and a dishonest submission."""
+    from test_grading_attacks import ATTACKS, PRELUDE
+
+    zpath = tmp_path / "autograder.zip"
+    assert main(["autograder", str(zpath)]) == 0
+    with zipfile.ZipFile(zpath) as zf:
+        names = zf.namelist()
+        assert {"setup.sh", "run_autograder", "captionrnn/grading/grader.py"} <= set(names)
+        assert zf.getinfo("run_autograder").external_attr >> 16 & stat.S_IXUSR
+    dishonest = tmp_path / "dishonest"
+    pkg = copy_edition(dishonest)
+    with open(pkg / "__init__.py", "a") as f:
+        f.write(PRELUDE + ATTACKS["reference_on_path"] + ATTACKS["detached_rewriter"])
+    for name, src, want in (
+        ("reference", None, 81),
+        ("edition", edition(), 0),
+        ("dishonest", dishonest, 0),
+    ):
+        root = tmp_path / name
+        (root / "source").mkdir(parents=True)
+        with zipfile.ZipFile(zpath) as zf:
+            zf.extractall(root / "source")
+        if src is None:
+            copy_reference(root / "submission")
+        else:
+            import shutil
+
+            shutil.copytree(src, root / "submission")
+        env = dict(
+            os.environ, CAPTIONRNN_AUTOGRADER_ROOT=str(root), CAPTIONRNN_PYTHON=sys.executable
+        )
+        env.pop("PYTHONPATH", None)
+        proc = subprocess.run(
+            ["bash", str(root / "source" / "run_autograder")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        results = load(root / "results" / "results.json")
+        assert results["score"] == want, (name, results["output"])
+        assert stat.S_IMODE((root / "source").stat().st_mode) == 0o700
+        if is_root():
+            assert "unprivileged user" in results["output"]
+        else:
+            assert "isolation is reduced" in results["output"]

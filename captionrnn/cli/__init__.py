@@ -20,7 +20,17 @@ import traceback
 from captionrnn import __version__
 
 # The order commands are listed in `captionrnn --help`; modules not named here come after.
-ORDER = ["train", "sample", "evaluate", "attend", "gradcheck", "prepare", "release", "grade"]
+ORDER = [
+    "train",
+    "sample",
+    "evaluate",
+    "attend",
+    "gradcheck",
+    "prepare",
+    "release",
+    "grade",
+    "autograder",
+]
 
 
 class ArgumentParser(argparse.ArgumentParser):

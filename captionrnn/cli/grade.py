@@ -1,34 +1,66 @@
-"""``captionrnn grade SUBMISSION``: run the grading tests against a student's own code.
+"""``captionrnn grade``: grade one submission, or a folder of them, against the reference.
 
-    captionrnn grade submissions/alice/                 # a filled-in student edition folder
-    captionrnn grade alice.zip --json out/results.json  # or a zip of it
-    captionrnn grade /autograder/submission --json /autograder/results/results.json   # on Gradescope
+    captionrnn grade submissions/alice/                  # a filled-in student edition folder
+    captionrnn grade alice.zip --json out/results.json   # or a zip of it
+    captionrnn grade submissions/ --jobs 2 --csv gradebook.csv   # a whole class
 
-Prints a per-function table and writes Gradescope's results.json. Needs pytest and pytest-timeout
-(``pip install 'captionrnn[test]'``). How it isolates the submission: :mod:`captionrnn.grading.grader`.
+The student's code runs in an isolated child process; every score is computed here, from values this
+process checks against the reference (docs/grading.md). Prints a per-function table and writes
+Gradescope's results.json.
 """
 
 import sys
+from pathlib import Path
+
+
+def _is_class_folder(path):
+    p = Path(path)
+    if not p.is_dir() or (p / "captionrnn").is_dir() or (p / "__init__.py").is_file():
+        return False
+    return any(c.is_dir() or c.suffix.lower() == ".zip" for c in p.iterdir())
 
 
 def _run(args):
-    from captionrnn.grading.grader import GradeError, format_table, grade
+    from captionrnn.grading.grader import GradeError, format_table, grade, grade_many
+
+    if args.csv or args.jobs > 1 or _is_class_folder(args.submission):
+        out = args.out or str(Path(args.submission).resolve().parent / "graded")
+
+        def progress(name, results):
+            if not args.quiet:
+                mx = results["extra_data"].get("max_score", 0)
+                print(f"{name}: {results['score']:g} / {mx:g}", flush=True)
+
+        try:
+            done = grade_many(
+                args.submission,
+                out,
+                jobs=args.jobs,
+                csv_path=args.csv,
+                timeout=args.timeout,
+                total_timeout=args.total_timeout,
+                progress=progress,
+            )
+        except GradeError as exc:
+            print(f"captionrnn grade: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"graded {len(done)} submissions; results in {out}/<name>/results.json")
+        if args.csv:
+            print(f"wrote {args.csv}")
+        return 0
 
     counter = {"n": 0}
 
-    def progress(rec):
+    def progress(row):
         counter["n"] += 1
         mark = {"passed": ".", "not implemented": "n", "timeout": "T", "crashed": "C"}.get(
-            rec["outcome"], "F"
+            row["outcome"], "F"
         )
         print(mark, end="", flush=True)
-        if counter["n"] % 50 == 0:
-            print(flush=True)
 
     if not args.quiet:
         print(
-            f"grading {args.submission} (per-test limit {args.timeout:g} s; . pass  F fail  "
-            "n not implemented  T time limit  C crash)",
+            f"grading {args.submission} (. pass  F fail  n not implemented  T time limit  C crash)",
             flush=True,
         )
     try:
@@ -37,13 +69,13 @@ def _run(args):
             json_path=args.json,
             timeout=args.timeout,
             total_timeout=args.total_timeout,
-            output_limit=args.output_limit,
             progress=None if args.quiet else progress,
             keep=args.keep,
         )
     except GradeError as exc:
         print(("\n" if counter["n"] else "") + f"captionrnn grade: error: {exc}", file=sys.stderr)
-        print(f"wrote {args.json} (score 0, with this message)", file=sys.stderr)
+        if not Path(args.json).is_dir():
+            print(f"wrote {args.json} (score 0, with this message)", file=sys.stderr)
         return 2
     if not args.quiet:
         print("\n")
@@ -60,47 +92,58 @@ def _run(args):
 
 
 def register(subparsers):
-    from captionrnn.cli._common import nonneg_int, positive_float
+    from captionrnn.cli._common import positive_float, positive_int
 
     p = subparsers.add_parser(
         "grade",
-        help="grade a submission (a filled-in student edition) and write Gradescope's results.json",
-        description="Run the grading tests (captionrnn/grading/tests, points declared next to each test) against "
-        "the SUBMISSION's own captionrnn package in a separate process, each test with a time limit; "
-        "print a per-function table and write the results in Gradescope's autograder format. "
-        "Needs pytest and pytest-timeout (pip install 'captionrnn[test]').",
+        help="grade a submission (or a folder of them) and write Gradescope's results.json",
+        description="Run the SUBMISSION's captionrnn functions in an isolated child process and "
+        "judge them here against the reference: values on CS231n's linspace inputs and on inputs "
+        "drawn at grading time, and gradient checks. Prints a per-function table and writes "
+        "results in Gradescope's format. SUBMISSION may be a folder of submissions (sub-folders "
+        "or .zip files): each is graded in isolation, see --jobs and --csv. See docs/grading.md.",
     )
     p.add_argument(
         "submission",
         metavar="SUBMISSION",
-        help="a student edition folder or .zip (the captionrnn package at its root or one folder down)",
+        help="a student edition folder or .zip, or a folder of them",
     )
     p.add_argument(
         "--json",
         default="results.json",
         metavar="PATH",
-        help="where to write the results (default: results.json in the current folder)",
+        help="results file of a single submission (default: results.json here)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="for a folder of submissions: write DIR/<name>/results.json (default: graded/ "
+        "next to the folder)",
+    )
+    p.add_argument(
+        "--csv", default=None, metavar="PATH", help="for a folder: write a gradebook CSV"
+    )
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="submissions graded at once (default 1)",
     )
     p.add_argument(
         "--timeout",
         type=positive_float,
-        default=30.0,
+        default=10.0,
         metavar="SECONDS",
-        help="time limit of each test (default: 30)",
+        help="time limit of each call into the student's code (default: 10)",
     )
     p.add_argument(
         "--total-timeout",
         type=positive_float,
-        default=None,
+        default=300.0,
         metavar="SECONDS",
-        help="time limit of the whole run (default: max(120, 60 x --timeout))",
-    )
-    p.add_argument(
-        "--output-limit",
-        type=nonneg_int,
-        default=2000,
-        metavar="CHARS",
-        help="characters of a test's printed output kept in the results (default: 2000)",
+        help="time limit of a whole submission, unpacking included (default: 300)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.add_argument(

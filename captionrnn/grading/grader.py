@@ -1,55 +1,65 @@
-"""Grade a submission (a filled-in student edition) with the grading tests, in a separate process.
+"""Grade a submission: the student's code computes in an isolated child, this process judges.
 
-    results = grade("submissions/alice.zip", json_path="results.json", timeout=30)
+    results = grade("submissions/alice.zip", json_path="results.json")
     print(format_table(results))
 
-How it works
-1. :func:`locate_submission` finds the submission's ``captionrnn`` package: SUBMISSION is a folder or
-   a .zip; the package may be at its root, one folder down, or SUBMISSION may be the package itself.
-   Only that package is copied into a fresh work folder (``work/submission/captionrnn``), with the
-   grading tests (``captionrnn/grading/tests/test_*.py``) and the plugin (:mod:`.plugin`) beside it.
-2. A child ``python -m pytest`` runs the tests with ``PYTHONPATH`` = the submission copy, so
-   ``import captionrnn`` there is the student's code (the plugin fails a test whose ``captionrnn``
-   comes from anywhere else), with ``CAPTIONRNN_BACKEND=numpy``, installed pytest plugins not
-   auto-loaded, pytest-timeout's per-test limit, and one BLAS thread.
-3. The plugin appends one JSON record per test to a file as each finishes. The parent watches it: a
-   test that outlives its limit by a grace period (stuck in C code, where pytest-timeout's signal
-   cannot reach) gets its process group killed; a child that dies (segfault, ``os._exit``) costs
-   the test it was running. Either way the grader starts a new child for the tests not yet run.
-   When the total time limit is reached, every test without a result scores 0 with the reason.
-4. The results are written in Gradescope's autograder format (``score``, ``tests`` with ``name``,
-   ``score``, ``max_score``, ``output``, ``status``), always, even on bad input.
+How it works (docs/grading.md has the threat model)
+1. :func:`unpack_submission` copies a folder submission (regular files only; symlinks are never
+   followed or copied) or unpacks a zip (entry count, sizes, encryption and compression method
+   checked, paths kept inside the archive) into a private scratch folder, within the total time
+   limit, and finds the ``captionrnn`` package in it.
+2. :class:`.sandbox.Child` starts the function server (``server.py``) on a copy of that package, as
+   a dedicated unprivileged uid in its own mount and network namespaces when the grader runs as
+   root.
+3. Every check in :mod:`.checks` draws its inputs here (fresh seed each run), asks the child for the
+   student's outputs over a pipe, validates the reply and compares it with the reference computed
+   here. A crash, time-out or malformed reply fails that check only; the next check gets a fresh
+   child.
+4. The child's process group and every process of its uid are killed, then this process writes the
+   results in Gradescope's format (``score``, ``tests`` with ``name``, ``score``, ``max_score``,
+   ``output``, ``status``), always, even on bad input.
 """
 
 import json
 import os
+import secrets
 import shutil
-import subprocess
-import sys
+import stat
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-TESTS_DIR = HERE / "tests"
-PLUGIN_MODULE = "captionrnn_grading_plugin"
+import numpy as np
+
+from captionrnn.backend import use_backend
+
+from . import checks as checks_mod
+from . import sandbox
+
 EXPECTED_MODULES = ("layers.py", "rnn.py", "lstm.py", "gru.py", "model.py", "rnn_layers.py")
-MAX_UNZIPPED = 200 * 2**20  # bytes: a submission is a few hundred kB of Python
-GRACE = 10.0  # seconds past the per-test limit before the parent kills a stuck child
-LOG_TAIL = 1500
+MAX_UNZIPPED = 50 * 2**20  # bytes: a submission is a few hundred kB of Python
+MAX_ENTRIES = 2000  # files in a submission (zip entries or folder files)
 
 
 class GradeError(Exception):
     """The submission cannot be graded at all (missing, not a captionrnn package, ...)."""
 
 
+# ---------------------------------------------------------------- submissions
+
+
 def _is_package(d):
-    return (d / "__init__.py").is_file() and any((d / m).is_file() for m in EXPECTED_MODULES)
+    return (
+        d.is_dir()
+        and not d.is_symlink()
+        and (d / "__init__.py").is_file()
+        and any((d / m).is_file() for m in EXPECTED_MODULES)
+    )
 
 
 def _find_package(root):
-    """The captionrnn package directory under ``root`` (see the module docstring), or GradeError."""
+    """The captionrnn package directory under ``root``, or GradeError."""
     candidates = [root / "captionrnn"] + [
         d / "captionrnn"
         for d in sorted(root.iterdir())
@@ -60,287 +70,239 @@ def _find_package(root):
             if _is_package(c):
                 return c
             raise GradeError(
-                f"{c} is not the captionrnn package: it has no __init__.py or none of "
-                f"{', '.join(EXPECTED_MODULES)}"
+                f"{c.relative_to(root)} is not the captionrnn package: it has no __init__.py or "
+                f"none of {', '.join(EXPECTED_MODULES)}"
             )
     if _is_package(root):
-        return root  # the package folder itself was submitted
-    found = sorted(
-        {p.parent.name for p in root.glob("*/__init__.py")}
-        | {p.parent.relative_to(root).as_posix() for p in root.glob("*/*/__init__.py")}
-    )
-    what = f"; found the package(s) {', '.join(found)} instead" if found else ""
+        return root
     raise GradeError(
-        f"no captionrnn package in {root} (looked at its top level and one folder down){what}. "
+        "no captionrnn package in the submission (looked at its top level and one folder down). "
         "Submit the student edition folder, or a zip of it or of its captionrnn/ folder"
     )
 
 
-def _extract(zip_path, dest):
+def _check_time(deadline, what):
+    if time.monotonic() > deadline:
+        raise GradeError(f"{what} took longer than the total time limit")
+
+
+def _copy_tree(src, dest, deadline):
+    """Copy regular files and folders only (symlinks, devices, sockets are skipped, never
+    followed)."""
+    count, total = 0, 0
+    dest.mkdir(parents=True, exist_ok=True)
+    for root, dirs, files in os.walk(src, followlinks=False):
+        _check_time(deadline, "copying the submission")
+        rel = Path(root).relative_to(src)
+        dirs[:] = [
+            d
+            for d in dirs
+            if not os.path.islink(os.path.join(root, d)) and d not in ("__pycache__", ".git")
+        ]
+        for d in dirs:
+            (dest / rel / d).mkdir()
+        for f in files:
+            path = os.path.join(root, f)
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or f.endswith((".pyc", ".so")):
+                continue
+            count += 1
+            total += st.st_size
+            if count > MAX_ENTRIES or total > MAX_UNZIPPED:
+                raise GradeError(
+                    f"the submission holds more than {MAX_ENTRIES} files or "
+                    f"{MAX_UNZIPPED >> 20} MB; submit the captionrnn package only"
+                )
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as fin, open(dest / rel / f, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+
+
+def _extract(zip_path, dest, deadline):
+    """Unpack a zip entry by entry, refusing anything a submission has no business holding."""
     try:
         with zipfile.ZipFile(zip_path) as zf:
-            total = sum(i.file_size for i in zf.infolist())
-            if total > MAX_UNZIPPED:
+            infos = zf.infolist()
+            if len(infos) > MAX_ENTRIES:
                 raise GradeError(
-                    f"{zip_path} unpacks to {total / 2**20:.0f} MB; a submission should be the "
+                    f"the zip holds {len(infos)} entries (limit {MAX_ENTRIES}); submit the "
+                    "captionrnn package only"
+                )
+            declared = sum(i.file_size for i in infos)
+            if declared > MAX_UNZIPPED:
+                raise GradeError(
+                    f"the zip unpacks to {declared / 2**20:.0f} MB; a submission should be the "
                     "captionrnn package only (remove data, checkpoints and virtual environments)"
                 )
-            for info in zf.infolist():
-                target = (dest / info.filename).resolve()
-                if not target.is_relative_to(dest.resolve()):
+            root = dest.resolve()
+            written = 0
+            for info in infos:
+                _check_time(deadline, "unpacking the zip")
+                if info.flag_bits & 0x1:
                     raise GradeError(
-                        f"{zip_path} holds a path outside the archive: {info.filename!r}"
+                        f"the zip entry {info.filename!r} is encrypted; zip without a password"
                     )
-            zf.extractall(dest)
-    except zipfile.BadZipFile as exc:
-        raise GradeError(f"{zip_path} is not a valid zip file ({exc})") from exc
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise GradeError(
+                        f"the zip entry {info.filename!r} uses compression method "
+                        f"{info.compress_type}; only stored and deflated entries are accepted "
+                        "(make the zip with the zip command or Python's zipfile)"
+                    )
+                target = (dest / info.filename).resolve()
+                if not target.is_relative_to(root) or os.path.isabs(info.filename):
+                    raise GradeError(f"the zip holds a path outside the archive: {info.filename!r}")
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    continue  # symlinks are not unpacked
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as fin, open(target, "wb") as fout:
+                    while chunk := fin.read(1 << 16):
+                        written += len(chunk)
+                        if written > MAX_UNZIPPED:  # sizes in the header can lie
+                            raise GradeError(
+                                f"the zip unpacks to more than {MAX_UNZIPPED >> 20} MB"
+                            )
+                        fout.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError) as exc:
+        raise GradeError(f"the submission is not a readable zip file ({exc})") from exc
+    except (OSError, EOFError) as exc:
+        raise GradeError(f"the zip could not be unpacked ({type(exc).__name__}: {exc})") from exc
 
 
-def locate_submission(submission, scratch):
-    """Find the submission's captionrnn package (unpacking a zip into ``scratch``); GradeError if none."""
+def unpack_submission(submission, scratch, deadline):
+    """Copy or unpack ``submission`` into ``scratch``; the captionrnn package inside it."""
     path = Path(submission)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise GradeError(f"submission {path} does not exist")
+    root = Path(scratch) / "submission"
     if path.is_file():
         if not zipfile.is_zipfile(path):
             raise GradeError(
-                f"submission {path} is a file but not a zip; give the student edition folder or a .zip"
+                f"submission {path.name} is a file but not a zip; give the student edition "
+                "folder or a .zip"
             )
-        root = Path(scratch) / "unzipped"
         root.mkdir()
-        _extract(path, root)
-        return _find_package(root)
-    return _find_package(path)
+        _extract(path, root, deadline)
+    elif path.is_dir():
+        _copy_tree(path, root, deadline)
+    else:
+        raise GradeError(f"submission {path} is neither a folder nor a zip file")
+    return _find_package(root)
 
 
-def _copy_submission(pkg, dest):
-    ignore = shutil.ignore_patterns(
-        "__pycache__", "*.pyc", "*.so", ".ipynb_checkpoints", "*.npz", "*.h5"
-    )
-    shutil.copytree(pkg, dest / "captionrnn", ignore=ignore, symlinks=False)
+# ---------------------------------------------------------------- running the checks
 
 
-INI = """[pytest]
-addopts = -p no:cacheprovider -p no:logging -p no:stepwise
-timeout_method = signal
-markers =
-    points(n, function=None): weight of a grading test and the library function it grades
-"""
+def _function_deps(all_checks):
+    deps = {}
+    for c in all_checks:
+        deps.setdefault(c.function, set()).update(d for d in c.deps if d != c.function)
+    return deps
 
 
-def prepare(pkg, work, tests_dir=TESTS_DIR):
-    """Lay out ``work``: the submission copy, the grading tests and the plugin. Returns the tests folder."""
-    _copy_submission(pkg, work / "submission")
-    tests = work / "tests"
-    tests.mkdir()
-    for t in sorted(Path(tests_dir).glob("test_*.py")):
-        shutil.copy2(t, tests / t.name)
-    shutil.copy2(HERE / "plugin.py", tests / f"{PLUGIN_MODULE}.py")
-    (tests / "pytest.ini").write_text(INI)
-    return tests
+def dependents(function, all_checks=None):
+    """Every function whose checks depend on ``function``, directly or not (itself included)."""
+    deps = _function_deps(all_checks or checks_mod.all_checks())
+    out, changed = {function}, True
+    while changed:
+        changed = False
+        for f, ds in deps.items():
+            if f not in out and ds & out:
+                out.add(f)
+                changed = True
+    return out
 
 
-def _read_records(path, offset):
-    """New complete JSON lines of the record file after byte ``offset``: (records, new offset)."""
+def run_checks(pkg, scratch, timeout, deadline, progress=None, limits=None):
+    """Run every check against the package ``pkg``; returns (test rows, notes)."""
+    all_checks = checks_mod.all_checks()
+    sandbox.check_setup(sandbox.isolation_mode())
+    seed = secrets.randbits(63)
+    lease = sandbox.UidLease()
+    children = []
+
+    def start_child():
+        child = sandbox.Child(pkg, limits=limits, lease=lease, scratch=scratch)
+        children.append(child)
+        return child
+
+    remote = checks_mod.Remote(start_child, timeout)
+    remote.deadline = deadline
+    rows, notes = [], []
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return [], offset
-    end = data.rfind(b"\n") + 1
-    records = []
-    for line in data[:end].splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records, offset + end
-
-
-def _tail(path, n=LOG_TAIL):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - n))
-            return f.read().decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
-
-
-def _kill(proc):
-    try:
-        os.killpg(proc.pid, 9)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def run_tests(
-    work, tests, timeout=30.0, total_timeout=None, output_limit=2000, progress=None, grace=GRACE
-):
-    """Run the grading tests in child processes until every test has a result; see the module docstring.
-
-    Returns ``(tests, notes)``: a list of result dicts in collection order, and run-level notes.
-    """
-    total_timeout = total_timeout or max(120.0, 60 * timeout)
-    deadline = time.monotonic() + total_timeout
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CAPTIONRNN_", "COV_"))
-    }
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(work / "submission"), str(tests)]),
-        CAPTIONRNN_BACKEND="numpy",
-        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHONHASHSEED="0",
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        NUMBA_NUM_THREADS="1",
-        MPLBACKEND="Agg",
-        PYTHONIOENCODING="utf-8",
-        CAPTIONRNN_GRADE_ROOT=str(work / "submission"),
-        CAPTIONRNN_GRADE_OUTPUT_LIMIT=str(output_limit),
-    )
-    expected, results, notes = None, {}, []
-    run = 0
-    while True:
-        todo = (
-            None
-            if expected is None
-            else [t["nodeid"] for t in expected if t["nodeid"] not in results]
-        )
-        if todo == []:
-            break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            notes.append(f"the grading run reached its total time limit of {total_timeout:.0f} s")
-            break
-        run += 1
-        report = work / f"records-{run}.jsonl"
-        log = work / f"child-{run}.log"
-        env["CAPTIONRNN_GRADE_REPORT"] = str(report)
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-c",
-            str(tests / "pytest.ini"),
-            "--rootdir",
-            str(tests),
-            "-p",
-            PLUGIN_MODULE,
-            "-p",
-            "pytest_timeout",
-            f"--timeout={timeout:g}",
-            "--import-mode=importlib",
-            "-s",
-            "-q",
-            "--tb=short",
-            "-o",
-            "console_output_style=classic",
-        ]
-        cmd += todo if todo is not None else ["."]
-        with open(log, "wb") as logf:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=tests,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        offset, running, killed, before = 0, None, None, len(results)
-        while True:
-            done = proc.poll() is not None
-            records, offset = _read_records(report, offset)
-            for rec in records:
-                if rec["event"] == "collected" and expected is None:
-                    expected = rec["tests"]
-                elif rec["event"] == "start":
-                    running = (rec["nodeid"], time.monotonic())
-                elif rec["event"] == "result":
-                    results[rec["nodeid"]] = rec
-                    running = None
-                    if progress:
-                        progress(rec)
-            if done:
-                break
-            now = time.monotonic()
-            if running and now - running[1] > timeout + grace:
-                killed = f"killed after {now - running[1]:.0f} s (time limit {timeout:g} s): the test did not stop"
-                _kill(proc)
-            elif now > deadline:
-                killed = f"the grading run reached its total time limit of {total_timeout:.0f} s"
-                _kill(proc)
+        for i, check in enumerate(all_checks):
+            log = []
+            if time.monotonic() > deadline:
+                row = dict(
+                    outcome="not run", output="FAILED: not run: the total time limit ran out"
+                )
             else:
-                time.sleep(0.05)
-        if expected is None:
-            notes.append("the grading tests could not be collected; pytest said:\n" + _tail(log))
-            break
-        if running and running[0] not in results:
-            reason = killed or (
-                f"the test process ended abruptly (exit code {proc.returncode}) while running "
-                "this test, e.g. os._exit, a crash in compiled code, or running out of memory"
+                rng = np.random.default_rng([seed, i])
+                remote.timeout = max(0.1, min(timeout, deadline - time.monotonic()))
+                try:
+                    # The reference's readable NumPy code, float64: no compilation, no fast paths.
+                    with np.errstate(all="ignore"), use_backend("numpy"):
+                        check.run(remote, rng, log)
+                    row = dict(outcome="passed", output="")
+                except checks_mod.Fail as exc:
+                    row = dict(outcome=exc.kind, output=f"FAILED: {exc}")
+                except (
+                    Exception
+                ) as exc:  # a bug in the grader or the reference: never the student's
+                    row = dict(
+                        outcome="failed",
+                        output=f"FAILED: internal grader error: {type(exc).__name__}: {exc}",
+                    )
+            passed = row["outcome"] == "passed"
+            row.update(
+                name=check.name,
+                function=check.function,
+                deps=list(check.deps),
+                score=float(check.points) if passed else 0.0,
+                max_score=float(check.points),
+                status="passed" if passed else "failed",
+                output="\n".join(log + ([row["output"]] if row["output"] else [])),
             )
-            meta = next(t for t in expected if t["nodeid"] == running[0])
-            results[running[0]] = {
-                "nodeid": running[0],
-                "passed": False,
-                "outcome": "timeout" if killed else "crashed",
-                "score": 0.0,
-                "max_score": meta["max_score"],
-                "function": meta["function"],
-                "output": f"FAILED: {reason}",
-            }
+            rows.append(row)
             if progress:
-                progress(results[running[0]])
-        elif killed:  # the total limit, between tests
-            notes.append(killed)
-            break
-        elif len(results) == before and len(results) < len(
-            expected
-        ):  # no progress: do not loop forever
-            notes.append(
-                f"pytest stopped (exit code {proc.returncode}) without reporting the remaining tests; "
-                "its last output:\n" + _tail(log)
-            )
-            break
-    if expected is None:
-        return [], notes
-    out = []
-    for t in expected:
-        r = results.get(t["nodeid"])
-        if r is None:
-            why = notes[-1] if notes else "the test was not run"
-            r = {
-                "passed": False,
-                "outcome": "not run",
-                "score": 0.0,
-                "output": f"FAILED: not run: {why}",
-            }
-        out.append(
-            {
-                "name": t["name"],
-                "nodeid": t["nodeid"],
-                "function": t["function"],
-                "score": float(r["score"]),
-                "max_score": float(t["max_score"]),
-                "status": "passed" if r["passed"] else "failed",
-                "outcome": r["outcome"],
-                "output": r.get("output", ""),
-            }
-        )
-    return out, notes
+                progress(row)
+    finally:
+        for child in children:
+            child.kill()
+        lease.release()
+        for child in children:
+            child.close()
+    if remote.crashes:
+        notes.append(f"the student's process crashed or timed out {remote.crashes} time(s)")
+    _explain_dependencies(rows)
+    return rows, notes
 
 
-def _results(tests, notes, elapsed, submission, message=""):
+def _explain_dependencies(rows):
+    failing = {r["function"] for r in rows if r["status"] == "failed"}
+    for r in rows:
+        if r["status"] == "failed":
+            bad = [d for d in r["deps"] if d in failing and d != r["function"]]
+            if bad:
+                r["output"] = (
+                    f"{r['function']}: {', '.join(bad)} {'fails' if len(bad) == 1 else 'fail'}, "
+                    "fix it first\n" + r["output"]
+                )
+
+
+ISOLATION_TEXT = {
+    "namespace": "isolation: the student's code ran as an unprivileged user in its own mount and "
+    "network namespaces",
+    "uid": "isolation: the student's code ran as an unprivileged user (mount namespaces "
+    "unavailable: files readable by every user were readable by it)",
+    "none": "isolation is reduced: the grader does not run as root, so the student's code ran as "
+    "the same user (its results are still judged only by the grader)",
+}
+
+
+def _results(tests, notes, elapsed, message="", mode=None):
     score = round(sum(t["score"] for t in tests), 6)
     max_score = round(sum(t["max_score"] for t in tests), 6)
     gs_tests = [
@@ -355,6 +317,8 @@ def _results(tests, notes, elapsed, submission, message=""):
         for t in tests
     ]
     output = message or f"captionrnn grade: {score:g} / {max_score:g} points"
+    if mode:
+        notes = [ISOLATION_TEXT[mode]] + list(notes)
     if notes:
         output += "\n" + "\n".join(notes)
     return {
@@ -366,9 +330,8 @@ def _results(tests, notes, elapsed, submission, message=""):
         "tests": gs_tests,
         "extra_data": {
             "max_score": max_score,
-            "submission": str(submission),
             "functions": function_rows(tests),
-            "tests": tests,
+            "tests": [{k: v for k, v in t.items() if k != "deps"} for t in tests],
         },
     }
 
@@ -416,69 +379,130 @@ def format_table(results):
     return "\n".join(lines)
 
 
+def check_json_path(json_path):
+    """GradeError when results cannot be written to ``json_path`` (a folder, or no parent)."""
+    p = Path(json_path)
+    if p.is_dir():
+        raise GradeError(
+            f"--json {json_path} is a folder; give the path of the results file, e.g. "
+            f"{p / 'results.json'}"
+        )
+
+
 def write_results(results, json_path):
     """Write atomically (a half-written results.json is worse than none)."""
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = json_path.with_name(json_path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(dir=json_path.parent, prefix=".results-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(results, indent=2))
+    os.chmod(tmp, 0o644)
     os.replace(tmp, json_path)
-
-
-def check_requirements():
-    """GradeError unless pytest and pytest-timeout can be imported by this interpreter."""
-    missing = []
-    for mod, pkg in (("pytest", "pytest"), ("pytest_timeout", "pytest-timeout")):
-        try:
-            __import__(mod)
-        except ImportError:
-            missing.append(pkg)
-    if missing:
-        raise GradeError(
-            f"captionrnn grade needs {' and '.join(missing)}: pip install 'captionrnn[test]' "
-            f"(or pip install {' '.join(missing)})"
-        )
 
 
 def grade(
     submission,
     json_path="results.json",
-    timeout=30.0,
-    total_timeout=None,
-    output_limit=2000,
+    timeout=10.0,
+    total_timeout=300.0,
     progress=None,
     keep=False,
-    grace=GRACE,
+    limits=None,
 ):
-    """Grade ``submission``; always writes ``json_path``. Returns the results dict.
+    """Grade ``submission``; always writes ``json_path`` (after the student's processes are dead).
 
     Raises GradeError (after writing a zero-score results file with the reason) when the submission
     cannot be graded at all.
     """
+    check_json_path(json_path)
     start = time.monotonic()
+    deadline = start + total_timeout
     scratch = Path(tempfile.mkdtemp(prefix="captionrnn-grade-"))
+    os.chmod(scratch, 0o700)
+    mode = sandbox.isolation_mode()
+    limits = limits or sandbox.Limits(cpu=max(1, int(total_timeout)))
     try:
         try:
-            check_requirements()
-            pkg = locate_submission(submission, scratch)
-            (scratch / "work").mkdir()
-            tests = prepare(pkg, scratch / "work")
+            pkg = unpack_submission(submission, scratch, deadline)
         except GradeError as exc:
-            results = _results(
-                [], [], time.monotonic() - start, submission, message=f"not graded: {exc}"
-            )
+            results = _results([], [], time.monotonic() - start, message=f"not graded: {exc}")
             write_results(results, json_path)
             raise
         try:
-            tests_run, notes = run_tests(
-                scratch / "work", tests, timeout, total_timeout, output_limit, progress, grace
-            )
+            rows, notes = run_checks(pkg, scratch, timeout, deadline, progress, limits)
         except Exception as exc:  # the grader itself failed: still leave a results file
-            tests_run, notes = [], [f"internal grader error: {type(exc).__name__}: {exc}"]
-        results = _results(tests_run, notes, time.monotonic() - start, submission)
-        results["extra_data"]["package"] = str(pkg)
+            rows, notes = [], [f"internal grader error: {type(exc).__name__}: {exc}"]
+        results = _results(rows, notes, time.monotonic() - start, mode=mode)
         write_results(results, json_path)
         return results
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- a whole class
+
+
+def _one(args):
+    submission, json_path, timeout, total_timeout = args
+    try:
+        results = grade(submission, json_path, timeout, total_timeout)
+    except GradeError:
+        results = json.loads(Path(json_path).read_text())
+    return submission, results
+
+
+def grade_many(
+    folder, out_dir, jobs=1, csv_path=None, timeout=10.0, total_timeout=300.0, progress=None
+):
+    """Grade every submission (sub-folder or .zip) in ``folder``: OUT_DIR/<name>/results.json each,
+    and a gradebook CSV (one row per submission, one column per function). Returns {name:
+    results}."""
+    import concurrent.futures
+    import csv
+    import multiprocessing
+
+    folder, out_dir = Path(folder), Path(out_dir)
+    if not folder.is_dir():
+        raise GradeError(f"{folder} is not a folder of submissions")
+    subs = sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() == ".zip")
+    )
+    if not subs:
+        raise GradeError(f"{folder} holds no submissions (sub-folders or .zip files)")
+    tasks = []
+    for p in subs:
+        name = p.stem if p.suffix.lower() == ".zip" else p.name
+        tasks.append((str(p), str(out_dir / name / "results.json"), timeout, total_timeout))
+    done = {}
+    ctx = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
+        for sub, results in pool.map(_one, tasks):
+            p = Path(sub)
+            name = p.stem if p.suffix.lower() == ".zip" else p.name
+            done[name] = results
+            if progress:
+                progress(name, results)
+    if csv_path:
+        functions = []
+        for r in done.values():
+            for row in r.get("extra_data", {}).get("functions", []):
+                if row["function"] not in functions:
+                    functions.append(row["function"])
+        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["submission", "score", "max_score"] + functions + ["message"])
+            for name, r in done.items():
+                per = {
+                    row["function"]: row["score"] for row in r["extra_data"].get("functions", [])
+                }
+                msg = "" if r["tests"] else r["output"].splitlines()[0]
+                w.writerow(
+                    [name, r["score"], r["extra_data"].get("max_score", 0)]
+                    + [per.get(fn, 0.0) for fn in functions]
+                    + [msg]
+                )
+    return done
