@@ -163,6 +163,7 @@ def run(args):
         checkpoint_dir=out / "checkpoints",
         resume=args.resume,
         seed=args.seed,
+        keep_best=True,
         eval_fn=caption_metrics() if args.metrics else None,
         best_by=args.best_by,
     )
