@@ -10,9 +10,9 @@ run repeatable), loss lines at iterations 1, 1 + print_every, ..., and the model
 parameters.
 
 With ``seed=`` (an int or a ``np.random.Generator``, as ``captionrnn train`` passes) the solver
-draws from its own Generator instead, and each epoch is a fresh shuffle of the training captions. Either
-random state is saved in each checkpoint, so ``resume=`` continues the very same trajectory an
-uninterrupted run would have taken.
+draws from its own Generator instead, and each epoch is a fresh shuffle of the training captions.
+Either random state is saved in each checkpoint, so ``resume=`` continues the very same trajectory
+an uninterrupted run would have taken.
 """
 
 import difflib
@@ -42,8 +42,8 @@ class CaptioningSolver:
     - data: dict in the CS231n COCO format (see the module docstring)
     - update_rule: name of a function in :mod:`captionrnn.optim` (default 'sgd', as CS231n) or an
       ``update(w, dw, config)`` callable
-    - optim_config: hyperparameters for the update rule, e.g. ``{'learning_rate': 5e-3}``; each param
-      gets its own copy
+    - optim_config: hyperparameters for the update rule, e.g. ``{'learning_rate': 5e-3}``; each
+      param gets its own copy
     - lr_decay: multiply every learning rate by this after each epoch
     - batch_size: captions per minibatch; an epoch is ``max(num_train // batch_size, 1)`` iterations
     - num_epochs: total epochs (a resumed run continues up to this number)
@@ -66,9 +66,9 @@ class CaptioningSolver:
     - best_by: 'val_loss' or a name returned by ``eval_fn``, the score that chooses ``best_params``
     - best_mode: 'min', 'max' or 'auto' (min for names containing 'loss' or 'perplexity', else max)
 
-    Attributes after ``train()``: ``loss_history`` (one float per iteration), ``val_loss_history`` (one per
-    epoch), ``metric_history`` (dict of lists, one entry per epoch), ``best_params``, ``best_score``,
-    ``best_epoch``, ``epoch``, ``iteration``, ``last_checkpoint`` (Path or None).
+    Attributes after ``train()``: ``loss_history`` (one float per iteration), ``val_loss_history``
+    (one per epoch), ``metric_history`` (dict of lists, one entry per epoch), ``best_params``,
+    ``best_score``, ``best_epoch``, ``epoch``, ``iteration``, ``last_checkpoint`` (Path or None).
     """
 
     def __init__(
@@ -179,7 +179,8 @@ class CaptioningSolver:
         missing = [k for k in ("train_captions", "train_image_idxs") if k not in data]
         if missing:
             raise ValueError(
-                f"data is missing {missing}; it needs train_captions (N, T+1), train_image_idxs (N,) "
+                f"data is missing {missing}; it needs train_captions (N, T+1), "
+                "train_image_idxs (N,) "
                 "and train_features (Nimg, D) (or train_spatial_features for attention), and "
                 "optionally the same with val_"
             )
@@ -194,7 +195,7 @@ class CaptioningSolver:
         if len(data["train_captions"]) == 0:
             raise ValueError("data['train_captions'] is empty")
 
-    # ---- one iteration ----------------------------------------------------------------------------
+    # ---- one iteration --------------------------------------------------------------------------
 
     def _batch(self, split, idx):
         captions = self.data[f"{split}_captions"][idx]
@@ -211,8 +212,9 @@ class CaptioningSolver:
             else ""
         )
         return TrainingDivergedError(
-            f"{what} became {value} at iteration {self.iteration + 1} (epoch {self.epoch + 1}); training "
-            f"stopped.{where} try a lower learning rate (now {lr}) or gradient clipping (grad_clip=5.0)"
+            f"{what} became {value} at iteration {self.iteration + 1} (epoch {self.epoch + 1}); "
+            f"training stopped.{where} try a lower learning rate (now {lr}) or gradient clipping "
+            "(grad_clip=5.0)"
         )
 
     def _step(self, idx):
@@ -234,7 +236,7 @@ class CaptioningSolver:
         self.loss_history.append(float(loss))
         return float(loss)
 
-    # ---- evaluation -------------------------------------------------------------------------------
+    # ---- evaluation -----------------------------------------------------------------------------
 
     def validation_loss(self):
         """Loss on the fixed validation subset (``None`` when the data has no val split)."""
@@ -270,7 +272,7 @@ class CaptioningSolver:
                 self.best_params = {k: v.copy() for k, v in self.model.params.items()}
         return val_loss, metrics
 
-    # ---- training loop ----------------------------------------------------------------------------
+    # ---- training loop --------------------------------------------------------------------------
 
     def _say(self, bar, text):
         if bar is not None:
@@ -332,12 +334,12 @@ class CaptioningSolver:
             self.model.params = {k: v.copy() for k, v in self.best_params.items()}
         return self
 
-    # ---- checkpoints ------------------------------------------------------------------------------
+    # ---- checkpoints ----------------------------------------------------------------------------
 
     def save_checkpoint(self, path):
         """Write the full training state to ``path`` atomically (see :mod:`captionrnn.checkpoint`).
 
-        Arrays: ``params/<p>``, ``best/<p>`` (when kept), ``optim/<p>/<key>`` (optimizer state arrays),
+        Arrays: ``params/<p>``, ``best/<p>`` (when recorded), ``optim/<p>/<key>`` (optimizer state),
         ``history/loss`` (float64, one per iteration), ``val_idx``. Metadata: ``kind='solver'``, the
         model's metadata, epoch, iteration, update rule, the optimizer's scalar settings, histories,
         best score/epoch and the random state: the Generator's ``bit_generator.state``, or for a run

@@ -127,3 +127,12 @@ def test_dtype_preserved_and_inputs_untouched(rule):
     np.testing.assert_array_equal(dw, dw0)
     with pytest.raises(ValueError, match="shape"):
         rule(w, dw[:2])
+
+
+def test_every_public_rule_is_found_by_name():
+    from captionrnn import optim
+
+    assert sorted(optim.update_rules()) == ["adam", "rmsprop", "sgd", "sgd_momentum"]
+    assert optim.get_update_rule("adam") is adam
+    with pytest.raises(ValueError, match=r"invalid update_rule 'nesterov'.*'sgd_momentum'"):
+        optim.get_update_rule("nesterov")
