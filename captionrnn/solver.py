@@ -49,7 +49,8 @@ class CaptioningSolver:
     - num_epochs: total epochs (a resumed run continues up to this number)
     - print_every: print the training loss at iterations 1, 1 + print_every, ... (CS231n's
       ``t % print_every == 0`` with t counted from 0), when verbose
-    - verbose: print progress; the tqdm bar also needs stdout to be a terminal
+    - verbose: print progress: the loss at CS231n's iterations and, with ``keep_best``,
+      ``checkpoint_dir`` or ``eval_fn``, an epoch summary; the tqdm bar also needs a terminal
     - grad_clip: if set, rescale the gradients so that their global L2 norm is at most this
     - checkpoint_dir: if set, write ``epoch_XXX.npz`` there after every epoch (atomically)
     - resume: path of a checkpoint written by a solver; restores params, optimizer state, epoch,
@@ -319,7 +320,14 @@ class CaptioningSolver:
                     self.last_checkpoint = self.save_checkpoint(
                         self.checkpoint_dir / f"epoch_{self.epoch:03d}.npz"
                     )
-                if self.verbose and (val_loss is not None or metrics or self.last_checkpoint):
+                # CS231n's solver prints iterations only; the epoch summary comes with the
+                # options it does not have (keeping the best epoch, checkpoints, metrics).
+                extras = self.keep_best or self.checkpoint_dir is not None or self.eval_fn
+                if (
+                    self.verbose
+                    and extras
+                    and (val_loss is not None or metrics or self.last_checkpoint)
+                ):
                     parts = [f"(Epoch {self.epoch} / {self.num_epochs})"]
                     if val_loss is not None:
                         parts.append(f"val loss: {val_loss:.6f}")

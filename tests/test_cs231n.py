@@ -648,6 +648,7 @@ def test_overfit_cell_runs_unchanged_and_memorises(course, cell, lr_decay, targe
     result = json.loads(lines[-1])
     printed = [line.split(")")[0] for line in lines if line.startswith("(Iteration")]
     assert printed == [f"(Iteration {i} / 100" for i in range(1, 100, 10)]
+    assert not [line for line in lines if line.startswith("(Epoch")]  # CS231n prints none
     assert result["iterations"] == 100 and result["dtype"] == "float32"
     assert result["final_loss"] < target, result
     assert result["matches"] == result["n"] == 50, result
