@@ -9,7 +9,7 @@ N, D = 4, 5
 
 
 def close(got, expected):
-    """The notebook prints 8 decimals, so each entry must agree to within half a unit of the last one."""
+    """The notebook prints 8 decimals: each entry must agree to half a unit of the last one."""
     np.testing.assert_allclose(got, expected, rtol=0, atol=5.1e-9)
 
 
