@@ -646,6 +646,7 @@ def test_overfit_cell_runs_unchanged_and_memorises(course, cell, lr_decay, targe
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     result = json.loads(lines[-1])
+    print(f"overfit {cell}: {result}")
     printed = [line.split(")")[0] for line in lines if line.startswith("(Iteration")]
     assert printed == [f"(Iteration {i} / 100" for i in range(1, 100, 10)]
     assert not [line for line in lines if line.startswith("(Epoch")]  # CS231n prints none
