@@ -95,6 +95,7 @@ def train(cell, data, args):
         seed=args.seed,
         print_every=10**9,
         verbose=True,
+        keep_best=True,
     )
     start = time.perf_counter()
     solver.train()

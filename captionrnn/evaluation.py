@@ -122,7 +122,8 @@ def caption_metrics(max_images=200, decode="greedy", keys=("Bleu_4", "CIDEr"), m
     """An ``eval_fn`` for :class:`captionrnn.CaptioningSolver`: validation BLEU-4 and CIDEr each epoch.
 
     Scores a fixed subset of ``max_images`` val images (the same ones every epoch), so epochs compare.
-    Use with ``CaptioningSolver(..., eval_fn=caption_metrics(), best_by='CIDEr')`` to keep the best by CIDEr.
+    Use with ``CaptioningSolver(..., eval_fn=caption_metrics(), best_by='CIDEr', keep_best=True)``
+    to keep the best by CIDEr.
     """
 
     def eval_fn(model, data):

@@ -314,12 +314,9 @@ class CaptioningRNN:
                 f"features must be a float numpy array, got {got}; "
                 f"pass np.asarray(features, dtype=np.{self.dtype.name})"
             )
-        if features.dtype != self.dtype:
-            raise ValueError(
-                f"features have dtype {features.dtype} but the model is {self.dtype.name}; "
-                f"pass features.astype(np.{self.dtype.name}) (or build the model with "
-                f"dtype=np.{features.dtype.name})"
-            )
+        # CS231n's model computes whatever float dtype it is given; cast, so float32 in a float32
+        # model stays the only arithmetic and float64 features (np.random.randn) just work.
+        features = features.astype(self.dtype, copy=False)
         spatial = self._cell.spatial
         if spatial and features.ndim == 2:
             raise ValueError(
@@ -355,6 +352,7 @@ class CaptioningRNN:
                 f"input_dim={self.input_dim}; build CaptioningRNN(input_dim={features.shape[1]}) "
                 "or use the features it was trained on"
             )
+        return features
 
     def _check_words(self, name, words, ndim):
         if not isinstance(words, np.ndarray) or words.dtype.kind not in "iu":
@@ -378,7 +376,7 @@ class CaptioningRNN:
 
     def _forward(self, features, captions):
         """Forward pass shared by ``loss`` and ``eval_loss``; returns (loss, dscores, caches)."""
-        self._check_features(features)
+        features = self._check_features(features)
         self._check_words("captions", captions, 2)
         if captions.shape[1] < 2:
             raise ValueError(
@@ -410,7 +408,8 @@ class CaptioningRNN:
         """Training loss and gradients for a minibatch (reads ``self.params`` afresh on every call).
 
         Inputs:
-        - features: image features, shape (N, D) (attention: (N, C, 4, 4)), of the model's dtype
+        - features: image features, shape (N, D) (attention: (N, C, 4, 4)), any float dtype (cast
+          to the model's)
         - captions: integer word indices, shape (N, T+1); input words are ``captions[:, :-1]``,
           targets ``captions[:, 1:]``, targets equal to ``<NULL>`` are masked out
 
@@ -443,13 +442,14 @@ class CaptioningRNN:
     def initial_state(self, features):
         """Decoder state before the first word.
 
-        - features: shape (N, D) (spatial cells: (N, D, h, w)), of the model's dtype
+        - features: shape (N, D) (spatial cells: (N, D, h, w)), any float dtype (cast to the
+          model's)
         Returns a dict of arrays, each with the batch as its first axis: ``{'h': (N, H)}`` for rnn and
         gru, ``{'h': (N, H), 'c': (N, H)}`` for lstm, ``{'h', 'c', 'A': (N, H, 4, 4)}`` for attention
         (h = c = mean of A). Index every entry with the same rows
         (``{k: v[rows] for k, v in state.items()}``) to reorder or repeat hypotheses (beam search).
         """
-        self._check_features(features)
+        features = self._check_features(features)
         enc, _ = self._cell.encode(features, self.params["W_proj"], self.params["b_proj"])
         return self._cell.initial_state(enc, self.params)
 
@@ -474,7 +474,7 @@ class CaptioningRNN:
     def sample(self, features, max_length=30, return_attention=False):
         """Greedy decoding: start from ``<START>`` and feed back the highest-scoring word.
 
-        - features: shape (N, D) (attention: (N, C, 4, 4)), of the model's dtype
+        - features: shape (N, D) (attention: (N, C, 4, 4)), any float dtype (cast to the model's)
         - max_length: number of words to generate
         - return_attention: also return the attention maps
         Returns an int64 array of shape (N, max_length): column 0 is the first generated word; after a

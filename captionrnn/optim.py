@@ -97,4 +97,30 @@ def adam(w, dw, config=None):
     return next_w.astype(w.dtype, copy=False), config
 
 
-UPDATE_RULES = {"sgd": sgd, "sgd_momentum": sgd_momentum, "rmsprop": rmsprop, "adam": adam}
+def update_rules():
+    """Every public update rule defined in this module, by name (CS231n's solver looks rules up
+    with ``getattr(optim, name)``; a rule you add here is found the same way)."""
+    import inspect
+
+    return {
+        name: f
+        for name, f in sorted(globals().items())
+        if inspect.isfunction(f)
+        and f.__module__ == __name__
+        and not name.startswith("_")
+        and name not in ("update_rules", "get_update_rule")
+    }
+
+
+def get_update_rule(name):
+    """The update rule called ``name``; a ValueError naming the choices if there is none."""
+    rules = update_rules()
+    if name not in rules:
+        raise ValueError(
+            f"invalid update_rule {name!r}; choose one of {sorted(rules)} (the functions in "
+            "captionrnn.optim) or pass an update(w, dw, config) function"
+        )
+    return rules[name]
+
+
+UPDATE_RULES = update_rules()

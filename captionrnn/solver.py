@@ -3,9 +3,16 @@
 Data is CS231n's COCO dict: ``train_captions`` int (N, T+1), ``train_image_idxs`` int (N,),
 ``train_features`` float (Nimg, D), optionally the same three with ``val_``; other keys are ignored.
 
-Every random choice (minibatch order, validation subset) comes from the solver's own
-``np.random.Generator``, whose state is saved in each checkpoint, so ``resume=`` continues the very
-same trajectory an uninterrupted run would have taken.
+By default it behaves like CS231n's ``CaptioningSolver`` (so the course's notebooks run
+unchanged): ``update_rule='sgd'``, every iteration draws ``batch_size`` captions with replacement
+from the global ``np.random`` (exactly as ``sample_coco_minibatch``, so ``np.random.seed`` makes a
+run repeatable), loss lines at iterations 1, 1 + print_every, ..., and the model keeps its final
+parameters.
+
+With ``seed=`` (an int or a ``np.random.Generator``, as ``captionrnn train`` passes) the solver
+draws from its own Generator instead, and each epoch is a fresh shuffle of the training captions.
+Either random state is saved in each checkpoint, so ``resume=`` continues the very same trajectory
+an uninterrupted run would have taken.
 """
 
 import difflib
@@ -33,30 +40,36 @@ class CaptioningSolver:
     Inputs:
     - model: a CaptioningRNN (its params are updated in place of ``model.params``)
     - data: dict in the CS231n COCO format (see the module docstring)
-    - update_rule: name in :data:`captionrnn.optim.UPDATE_RULES` or an ``update(w, dw, config)`` callable
-    - optim_config: hyperparameters for the update rule, e.g. ``{'learning_rate': 5e-3}``; each param
-      gets its own copy
+    - update_rule: name of a function in :mod:`captionrnn.optim` (default 'sgd', as CS231n) or an
+      ``update(w, dw, config)`` callable
+    - optim_config: hyperparameters for the update rule, e.g. ``{'learning_rate': 5e-3}``; each
+      param gets its own copy
     - lr_decay: multiply every learning rate by this after each epoch
-    - batch_size: captions per minibatch; an epoch is ``max(num_train // batch_size, 1)`` iterations over
-      a fresh shuffle of the training captions
+    - batch_size: captions per minibatch; an epoch is ``max(num_train // batch_size, 1)`` iterations
     - num_epochs: total epochs (a resumed run continues up to this number)
-    - print_every: print the training loss every this many iterations (when verbose)
-    - verbose: print progress; the tqdm bar also needs stdout to be a terminal
+    - print_every: print the training loss at iterations 1, 1 + print_every, ... (CS231n's
+      ``t % print_every == 0`` with t counted from 0), when verbose
+    - verbose: print progress: the loss at CS231n's iterations and, with ``keep_best``,
+      ``checkpoint_dir`` or ``eval_fn``, an epoch summary; the tqdm bar also needs a terminal
     - grad_clip: if set, rescale the gradients so that their global L2 norm is at most this
     - checkpoint_dir: if set, write ``epoch_XXX.npz`` there after every epoch (atomically)
     - resume: path of a checkpoint written by a solver; restores params, optimizer state, epoch,
-      iteration, histories, best params and the random state
-    - seed: seed of the solver's Generator (minibatches and the validation subset)
-    - num_val_samples: validation loss uses a fixed random subset of this many val captions (None: all)
-    - keep_best: keep the params with the best validation score and restore them after training
+      iteration, histories, best params and the random state (the global ``np.random`` state too,
+      for a run that used it)
+    - seed: None (default): minibatches from the global ``np.random``, CS231n's sampling with
+      replacement; an int or a ``np.random.Generator``: the solver's own Generator, shuffled epochs
+    - num_val_samples: validation loss after each epoch uses a fixed random subset of this many val
+      captions (None: all; 0: no validation)
+    - keep_best: restore the params with the best validation score after training (default False:
+      the final params, as CS231n); the best score and epoch are recorded either way
     - eval_fn: optional ``eval_fn(model, data) -> dict name -> float``, called after each epoch; the
       values go into ``metric_history[name]`` (issue 4 adds BLEU-4 / CIDEr this way)
     - best_by: 'val_loss' or a name returned by ``eval_fn``, the score that chooses ``best_params``
     - best_mode: 'min', 'max' or 'auto' (min for names containing 'loss' or 'perplexity', else max)
 
-    Attributes after ``train()``: ``loss_history`` (one float per iteration), ``val_loss_history`` (one per
-    epoch), ``metric_history`` (dict of lists, one entry per epoch), ``best_params``, ``best_score``,
-    ``best_epoch``, ``epoch``, ``iteration``, ``last_checkpoint`` (Path or None).
+    Attributes after ``train()``: ``loss_history`` (one float per iteration), ``val_loss_history``
+    (one per epoch), ``metric_history`` (dict of lists, one entry per epoch), ``best_params``,
+    ``best_score``, ``best_epoch``, ``epoch``, ``iteration``, ``last_checkpoint`` (Path or None).
     """
 
     def __init__(
@@ -64,7 +77,7 @@ class CaptioningSolver:
         model,
         data,
         *,
-        update_rule="adam",
+        update_rule="sgd",
         optim_config=None,
         lr_decay=1.0,
         batch_size=100,
@@ -74,9 +87,9 @@ class CaptioningSolver:
         grad_clip=None,
         checkpoint_dir=None,
         resume=None,
-        seed=0,
+        seed=None,
         num_val_samples=1000,
-        keep_best=True,
+        keep_best=False,
         eval_fn=None,
         best_by="val_loss",
         best_mode="auto",
@@ -96,13 +109,8 @@ class CaptioningSolver:
                 f"unrecognised arguments to CaptioningSolver: {detail}; valid ones are {valid}"
             )
         if isinstance(update_rule, str):
-            if update_rule not in optim.UPDATE_RULES:
-                raise ValueError(
-                    f"invalid update_rule {update_rule!r}; choose one of {sorted(optim.UPDATE_RULES)} "
-                    "or pass an update(w, dw, config) function"
-                )
             self.update_rule_name = update_rule
-            self.update_rule = optim.UPDATE_RULES[update_rule]
+            self.update_rule = optim.get_update_rule(update_rule)
         elif callable(update_rule):
             self.update_rule_name = getattr(update_rule, "__name__", "custom")
             self.update_rule = update_rule
@@ -141,7 +149,8 @@ class CaptioningSolver:
             best_mode = "min" if ("loss" in best_by or "perplexity" in best_by) else "max"
         self.best_mode = best_mode
 
-        self.rng = np.random.default_rng(seed)
+        # None: the global np.random, as CS231n; otherwise the solver's own Generator.
+        self.rng = None if seed is None else np.random.default_rng(seed)
         self.epoch = 0  # completed epochs
         self.iteration = 0  # completed iterations
         self.loss_history, self.val_loss_history, self.metric_history = [], [], {}
@@ -150,10 +159,10 @@ class CaptioningSolver:
         self.optim_configs = {p: dict(self.optim_config) for p in model.params}
         n_val = len(data["val_captions"]) if "val_captions" in data else 0
         if num_val_samples is not None and n_val > num_val_samples:
-            # A separate stream, so the subset never shifts the minibatch sequence.
-            sub = np.random.default_rng(self.rng.integers(2**63)).choice(
-                n_val, num_val_samples, replace=False
-            )
+            # A separate stream, so the subset never shifts the minibatch sequence (and never
+            # touches the global np.random state a notebook has seeded).
+            sub_seed = 0 if self.rng is None else self.rng.integers(2**63)
+            sub = np.random.default_rng(sub_seed).choice(n_val, num_val_samples, replace=False)
             self.val_idx = np.sort(sub)
         else:
             self.val_idx = np.arange(n_val)
@@ -171,7 +180,8 @@ class CaptioningSolver:
         missing = [k for k in ("train_captions", "train_image_idxs") if k not in data]
         if missing:
             raise ValueError(
-                f"data is missing {missing}; it needs train_captions (N, T+1), train_image_idxs (N,) "
+                f"data is missing {missing}; it needs train_captions (N, T+1), "
+                "train_image_idxs (N,) "
                 "and train_features (Nimg, D) (or train_spatial_features for attention), and "
                 "optionally the same with val_"
             )
@@ -186,7 +196,7 @@ class CaptioningSolver:
         if len(data["train_captions"]) == 0:
             raise ValueError("data['train_captions'] is empty")
 
-    # ---- one iteration ----------------------------------------------------------------------------
+    # ---- one iteration --------------------------------------------------------------------------
 
     def _batch(self, split, idx):
         captions = self.data[f"{split}_captions"][idx]
@@ -203,8 +213,9 @@ class CaptioningSolver:
             else ""
         )
         return TrainingDivergedError(
-            f"{what} became {value} at iteration {self.iteration + 1} (epoch {self.epoch + 1}); training "
-            f"stopped.{where} try a lower learning rate (now {lr}) or gradient clipping (grad_clip=5.0)"
+            f"{what} became {value} at iteration {self.iteration + 1} (epoch {self.epoch + 1}); "
+            f"training stopped.{where} try a lower learning rate (now {lr}) or gradient clipping "
+            "(grad_clip=5.0)"
         )
 
     def _step(self, idx):
@@ -226,7 +237,7 @@ class CaptioningSolver:
         self.loss_history.append(float(loss))
         return float(loss)
 
-    # ---- evaluation -------------------------------------------------------------------------------
+    # ---- evaluation -----------------------------------------------------------------------------
 
     def validation_loss(self):
         """Loss on the fixed validation subset (``None`` when the data has no val split)."""
@@ -253,7 +264,7 @@ class CaptioningSolver:
             raise ValueError(
                 f"best_by={self.best_by!r} but eval_fn returned only {sorted(metrics)}"
             )
-        if self.keep_best and score is not None and math.isfinite(score):
+        if score is not None and math.isfinite(score):
             better = self.best_score is None or (
                 score < self.best_score if self.best_mode == "min" else score > self.best_score
             )
@@ -262,7 +273,7 @@ class CaptioningSolver:
                 self.best_params = {k: v.copy() for k, v in self.model.params.items()}
         return val_loss, metrics
 
-    # ---- training loop ----------------------------------------------------------------------------
+    # ---- training loop --------------------------------------------------------------------------
 
     def _say(self, bar, text):
         if bar is not None:
@@ -270,8 +281,20 @@ class CaptioningSolver:
         else:
             print(text, flush=True)
 
+    def _epoch_batches(self, num_train, per_epoch):
+        """The minibatch indices of one epoch."""
+        if self.rng is None:
+            # CS231n's sample_coco_minibatch: batch_size captions with replacement, per iteration.
+            for _ in range(per_epoch):
+                yield np.random.choice(num_train, self.batch_size)
+        else:
+            order = self.rng.permutation(num_train)
+            for i in range(per_epoch):
+                yield order[i * self.batch_size : (i + 1) * self.batch_size]
+
     def train(self):
-        """Run the remaining epochs; afterwards ``model.params`` are the best ones (if ``keep_best``)."""
+        """Run the remaining epochs; afterwards ``model.params`` are the final ones (the best ones
+        with ``keep_best=True``)."""
         num_train = len(self.data["train_captions"])
         per_epoch = max(num_train // self.batch_size, 1)
         total = per_epoch * self.num_epochs
@@ -284,15 +307,12 @@ class CaptioningSolver:
             )
         try:
             for _ in range(self.epoch, self.num_epochs):
-                order = self.rng.permutation(num_train)
-                for i in range(per_epoch):
-                    loss = self._step(order[i * self.batch_size : (i + 1) * self.batch_size])
+                for idx in self._epoch_batches(num_train, per_epoch):
+                    loss = self._step(idx)
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.3f}", refresh=False)
-                    if self.verbose and (
-                        self.iteration % self.print_every == 0 or self.iteration == 1
-                    ):
+                    if self.verbose and (self.iteration - 1) % self.print_every == 0:
                         self._say(bar, f"(Iteration {self.iteration} / {total}) loss: {loss:.6f}")
                 self.epoch += 1
                 val_loss, metrics = self._end_of_epoch()
@@ -300,7 +320,14 @@ class CaptioningSolver:
                     self.last_checkpoint = self.save_checkpoint(
                         self.checkpoint_dir / f"epoch_{self.epoch:03d}.npz"
                     )
-                if self.verbose:
+                # CS231n's solver prints iterations only; the epoch summary comes with the
+                # options it does not have (keeping the best epoch, checkpoints, metrics).
+                extras = self.keep_best or self.checkpoint_dir is not None or self.eval_fn
+                if (
+                    self.verbose
+                    and extras
+                    and (val_loss is not None or metrics or self.last_checkpoint)
+                ):
                     parts = [f"(Epoch {self.epoch} / {self.num_epochs})"]
                     if val_loss is not None:
                         parts.append(f"val loss: {val_loss:.6f}")
@@ -315,15 +342,16 @@ class CaptioningSolver:
             self.model.params = {k: v.copy() for k, v in self.best_params.items()}
         return self
 
-    # ---- checkpoints ------------------------------------------------------------------------------
+    # ---- checkpoints ----------------------------------------------------------------------------
 
     def save_checkpoint(self, path):
         """Write the full training state to ``path`` atomically (see :mod:`captionrnn.checkpoint`).
 
-        Arrays: ``params/<p>``, ``best/<p>`` (when kept), ``optim/<p>/<key>`` (optimizer state arrays),
+        Arrays: ``params/<p>``, ``best/<p>`` (when recorded), ``optim/<p>/<key>`` (optimizer state),
         ``history/loss`` (float64, one per iteration), ``val_idx``. Metadata: ``kind='solver'``, the
         model's metadata, epoch, iteration, update rule, the optimizer's scalar settings, histories,
-        best score/epoch and the Generator's ``bit_generator.state``.
+        best score/epoch and the random state: the Generator's ``bit_generator.state``, or for a run
+        on the global ``np.random`` its MT19937 key (array ``rng/mt19937``) and position.
         """
         arrays = {f"params/{k}": v for k, v in self.model.params.items()}
         if self.best_params is not None:
@@ -338,6 +366,12 @@ class CaptioningSolver:
                     scalars[p][key] = value.item() if isinstance(value, np.generic) else value
         arrays["history/loss"] = np.asarray(self.loss_history, dtype=np.float64)
         arrays["val_idx"] = np.asarray(self.val_idx, dtype=np.int64)
+        if self.rng is None:
+            _, key, pos, has_gauss, gauss = np.random.get_state()
+            arrays["rng/mt19937"] = key
+            rng_state = {"global": [int(pos), int(has_gauss), float(gauss)]}
+        else:
+            rng_state = self.rng.bit_generator.state
         metadata = {
             "kind": "solver",
             "solver_format_version": SOLVER_FORMAT_VERSION,
@@ -352,7 +386,7 @@ class CaptioningSolver:
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
             "best_by": self.best_by,
-            "rng_state": self.rng.bit_generator.state,
+            "rng_state": rng_state,
         }
         return save_checkpoint(path, arrays, metadata)
 
@@ -392,7 +426,14 @@ class CaptioningSolver:
                 configs[p] = config
             if any(k.startswith("best/") for k in arrays):
                 self.best_params = {p: arrays[f"best/{p}"].copy() for p in self.model.params}
-            self.rng.bit_generator.state = meta["rng_state"]
+            # The run continues on the random source it started with, whatever seed= says now.
+            if "global" in meta["rng_state"]:
+                pos, has_gauss, gauss = meta["rng_state"]["global"]
+                np.random.set_state(("MT19937", arrays["rng/mt19937"], pos, has_gauss, gauss))
+                self.rng = None
+            else:
+                self.rng = np.random.default_rng()
+                self.rng.bit_generator.state = meta["rng_state"]
             self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])
             self.loss_history = arrays["history/loss"].tolist()
             self.val_idx = arrays["val_idx"]

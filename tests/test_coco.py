@@ -201,3 +201,81 @@ def test_write_dataset_round_trip(tmp_path):
         "a dog",
         "sits",
     ]
+
+
+# ---- where load_coco_data looks -------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_default_places(tmp_path, monkeypatch):
+    """An empty working directory, no $CAPTIONRNN_COCO_DIR and no checkout folder."""
+    from captionrnn.data import coco
+
+    monkeypatch.delenv("CAPTIONRNN_COCO_DIR", raising=False)
+    monkeypatch.setattr(coco, "_checkout_dir", lambda: None)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def test_search_finds_cs231n_places_in_order(no_default_places, tmp_path):
+    from captionrnn.data.coco import coco_search_dirs, find_coco_dir
+
+    work, pkg = no_default_places, tmp_path / "assignment3" / "cs231n"
+    pkg.mkdir(parents=True)
+    places = [folder for folder, _ in coco_search_dirs(package_dir=pkg)]
+    assert places == [
+        work / "datasets" / "coco_captioning",
+        work / "cs231n" / "datasets" / "coco_captioning",  # CS231n 2017-2019
+        pkg.resolve() / "datasets" / "coco_captioning",  # CS231n 2020-2024
+        pkg.resolve().parent / "datasets" / "coco_captioning",
+    ]
+    for folder in reversed(places):  # each place is found, and an earlier one wins
+        folder.mkdir(parents=True)
+        write_coco(folder)
+        assert find_coco_dir(package_dir=pkg) == folder
+        assert load_coco_data(package_dir=pkg)["train_features"].shape == (5, 4)
+
+
+def test_env_dir_is_the_only_place_when_set(no_default_places, tmp_path, monkeypatch):
+    from captionrnn.data.coco import coco_search_dirs
+
+    (no_default_places / "datasets" / "coco_captioning").mkdir(parents=True)
+    write_coco(no_default_places / "datasets" / "coco_captioning")
+    monkeypatch.setenv("CAPTIONRNN_COCO_DIR", str(tmp_path / "elsewhere"))
+    assert [f for f, _ in coco_search_dirs()] == [tmp_path / "elsewhere"]
+    with pytest.raises(DatasetFileError, match="elsewhere"):
+        load_coco_data()
+
+
+def test_not_found_names_every_place_and_the_download(no_default_places, tmp_path):
+    from captionrnn.data.coco import coco_search_dirs
+
+    pkg = tmp_path / "cs231n"
+    pkg.mkdir()
+    with pytest.raises(FileNotFoundError) as err:
+        load_coco_data(package_dir=pkg)
+    message = str(err.value)
+    for folder, why in coco_search_dirs(package_dir=pkg):
+        assert f"{folder}   ({why})" in message
+    assert "get_coco_captioning.sh" in message and "CAPTIONRNN_COCO_DIR" in message
+    (pkg / "datasets").mkdir()
+    (pkg / "datasets" / "get_datasets.sh").write_text("#!/bin/sh\n")
+    with pytest.raises(FileNotFoundError, match=r"cd .*cs231n/datasets && bash get_datasets.sh"):
+        load_coco_data(package_dir=pkg)
+
+
+def test_docs_list_the_same_places():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
+    for place in (
+        "$CAPTIONRNN_COCO_DIR",
+        "./datasets/coco_captioning",
+        "./cs231n/datasets/coco_captioning",
+        "<package_dir>/datasets/coco_captioning",
+        "<package_dir>/../datasets/coco_captioning",
+        "coco_search_dirs",
+    ):
+        assert place in doc, place

@@ -9,7 +9,7 @@ N, D = 4, 5
 
 
 def close(got, expected):
-    """The notebook prints 8 decimals, so each entry must agree to within half a unit of the last one."""
+    """The notebook prints 8 decimals: each entry must agree to half a unit of the last one."""
     np.testing.assert_allclose(got, expected, rtol=0, atol=5.1e-9)
 
 
@@ -127,3 +127,12 @@ def test_dtype_preserved_and_inputs_untouched(rule):
     np.testing.assert_array_equal(dw, dw0)
     with pytest.raises(ValueError, match="shape"):
         rule(w, dw[:2])
+
+
+def test_every_public_rule_is_found_by_name():
+    from captionrnn import optim
+
+    assert sorted(optim.update_rules()) == ["adam", "rmsprop", "sgd", "sgd_momentum"]
+    assert optim.get_update_rule("adam") is adam
+    with pytest.raises(ValueError, match=r"invalid update_rule 'nesterov'.*'sgd_momentum'"):
+        optim.get_update_rule("nesterov")

@@ -42,7 +42,10 @@ def make_model(cell_type="lstm"):
 
 
 def solver(model, data, **kw):
-    args = dict(
+    args = dict(  # captionrnn train's settings, not CS231n's defaults (tested at the end)
+        update_rule="adam",
+        seed=0,
+        keep_best=True,
         optim_config={"learning_rate": 1e-2},
         batch_size=8,
         num_epochs=4,
@@ -196,8 +199,10 @@ def test_solver_checkpoint_loads_as_model_and_verbose_prints(tmp_path, capsys):
         make_model(), data, num_epochs=1, verbose=True, print_every=2, checkpoint_dir=tmp_path
     ).train()
     out = capsys.readouterr().out
-    assert (
-        "(Iteration 2 / 5) loss:" in out
+    assert (  # CS231n's schedule: iterations 1, 1 + print_every, ...
+        "(Iteration 1 / 5) loss:" in out
+        and "(Iteration 3 / 5) loss:" in out
+        and "(Iteration 2 / 5)" not in out
         and "(Epoch 1 / 1) val loss:" in out
         and "epoch_001.npz" in out
     )

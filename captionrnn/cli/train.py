@@ -210,6 +210,7 @@ def _train(args, data, out, name, start):
         checkpoint_dir=out / "checkpoints",
         resume=args.resume,
         seed=args.seed,
+        keep_best=True,
         eval_fn=caption_metrics() if args.metrics else None,
         best_by=args.best_by,
     )

@@ -8,8 +8,10 @@
 
 from captionrnn.data.coco import (
     DatasetFileError,
+    coco_search_dirs,
     decode_captions,
     default_coco_dir,
+    find_coco_dir,
     load_captioning_data,
     load_coco_data,
     load_images,
@@ -38,8 +40,10 @@ from captionrnn.data.vocab import (
 
 __all__ = [
     "DatasetFileError",
+    "coco_search_dirs",
     "decode_captions",
     "default_coco_dir",
+    "find_coco_dir",
     "load_captioning_data",
     "load_coco_data",
     "load_images",
@@ -64,8 +68,8 @@ __all__ = [
 
 
 def load_dataset(spec="shapes", verbose=True, **kwargs):
-    """The dataset a command names: ``'shapes'`` (built on first use), ``'coco'`` (CS231n's files in
-    ``$CAPTIONRNN_COCO_DIR`` or ``datasets/coco_captioning``) or a folder in the same layout (e.g. the output
+    """The dataset a command names: ``'shapes'`` (built on first use), ``'coco'`` (CS231n's files,
+    found by :func:`coco_search_dirs`) or a folder in the same layout (e.g. the output
     of ``captionrnn prepare flickr8k``). Extra keyword arguments go to the loader."""
     from pathlib import Path
 

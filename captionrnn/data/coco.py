@@ -51,20 +51,93 @@ class DatasetFileError(FileNotFoundError):
     """A file of the captioning layout is missing; the message names it and how to get it."""
 
 
-def default_coco_dir():
-    """Where :func:`load_coco_data` looks by default.
+COCO_FOLDER = Path("datasets") / "coco_captioning"
 
-    ``$CAPTIONRNN_COCO_DIR`` if set, else ``datasets/coco_captioning`` in the current directory if it exists,
-    else ``datasets/coco_captioning`` in the repository this package was installed from (where
-    ``datasets/get_coco_captioning.sh`` puts it).
+
+def _checkout_dir():
+    """The captionrnn source checkout this package runs from (editable install), else None."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / GET_SCRIPT).is_file() else None
+
+
+def coco_search_dirs(package_dir=None):
+    """Where :func:`load_coco_data` looks for the COCO folder when no ``base_dir`` is given.
+
+    This is the one list of places (docs/data.md shows it); the first folder holding
+    ``coco2014_captions.h5`` wins:
+
+    1. ``$CAPTIONRNN_COCO_DIR``: when set, the only place searched (an explicit choice)
+    2. ``./datasets/coco_captioning`` in the working directory
+    3. ``./cs231n/datasets/coco_captioning``: CS231n 2017-2019's default, relative to the
+       notebook's folder
+    4. ``<package_dir>/datasets/coco_captioning``: CS231n 2020-2024's default, inside the package
+       that calls the loader (the ``cs231n`` package ``captionrnn cs231n-package`` writes passes
+       its own folder)
+    5. ``<package_dir>/../datasets/coco_captioning``: next to that package
+    6. ``datasets/coco_captioning`` in the captionrnn checkout (editable install), where
+       ``bash datasets/get_coco_captioning.sh`` puts it
+
+    Returns a list of (folder Path, why it is searched) pairs, without repeats.
     """
     env = os.environ.get("CAPTIONRNN_COCO_DIR")
     if env:
-        return Path(env).expanduser()
-    local = Path.cwd() / "datasets" / "coco_captioning"
-    if local.is_dir():
-        return local
-    return Path(__file__).resolve().parents[2] / "datasets" / "coco_captioning"
+        return [(Path(env).expanduser(), "$CAPTIONRNN_COCO_DIR")]
+    cwd = Path.cwd()
+    places = [
+        (cwd / COCO_FOLDER, "the working directory"),
+        (cwd / "cs231n" / COCO_FOLDER, "CS231n 2017-2019's place, relative to the notebook"),
+    ]
+    if package_dir is not None:
+        pkg = Path(package_dir).resolve()
+        places += [
+            (pkg / COCO_FOLDER, f"CS231n 2020-2024's place, inside the package {pkg.name}/"),
+            (pkg.parent / COCO_FOLDER, f"next to the package {pkg.name}/"),
+        ]
+    checkout = _checkout_dir()
+    if checkout is not None:
+        places.append((checkout / COCO_FOLDER, "the captionrnn checkout"))
+    unique, seen = [], set()
+    for folder, why in places:
+        if folder.resolve() not in seen:
+            seen.add(folder.resolve())
+            unique.append((folder, why))
+    return unique
+
+
+def download_command(package_dir=None):
+    """The shell command that downloads CS231n's COCO files (about 1 GB) into a searched place."""
+    if package_dir is not None and (Path(package_dir) / "datasets" / "get_datasets.sh").is_file():
+        return f"cd {Path(package_dir).resolve() / 'datasets'} && bash get_datasets.sh"
+    checkout = _checkout_dir()
+    if checkout is not None:
+        return f"bash {checkout / GET_SCRIPT}"
+    return f"bash {GET_SCRIPT} (from a captionrnn checkout)"
+
+
+def find_coco_dir(package_dir=None):
+    """The first folder of :func:`coco_search_dirs` that holds ``coco2014_captions.h5``.
+
+    Raises DatasetFileError naming every place searched and the download command.
+    """
+    places = coco_search_dirs(package_dir)
+    for folder, _ in places:
+        if (folder / CAPTIONS_FILE).is_file():
+            return folder
+    listing = "\n".join(f"  {folder}   ({why})" for folder, why in places)
+    raise DatasetFileError(
+        f"COCO captioning data not found; looked for {CAPTIONS_FILE} in:\n{listing}\n"
+        f"Download it (about 1 GB) with: {download_command(package_dir)}\n"
+        "or pass base_dir=... (or set CAPTIONRNN_COCO_DIR) to the folder that holds it."
+    )
+
+
+def default_coco_dir(package_dir=None):
+    """The folder :func:`load_coco_data` reads by default: the first of :func:`coco_search_dirs`
+    that holds the data, else the first place searched."""
+    try:
+        return find_coco_dir(package_dir)
+    except DatasetFileError:
+        return coco_search_dirs(package_dir)[0][0]
 
 
 def _missing(path):
@@ -129,17 +202,21 @@ def _read_urls(path):
     return np.asarray(urls)
 
 
-def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None, images=False):
+def load_coco_data(
+    base_dir=None, max_train=None, pca_features=True, seed=None, images=False, package_dir=None
+):
     """Load a captioning dataset in the CS231n COCO layout (also Flickr8k and shapes folders).
 
     Inputs:
-    - base_dir: the dataset folder; default :func:`default_coco_dir` (``$CAPTIONRNN_COCO_DIR`` or
-      ``datasets/coco_captioning``)
+    - base_dir: the dataset folder; default: the first of :func:`coco_search_dirs` that holds it
+      (``$CAPTIONRNN_COCO_DIR``, ``datasets/coco_captioning`` here, CS231n's places, ...)
     - max_train: if given, keep this many training captions drawn at random with replacement, as CS231n does
       (``np.random.randint``, so ``np.random.seed`` reproduces the course's subsample)
     - pca_features: read ``*_vgg16_fc7_pca.h5`` (512-d for COCO) instead of ``*_vgg16_fc7.h5`` (4096-d)
     - seed: if given, draw the subsample from ``np.random.RandomState(seed)`` instead of the global state
     - images: also read ``{split}2014_images.h5`` into ``{split}_images`` where the folder has it
+    - package_dir: the folder of the package calling the loader, searched as CS231n does (the
+      generated ``cs231n/coco_utils.py`` passes its own)
 
     Returns a dict with
     - train_captions, val_captions: int (N, T+1); train_image_idxs, val_image_idxs: int (N,) rows of the features
@@ -150,7 +227,7 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True, seed=None, 
     (Nimg, C, 4, 4), ``info`` (the dataset.json manifest) and, with ``images=True``, ``{split}_images``
     uint8 (Nimg, height, width, 3).
     """
-    base = Path(base_dir).expanduser() if base_dir is not None else default_coco_dir()
+    base = Path(base_dir).expanduser() if base_dir is not None else find_coco_dir(package_dir)
     data = {}
     caption_path = base / CAPTIONS_FILE
     with _open_h5(caption_path) as f:

@@ -1,0 +1,1 @@
+"""CS231n's ``cs231n.classifiers``: the captioning model (``classifiers.rnn``)."""
