@@ -66,3 +66,10 @@ def is_fast_cache(cache):
     an attribute, not a type, so it works without importing the kernels (the student edition has none).
     """
     return getattr(cache, "fast_backend", False) is True
+
+
+# Which layers the fast path replaces, and when: captionrnn.dispatch, installed here because every
+# import of the package runs this module first (the layer modules themselves never mention it).
+from captionrnn import dispatch as _dispatch  # noqa: E402
+
+_dispatch.install()

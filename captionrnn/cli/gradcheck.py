@@ -31,6 +31,7 @@ import numpy as np
 
 from captionrnn import rnn_layers as L
 from captionrnn.backend import BACKENDS, use_backend
+from captionrnn.cells import CELLS
 from captionrnn.gradient_check import eval_numerical_gradient, rel_error
 
 H_STEP = 1e-5
@@ -119,11 +120,10 @@ def _softmax_loss(rng):
     )
 
 
-def _step(rng, gates, biases, cell=False):
+def _step(rng, gates, biases, state=("h",)):
     N, D, H = 3, 4, 5
-    a = dict(x=rng.standard_normal((N, D)), prev_h=rng.standard_normal((N, H)))
-    if cell:
-        a["prev_c"] = rng.standard_normal((N, H))
+    a = dict(x=rng.standard_normal((N, D)))
+    a.update({f"prev_{s}": rng.standard_normal((N, H)) for s in state})
     a.update(Wx=_w(rng, D, D, gates * H), Wh=_w(rng, H, H, gates * H))
     a.update({name: rng.standard_normal(gates * H) for name in biases})
     return a
@@ -141,28 +141,21 @@ def _seq(rng, gates, biases):
     return a
 
 
-def _rnn_step(rng):
-    return _layer(L.rnn_step_forward, L.rnn_step_backward, _step(rng, 1, ("b",)))
-
-
-def _rnn(rng):
-    return _layer(L.rnn_forward, L.rnn_backward, _seq(rng, 1, ("b",)))
-
-
-def _lstm_step(rng):
-    return _layer(L.lstm_step_forward, L.lstm_step_backward, _step(rng, 4, ("b",), cell=True))
-
-
-def _lstm(rng):
-    return _layer(L.lstm_forward, L.lstm_backward, _seq(rng, 4, ("b",)))
-
-
-def _gru_step(rng):
-    return _layer(L.gru_step_forward, L.gru_step_backward, _step(rng, 3, ("bx", "bh")))
-
-
-def _gru(rng):
-    return _layer(L.gru_forward, L.gru_backward, _seq(rng, 3, ("bx", "bh")))
+def _cell_checks():
+    """'<cell>_step' and '<cell>' for every cell of the registry: one step, and BPTT over T = 10."""
+    checks = {}
+    for cell in CELLS.values():
+        fwd, bwd = cell.function("step_forward"), cell.function("step_backward")
+        checks[f"{cell.name}_step"] = (
+            lambda rng, c=cell, f=fwd, b=bwd: _layer(f, b, _step(rng, c.G, c.biases, c.state)),
+            cell.rel_tol,
+        )
+        fwd, bwd = cell.function("forward"), cell.function("backward")
+        checks[cell.name] = (
+            lambda rng, c=cell, f=fwd, b=bwd: _layer(f, b, _seq(rng, c.G, c.biases)),
+            cell.rel_tol,
+        )
+    return checks
 
 
 def _spatial_affine(rng):
@@ -193,7 +186,7 @@ def _dot_product_attention(rng):
 
 
 def _lstm_step_attention(rng):
-    a = _step(rng, 4, ("b",), cell=True)
+    a = _step(rng, 4, ("b",), state=("h", "c"))
     H = a["prev_h"].shape[1]
     a.update(attn=rng.standard_normal((3, H)), Wattn=_w(rng, H, H, 4 * H))
     return _layer(L.lstm_step_forward, L.lstm_step_backward, a)
@@ -220,12 +213,7 @@ CHECKS = {
     "temporal_affine": (_temporal_affine, 1e-6),
     "word_embedding": (_embedding, 1e-6),
     "temporal_softmax_loss": (_softmax_loss, 1e-6),
-    "rnn_step": (_rnn_step, 1e-5),
-    "rnn": (_rnn, 1e-5),
-    "lstm_step": (_lstm_step, 1e-4),
-    "lstm": (_lstm, 1e-4),
-    "gru_step": (_gru_step, 1e-4),
-    "gru": (_gru, 1e-4),
+    **_cell_checks(),
     "spatial_affine": (_spatial_affine, 1e-6),
     "dot_product_attention": (_dot_product_attention, 1e-5),
     "lstm_step_attention": (_lstm_step_attention, 1e-4),
