@@ -100,18 +100,18 @@ def test_faulty_submission_loses_only_affected_tests(tmp_path):
     pkg = _copy_reference(tmp_path / "sub")
     _patch(
         pkg / "rnn.py",
-        "    x, prev_h, Wx, Wh, next_h = cache\n",
-        "    x, prev_h, Wx, Wh, next_h = cache\n    raise RuntimeError('boom')\n",
+        "    check_step_backward(dnext_h, cache)\n",
+        "    check_step_backward(dnext_h, cache)\n    raise RuntimeError('boom')\n",
     )
     _patch(
         pkg / "gru.py",
-        "    x0, h_prev0, Wx, Wh = cache[0][:4]\n",
-        "    x0, h_prev0, Wx, Wh = cache[0][:4]\n    while True:\n        pass\n",
+        "    check_sequence_backward(dh, cache)\n",
+        "    check_sequence_backward(dh, cache)\n    while True:\n        pass\n",
     )
     _patch(
         pkg / "lstm.py",
-        "    x0, h_prev0, _, Wx, Wh = cache[0][:5]\n",
-        "    x0, h_prev0, _, Wx, Wh = cache[0][:5]\n    print('spam ' * 2_000_000)  # 10 MB\n",
+        "    check_sequence_backward(dh, cache)\n",
+        "    check_sequence_backward(dh, cache)\n    print('spam ' * 2_000_000)  # 10 MB\n",
     )
     (pkg / "attention.py").write_text((pkg / "attention.py").read_text() + "\ndef broken(:\n")
     json_path = tmp_path / "results.json"
