@@ -1,10 +1,11 @@
-"""The registry of recurrent cells: every list of cells in the package is derived from :data:`CELLS`.
+"""The registry of recurrent cells: every list of cells in the package derives from :data:`CELLS`.
 
-One line per cell says where its reference code lives and what it looks like; the functions are found
-by name (``<name>_step_forward``, ``<name>_step_backward``, ``<name>_forward``, ``<name>_backward`` in
-``module``, and the same names in :mod:`captionrnn.kernels` when ``kernels`` is true). Who reads it:
-the backend dispatch (:mod:`captionrnn.dispatch`), the gradient-flow analysis, ``captionrnn
-gradcheck``, the model's cell table and the tests. Adding a cell: docs/contributing.md.
+One line per cell says where its reference code lives and what it looks like; the functions are
+found by name (``<name>_step_forward``, ``<name>_step_backward``, ``<name>_forward``,
+``<name>_backward`` in ``module``, and the same names in :mod:`captionrnn.kernels` when
+``kernels`` is true). Who reads it: the backend dispatch (:mod:`captionrnn.dispatch`), the
+gradient-flow analysis, ``captionrnn gradcheck``, the model's cell table and the tests.
+Adding a cell: docs/contributing.md.
 """
 
 from dataclasses import dataclass

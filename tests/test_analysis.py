@@ -37,6 +37,7 @@ def test_matches_the_sequence_backward(backend):
     # An independent route to dL/dh_k for the cells whose state is h alone: restart the sequence
     # function at h_k (as its h0), put g on the last state, and read dh0 from the library's BPTT.
     from captionrnn.analysis import _flow
+    from captionrnn.cells import CELLS
     from captionrnn.gru import gru_backward, gru_forward
     from captionrnn.rnn import rnn_backward, rnn_forward
 
@@ -54,7 +55,7 @@ def test_matches_the_sequence_backward(backend):
         )
         b = rng.standard_normal(G * H) * 0.1
         extra = (np.zeros(G * H),) if cell == "gru" else ()  # _flow's GRU has bh = 0
-        norms = _flow(cell, x, g, Wx, Wh, b)
+        norms = _flow(CELLS[cell], x, g, (Wx, Wh, b, *extra))
         h, _ = fwd(x, np.zeros((N, H)), Wx, Wh, b, *extra)
         for k in (0, 3, T - 2):
             _, cache = fwd(x[:, k + 1 :], h[:, k], Wx, Wh, b, *extra)

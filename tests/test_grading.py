@@ -155,13 +155,13 @@ def test_crash_and_unstoppable_hang_cost_only_their_tests(tmp_path):
     # os._exit kills the child; blocking SIGALRM defeats pytest-timeout, so the parent must kill it.
     _patch(
         pkg / "layers.py",
-        "    x, W = cache\n",
-        "    x, W = cache\n    import os\n    os._exit(3)\n",
+        "    check_embedding_backward(dout, cache)\n",
+        "    check_embedding_backward(dout, cache)\n    import os\n    os._exit(3)\n",
     )
     _patch(
         pkg / "attention.py",
-        "    features, W = cache\n",
-        "    features, W = cache\n    import signal\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
+        "    check_spatial_affine_backward(dA, cache)\n",
+        "    check_spatial_affine_backward(dA, cache)\n    import signal\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
         "    while True:\n        pass\n",
     )
     results = grade(tmp_path / "sub", json_path=tmp_path / "r.json", timeout=1, grace=1)
