@@ -18,7 +18,7 @@ def assert_grad_close(num, ana, name, rel_tol, norm_tol=NORM_TOL):
 
 def cell_params(rng, D, H, gates, biases=1, dtype=np.float64):
     """Wx (D, gates*H), Wh (H, gates*H) and ``biases`` bias vectors (gates*H,), drawn in that order
-    and scaled by 1/sqrt(fan-in) so the pre-activations are O(1) (tanh and sigmoid not saturated)."""
+    and scaled by 1/sqrt(fan-in) so the pre-activations are O(1) (tanh, sigmoid not saturated)."""
     Wx = rng.standard_normal((D, gates * H)) / np.sqrt(D)
     Wh = rng.standard_normal((H, gates * H)) / np.sqrt(H)
     bs = [rng.standard_normal(gates * H) for _ in range(biases)]
