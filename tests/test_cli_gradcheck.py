@@ -7,8 +7,29 @@ import numpy as np
 import pytest
 
 from captionrnn import gru, rnn, rnn_layers
+from captionrnn.cells import CELLS
 from captionrnn.cli import build_parser, main
 from captionrnn.cli.gradcheck import CHECKS, format_table, run_gradcheck
+
+# The parameters of the cells every release has, written out: the registry must produce exactly these.
+KNOWN_CELLS = {
+    "rnn_step": ["x", "prev_h", "Wx", "Wh", "b"],
+    "rnn": ["x", "h0", "Wx", "Wh", "b"],
+    "lstm_step": ["x", "prev_h", "prev_c", "Wx", "Wh", "b"],
+    "lstm": ["x", "h0", "Wx", "Wh", "b"],
+    "gru_step": ["x", "prev_h", "Wx", "Wh", "bx", "bh"],
+    "gru": ["x", "h0", "Wx", "Wh", "bx", "bh"],
+}
+
+
+def _cell_params(cell):
+    """A registry cell's checks: '<cell>_step' and '<cell>' (any cell added later, e.g. in a fork)."""
+    params = ["Wx", "Wh", *cell.biases]
+    return {
+        f"{cell.name}_step": ["x", *(f"prev_{s}" for s in cell.state), *params],
+        cell.name: ["x", "h0", *params],
+    }
+
 
 # Every layer and every parameter the command must check, in the order backward returns them.
 EXPECTED = {
@@ -16,12 +37,7 @@ EXPECTED = {
     "temporal_affine": ["x", "w", "b"],
     "word_embedding": ["W"],
     "temporal_softmax_loss": ["x"],
-    "rnn_step": ["x", "prev_h", "Wx", "Wh", "b"],
-    "rnn": ["x", "h0", "Wx", "Wh", "b"],
-    "lstm_step": ["x", "prev_h", "prev_c", "Wx", "Wh", "b"],
-    "lstm": ["x", "h0", "Wx", "Wh", "b"],
-    "gru_step": ["x", "prev_h", "Wx", "Wh", "bx", "bh"],
-    "gru": ["x", "h0", "Wx", "Wh", "bx", "bh"],
+    **{k: KNOWN_CELLS.get(k, v) for c in CELLS.values() for k, v in _cell_params(c).items()},
     "spatial_affine": ["features", "W", "b"],
     "dot_product_attention": ["prev_h", "A"],
     "lstm_step_attention": ["x", "prev_h", "prev_c", "Wx", "Wh", "b", "attn", "Wattn"],
@@ -95,6 +111,7 @@ def test_run_gradcheck_api():
     assert all(r.passed and r.backend == "numpy" for r in results)
     assert all(0 <= r.rel_error <= r.rel_tol and 0 <= r.norm_error <= r.norm_tol for r in results)
     assert list(CHECKS) == list(EXPECTED)
+    assert set(KNOWN_CELLS) <= set(CHECKS)
     table = format_table(results)
     assert table.count("\n") == len(results) + 1  # header, rule, one line per result
 
