@@ -4,9 +4,10 @@
 *last* hidden state only, L = sum_n g_n . h_{T-1} with a random unit vector g_n per example, and
 backpropagates one step at a time with the cells' own ``*_step_backward`` functions, recording
 ||dL/dh_t|| at every t. A plain RNN multiplies the gradient by diag(1 - h_t^2) Wh^T at every step,
-so its norm shrinks geometrically with the distance T-1-t (docs/bptt.md#vanishing-and-exploding-gradients);
-the LSTM's cell state and the GRU's update gate add a path that is elementwise and, with the gate
-open, close to the identity (docs/bptt.md#lstm, docs/bptt.md#gru).
+so its norm shrinks geometrically with the distance T-1-t
+(docs/bptt.md#vanishing-and-exploding-gradients); the LSTM's cell state and the GRU's update gate
+add a path that is elementwise and, with the gate open, close to the identity (docs/bptt.md#lstm,
+docs/bptt.md#gru).
 
 All cells see the same inputs and the same g, and use the model's initialisation (Wx randn/sqrt(D),
 Wh randn/sqrt(H) times ``weight_scale``, zero biases except the gate bias below). Shapes use the
@@ -41,7 +42,8 @@ def gradient_flow(
     - input_scale: standard deviation of the inputs x (N, T, D); large inputs saturate tanh units
     - gate_bias: bias of the LSTM forget gate and of the GRU update gate z, the gates that keep the
       old state (1.0 is the usual initialisation, Jozefowicz et al. 2015); 0 leaves them half shut
-    - seed: the inputs, weights and g come from ``np.random.default_rng(seed)``, the same for every cell
+    - seed: the inputs, weights and g come from ``np.random.default_rng(seed)``, the same for every
+      cell
 
     Returns:
     - dict cell name -> float64 array of shape (T,): entry t is the mean over the N examples of

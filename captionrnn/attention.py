@@ -108,7 +108,8 @@ def check_attention_sequence_backward(dh, cache):
 def spatial_affine_forward(features, W, b):
     """The same affine map over the channel axis at every grid cell (a 1 x 1 convolution).
 
-    Turns CNN feature maps into the attention projections: A[n, :, y, x] = features[n, :, y, x] W + b.
+    Turns CNN feature maps into the attention projections: A[n, :, y, x] = features[n, :, y, x] W +
+    b.
 
     Inputs:
     - features: spatial features, shape (N, C, 4, 4)
@@ -171,9 +172,9 @@ def dot_product_attention(prev_h, A):
     """
     check_attention(prev_h, A)
     ### BEGIN SOLUTION
-    ### TODO: scores_k = prev_h . A_k / sqrt(H) over the K = 16 cells, weights = a stable softmax of the
-    ### scores (N, K), attn = sum_k weights_k A_k (N, H); cache = AttentionCache(prev_h, A, weights,
-    ### scale); return attn, the weights as (N, 4, 4) maps, cache
+    ### TODO: scores_k = prev_h . A_k / sqrt(H) over the K = 16 cells, weights = a stable softmax of
+    ### the scores (N, K), attn = sum_k weights_k A_k (N, H); cache = AttentionCache(prev_h, A,
+    ### weights, scale); return attn, the weights as (N, 4, 4) maps, cache
     N, H = prev_h.shape
     A_flat = A.reshape(N, H, -1)  # (N, H, K)
     scale = 1.0 / math.sqrt(H)  # a Python float keeps float32 inputs float32
@@ -200,8 +201,9 @@ def dot_product_attention_backward(dattn, cache):
     """
     check_attention_backward(dattn, cache)
     ### BEGIN SOLUTION
-    ### TODO: dA_k = dattn * w_k plus the path through the scores; dweights_k = dattn . A_k; the softmax
-    ### backward dscores = w * (dweights - sum_j w_j dweights_j); then dprev_h and dA through scores / sqrt(H)
+    ### TODO: dA_k = dattn * w_k plus the path through the scores; dweights_k = dattn . A_k; the
+    ### softmax backward dscores = w * (dweights - sum_j w_j dweights_j); then dprev_h and dA
+    ### through scores / sqrt(H)
     prev_h, A, weights, scale = cache
     N, H = prev_h.shape
     A_flat = A.reshape(N, H, -1)  # (N, H, K)
@@ -233,9 +235,9 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
     """
     check_attention_sequence(x, A, Wx, Wh, Wattn, b)
     ### BEGIN SOLUTION
-    ### TODO: h0 = c0 = mean of A over the grid (N, H); for t = 0..T-1: attention of the previous h over A
-    ### (dot_product_attention), then lstm_step_forward with that context; return h (N, T, H) and a cache
-    ### dict that keeps the maps under "weights" (N, T, 4, 4) for attention_weights()
+    ### TODO: h0 = c0 = mean of A over the grid (N, H); for t = 0..T-1: attention of the previous h
+    ### over A (dot_product_attention), then lstm_step_forward with that context; return h (N, T, H)
+    ### and a cache dict that keeps the maps under "weights" (N, T, 4, 4) for attention_weights()
     N, T, Wd = x.shape
     H = A.shape[1]
     h0 = A.mean(axis=(2, 3))  # (N, H)
@@ -289,10 +291,10 @@ def attention_backward(dh, cache):
     """
     check_attention_sequence_backward(dh, cache)
     ### BEGIN SOLUTION
-    ### TODO: loop t = T-1..0: lstm_step_backward (with the context) on dh[:, t] plus the carried gradient,
-    ### then dot_product_attention_backward on dattn; prev_h feeds both the gates and the query, so add
-    ### both dprev_h; sum dA and the weight gradients over t; finally h0 = c0 = mean of A adds
-    ### (dh0 + dc0) / K to every cell of dA
+    ### TODO: loop t = T-1..0: lstm_step_backward (with the context) on dh[:, t] plus the carried
+    ### gradient, then dot_product_attention_backward on dattn; prev_h feeds both the gates and the
+    ### query, so add both dprev_h; sum dA and the weight gradients over t; finally h0 = c0 = mean
+    ### of A adds (dh0 + dc0) / K to every cell of dA
     A, steps, Wd = cache["A"], cache["steps"], cache["Wd"]
     Wx, Wh, Wattn, b = cache["params"]
     N, T, H = dh.shape

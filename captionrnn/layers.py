@@ -86,7 +86,8 @@ def check_softmax_loss(x, y, mask, verbose=False):
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + exp(-x)), numerically stable for large |x|.
 
-    exp is only ever taken of -|x|, so it never overflows; float x keeps its dtype (integers give float64).
+    exp is only ever taken of -|x|, so it never overflows; float x keeps its dtype (integers give
+    float64).
 
     - x: array of any shape
     Returns an array of the same shape and dtype.
@@ -137,7 +138,8 @@ def affine_backward(dout, cache):
     check_affine_backward(dout, cache)
     x, w, _ = cache
     ### BEGIN SOLUTION
-    ### TODO: dx = dout w^T reshaped to x's shape, dw = x^T dout (x as (N, D)), db = dout summed over N
+    ### TODO: dx = dout w^T reshaped to x's shape, dw = x^T dout (x as (N, D)), db = dout summed
+    ### over N
     x2 = x.reshape(x.shape[0], -1)  # (N, D)
     dx = (dout @ w.T).reshape(x.shape)
     dw = x2.T @ dout
@@ -160,7 +162,8 @@ def temporal_affine_forward(x, w, b):
     """
     check_temporal_affine(x, w, b)
     ### BEGIN SOLUTION
-    ### TODO: out[:, t] = x[:, t] w + b for every t, shape (N, T, M) (one matmul on x reshaped to (N*T, D))
+    ### TODO: out[:, t] = x[:, t] w + b for every t, shape (N, T, M) (one matmul on x reshaped to
+    ### (N*T, D))
     N, T, D = x.shape
     out = (x.reshape(N * T, D) @ w + b).reshape(N, T, w.shape[1])
     return out, TemporalAffineCache(x, w, b, out)
@@ -181,7 +184,8 @@ def temporal_affine_backward(dout, cache):
     """
     check_temporal_affine_backward(dout, cache)
     ### BEGIN SOLUTION
-    ### TODO: the affine backward with the N*T rows of x and dout stacked: dx (N, T, D), dw (D, M), db (M,)
+    ### TODO: the affine backward with the N*T rows of x and dout stacked: dx (N, T, D), dw (D, M),
+    ### db (M,)
     x, w = cache.x, cache.w
     N, T, D = x.shape
     M = w.shape[1]
@@ -252,8 +256,8 @@ def temporal_softmax_loss(x, y, mask, verbose=False):
     """
     check_softmax_loss(x, y, mask)
     ### BEGIN SOLUTION
-    ### TODO: loss = -(1/N) sum over unmasked (n, t) of log softmax(x[n, t])[y[n, t]] (subtract the row
-    ### max before exp); dx = (softmax(x) - onehot(y)) * mask / N, shape (N, T, V)
+    ### TODO: loss = -(1/N) sum over unmasked (n, t) of log softmax(x[n, t])[y[n, t]] (subtract the
+    ### row max before exp); dx = (softmax(x) - onehot(y)) * mask / N, shape (N, T, V)
     N, T, V = x.shape
     x_flat = x.reshape(N * T, V)
     y_flat = y.reshape(N * T)

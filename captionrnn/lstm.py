@@ -96,9 +96,9 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b, attn=None, Wattn=None):
     check_step(x, prev_h, prev_c, Wx, Wh, b, attn, Wattn)
     ### BEGIN SOLUTION
     ### TODO: the gate pre-activations a = x Wx + prev_h Wh (+ attn Wattn with a context) + b, shape
-    ### (N, 4H); split a into blocks i, f, o, g (columns [0, H), [H, 2H), [2H, 3H), [3H, 4H));
-    ### i, f, o = sigmoid(...), g = tanh(...); next_c = f * prev_c + i * g; tanh_c = tanh(next_c);
-    ### next_h = o * tanh_c, all (N, H); cache = LSTMStepCache(x, prev_h, prev_c, Wx, Wh, i, f, o, g,
+    ### (N, 4H); split a into blocks i, f, o, g (columns [0, H), [H, 2H), [2H, 3H), [3H, 4H)); i, f,
+    ### o = sigmoid(...), g = tanh(...); next_c = f * prev_c + i * g; tanh_c = tanh(next_c); next_h
+    ### = o * tanh_c, all (N, H); cache = LSTMStepCache(x, prev_h, prev_c, Wx, Wh, i, f, o, g,
     ### tanh_c, attn, Wattn)
     H = prev_h.shape[1]
     a = x @ Wx + prev_h @ Wh  # (N, 4H)
@@ -136,11 +136,11 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     """
     check_step_backward(dnext_h, dnext_c, cache)
     ### BEGIN SOLUTION
-    ### TODO: dc = dnext_c + dnext_h * o * (1 - tanh_c^2); the gradients of i, f, o, g and dprev_c = dc * f;
-    ### then through sigmoid' = s(1 - s) and tanh' = 1 - g^2 into da (N, 4H), blocks in the order i, f, o, g;
-    ### through a = x Wx + prev_h Wh + b: dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T da,
-    ### dWh = prev_h^T da, db = da summed over N; with a context (cache.attn is not None) also
-    ### dattn = da Wattn^T (N, H) and dWattn = attn^T da (H, 4H)
+    ### TODO: dc = dnext_c + dnext_h * o * (1 - tanh_c^2); the gradients of i, f, o, g and dprev_c =
+    ### dc * f; then through sigmoid' = s(1 - s) and tanh' = 1 - g^2 into da (N, 4H), blocks in the
+    ### order i, f, o, g; through a = x Wx + prev_h Wh + b: dx = da Wx^T, dprev_h = da Wh^T, dWx =
+    ### x^T da, dWh = prev_h^T da, db = da summed over N; with a context (cache.attn is not None)
+    ### also dattn = da Wattn^T (N, H) and dWattn = attn^T da (H, 4H)
     i, f, o, g, tanh_c = cache.i, cache.f, cache.o, cache.g, cache.tanh_c
     dc = dnext_c + dnext_h * o * (1 - tanh_c**2)  # (N, H): both paths into c_t
     di = dc * g
@@ -182,7 +182,8 @@ def lstm_forward(x, h0, Wx, Wh, b):
     check_sequence(x, h0, Wx, Wh, b)
     ### BEGIN SOLUTION
     ### TODO: loop t = 0..T-1 calling lstm_step_forward on x[:, t] with the previous h and c (h0 and
-    ### c0 = 0 first); h[:, t] is step t's hidden state, shape (N, T, H); the cache is the list of step caches
+    ### c0 = 0 first); h[:, t] is step t's hidden state, shape (N, T, H); the cache is the list of
+    ### step caches
     N, T, _ = x.shape
     h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx, Wh, b))
     prev_h, prev_c = h0, np.zeros_like(h0)
@@ -203,15 +204,16 @@ def lstm_backward(dh, cache):
     - cache: the list of step caches from lstm_forward
 
     Returns a tuple of:
-    - dx: shape (N, T, D); dh0: shape (N, H); dWx: shape (D, 4H); dWh: shape (H, 4H); db: shape (4H,)
+    - dx: shape (N, T, D); dh0: shape (N, H); dWx: shape (D, 4H); dWh: shape (H, 4H); db: shape
+      (4H,)
 
     Derivation: docs/bptt.md#lstm-through-time
     """
     check_sequence_backward(dh, cache)
     ### BEGIN SOLUTION
-    ### TODO: loop t = T-1..0 calling lstm_step_backward with dh[:, t] plus the hidden gradient carried
-    ### back from step t+1, and the carried cell gradient (zero at t = T-1); sum dWx, dWh, db over t;
-    ### dh0 is the hidden gradient left after step 0
+    ### TODO: loop t = T-1..0 calling lstm_step_backward with dh[:, t] plus the hidden gradient
+    ### carried back from step t+1, and the carried cell gradient (zero at t = T-1); sum dWx, dWh,
+    ### db over t; dh0 is the hidden gradient left after step 0
     N, T, H = dh.shape
     Wx, Wh = cache[0].Wx, cache[0].Wh
     dx = np.empty((N, T, Wx.shape[0]), dtype=dh.dtype)

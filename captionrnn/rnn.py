@@ -82,8 +82,8 @@ def rnn_step_backward(dnext_h, cache):
     """
     check_step_backward(dnext_h, cache)
     ### BEGIN SOLUTION
-    ### TODO: da = dnext_h * (1 - next_h^2) (N, H); then dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T da,
-    ### dWh = prev_h^T da, db = da summed over N
+    ### TODO: da = dnext_h * (1 - next_h^2) (N, H); then dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T
+    ### da, dWh = prev_h^T da, db = da summed over N
     da = dnext_h * (1 - cache.next_h**2)  # (N, H): tanh'(a) = 1 - tanh(a)^2
     dx = da @ cache.Wx.T
     dprev_h = da @ cache.Wh.T
@@ -140,8 +140,8 @@ def rnn_backward(dh, cache):
     """
     check_sequence_backward(dh, cache)
     ### BEGIN SOLUTION
-    ### TODO: loop t = T-1..0 calling rnn_step_backward on dh[:, t] plus the gradient carried back from
-    ### step t+1; sum dWx, dWh, db over t; dh0 is the gradient left after step 0
+    ### TODO: loop t = T-1..0 calling rnn_step_backward on dh[:, t] plus the gradient carried back
+    ### from step t+1; sum dWx, dWh, db over t; dh0 is the gradient left after step 0
     N, T, H = dh.shape
     Wx, Wh = cache[0].Wx, cache[0].Wh
     dx = np.empty((N, T, Wx.shape[0]), dtype=dh.dtype)

@@ -11,7 +11,8 @@ from captionrnn.cells import CELLS
 from captionrnn.cli import build_parser, main
 from captionrnn.cli.gradcheck import CHECKS, format_table, run_gradcheck
 
-# The parameters of the cells every release has, written out: the registry must produce exactly these.
+# The parameters of the cells every release has, written out: the registry must produce exactly
+# these.
 KNOWN_CELLS = {
     "rnn_step": ["x", "prev_h", "Wx", "Wh", "b"],
     "rnn": ["x", "h0", "Wx", "Wh", "b"],
@@ -23,7 +24,8 @@ KNOWN_CELLS = {
 
 
 def _cell_params(cell):
-    """A registry cell's checks: '<cell>_step' and '<cell>' (any cell added later, e.g. in a fork)."""
+    """A registry cell's checks: '<cell>_step' and '<cell>' (any cell added later, e.g. in a
+    fork)."""
     params = ["Wx", "Wh", *cell.biases]
     return {
         f"{cell.name}_step": ["x", *(f"prev_{s}" for s in cell.state), *params],
@@ -117,8 +119,8 @@ def test_run_gradcheck_api():
 
 
 def test_results_depend_only_on_the_seed():
-    # The inputs are drawn from (seed, layer) alone: reruns are reproducible, every backend checks the
-    # same numbers, and --seed really changes them.
+    # The inputs are drawn from (seed, layer) alone: reruns are reproducible, every backend checks
+    # the same numbers, and --seed really changes them.
     a = run_gradcheck(backends=("numpy",), seed=3, layers=["gru"])
     b = run_gradcheck(backends=("numpy",), seed=3, layers=["gru"])
     assert [r.rel_error for r in a] == [r.rel_error for r in b]

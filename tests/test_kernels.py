@@ -1,13 +1,13 @@
 """The Numba fast path (captionrnn.kernels) against the NumPy reference.
 
-Agreement tolerance, float64: normwise max|numba - numpy| / max|numpy| <= 1e-12. Both backends evaluate
-the same formulas; they differ only in (a) summation order (one (T*N)-row matrix multiply for all steps
-instead of T per-step ones, and BLAS blocking), and (b) the last ulp of exp/tanh (libm / Cephes tanh in
-the kernels vs NumPy's SIMD ufuncs, each within ~4e-16 relative). Over the few timesteps used here
-these add up to ~1e-15 (measured 1e-16 .. 1.5e-15), so 1e-12 leaves a 1000x margin while any real slip
-(a wrong gate, sign or missing term) shows up as an O(1) difference. Normwise rather than elementwise
-because an entry that is a sum of many terms can cancel to nearly zero, and there a relative error of
-a 1e-16 absolute difference is meaningless.
+Agreement tolerance, float64: normwise max|numba - numpy| / max|numpy| <= 1e-12. Both backends
+evaluate the same formulas; they differ only in (a) summation order (one (T*N)-row matrix multiply
+for all steps instead of T per-step ones, and BLAS blocking), and (b) the last ulp of exp/tanh (libm
+/ Cephes tanh in the kernels vs NumPy's SIMD ufuncs, each within ~4e-16 relative). Over the few
+timesteps used here these add up to ~1e-15 (measured 1e-16 .. 1.5e-15), so 1e-12 leaves a 1000x
+margin while any real slip (a wrong gate, sign or missing term) shows up as an O(1) difference.
+Normwise rather than elementwise because an entry that is a sum of many terms can cancel to nearly
+zero, and there a relative error of a 1e-16 absolute difference is meaningless.
 """
 
 import dataclasses
@@ -166,7 +166,7 @@ def test_tanh_and_sigmoid_kernels_accurate():
         )
 
 
-# ----------------------------------------------------------------------------- (2) float32 stays float32
+# ----------------------------------------------------------------------------- (2) float32 stays fl
 
 
 def _all_float32(values):
@@ -206,7 +206,8 @@ def test_float32_backends_agree(mod, name, G, nb):
 
 
 def _step_inputs(cell, rng, dtype=np.float64):
-    """x (N, D), the previous state(s) (N, H), the parameters, then the upstream gradient(s) (N, H)."""
+    """x (N, D), the previous state(s) (N, H), the parameters, then the upstream gradient(s) (N,
+    H)."""
     x = rng.standard_normal((N, D)).astype(dtype)
     state = [rng.standard_normal((N, H)).astype(dtype) for _ in cell.state]
     douts = [rng.standard_normal((N, H)).astype(dtype) for _ in cell.state]
@@ -233,7 +234,7 @@ def test_float32_kernels_direct():
     _all_float32((loss, dx))
 
 
-# ----------------------------------------------------------------------------- (3) inputs never mutated
+# ----------------------------------------------------------------------------- (3) inputs never mut
 
 
 def _assert_unchanged(originals, arrays):
@@ -291,8 +292,8 @@ def test_step_kernels_do_not_mutate_inputs(cell):
     ids=["float64", "float32", "float16", "byteswapped", "N=0", "T=0"],
 )
 def test_dispatch_runs_the_kernel_exactly_for_supported_inputs(cell, make, fast):
-    """Under 'numba' the sequence forward returns a FastCache when the kernel ran, the reference's list
-    of step caches when it fell back; both give the reference's numbers."""
+    """Under 'numba' the sequence forward returns a FastCache when the kernel ran, the reference's
+    list of step caches when it fell back; both give the reference's numbers."""
     mod = import_module(cell.module)
     args, _ = make_seq(np.random.default_rng(16), cell.G, len(cell.biases))
     args = [make(a) for a in args]
@@ -307,7 +308,7 @@ def test_dispatch_runs_the_kernel_exactly_for_supported_inputs(cell, make, fast)
             assert isinstance(cache, kernels.FastCache) is fast
 
 
-# ----------------------------------------------------------------------------- (4) caches cross backends
+# ----------------------------------------------------------------------------- (4) caches cross bac
 
 
 @pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
@@ -362,14 +363,14 @@ def test_warmup_compiles_everything():
     kernels.warmup()  # loads from the on-disk cache after the first run
 
 
-# ----------------------------------------------------------------------------- (6) beam search top-k
+# ----------------------------------------------------------------------------- (6) beam search top-
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 30), st.data())
 def test_top_k_rows_matches_lexsort_order(R, C, data):
-    """The m largest per row, largest first, ties by lower index: the argpartition + lexsort order of
-    beam_search, with ties and -inf (dead beams) drawn on purpose."""
+    """The m largest per row, largest first, ties by lower index: the argpartition + lexsort order
+    of beam_search, with ties and -inf (dead beams) drawn on purpose."""
     m = data.draw(st.integers(1, C))
     x = np.asarray(
         data.draw(
@@ -383,13 +384,13 @@ def test_top_k_rows_matches_lexsort_order(R, C, data):
         np.testing.assert_array_equal(got[r], np.lexsort((np.arange(C), -x[r]))[:m])
 
 
-# ----------------------------------------------------------------------------- (7) spatial projection
+# ----------------------------------------------------------------------------- (7) spatial projecti
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_spatial_affine_backends_agree(dtype):
-    """The attention projection as one (N*K, C) @ (C, H) multiply equals the einsum reference, keeps the
-    dtype, and a cache from either forward works with either backward."""
+    """The attention projection as one (N*K, C) @ (C, H) multiply equals the einsum reference, keeps
+    the dtype, and a cache from either forward works with either backward."""
     from captionrnn import attention
 
     rng = np.random.default_rng(12)
@@ -411,8 +412,9 @@ def test_spatial_affine_backends_agree(dtype):
 
 @pytest.mark.parametrize("mod, name, G, nb", CELLS)
 def test_backward_skipping_padded_steps_agrees(mod, name, G, nb):
-    """dh zero after each sample's last target (as <NULL> padding gives), one sample all zero and one a
-    gap inside its caption: the fast backward skips the dead rows and must still equal the reference."""
+    """dh zero after each sample's last target (as <NULL> padding gives), one sample all zero and
+    one a gap inside its caption: the fast backward skips the dead rows and must still equal the
+    reference."""
     args, dh = make_seq(np.random.default_rng(13), G, nb)
     last = [T - 1, 2, -1]  # sample 2 has no target at all
     for n, t in enumerate(last):
@@ -426,7 +428,8 @@ def test_backward_skipping_padded_steps_agrees(mod, name, G, nb):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_temporal_affine_backward_skipping_zero_rows_agrees(dtype):
-    """Zero rows of dout (masked targets) are left out of the fast multiplies; the results must not change."""
+    """Zero rows of dout (masked targets) are left out of the fast multiplies; the results must not
+    change."""
     rng = np.random.default_rng(14)
     x = rng.standard_normal((N, T, D)).astype(dtype)
     w, b = rng.standard_normal((D, V)).astype(dtype), rng.standard_normal(V).astype(dtype)
@@ -438,7 +441,7 @@ def test_temporal_affine_backward_skipping_zero_rows_agrees(dtype):
     ):
         d = np.where(zero[:, :, None], 0, dout).astype(dtype)
         res = both_backends(
-            lambda: layers.temporal_affine_backward(d, TemporalAffineCache(x, w, b, None))
+            lambda d=d: layers.temporal_affine_backward(d, TemporalAffineCache(x, w, b, None))
         )
         for a, e in zip(res["numba"], res["numpy"]):
             assert a.dtype == dtype and a.shape == e.shape

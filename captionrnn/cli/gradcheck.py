@@ -1,4 +1,5 @@
-"""``captionrnn gradcheck``: finite-difference check of every layer's backward pass, on every backend.
+"""``captionrnn gradcheck``: finite-difference check of every layer's backward pass, on every
+backend.
 
     captionrnn gradcheck                          # every layer, both backends
     captionrnn gradcheck --backend numpy --seed 1
@@ -76,7 +77,8 @@ class Result:
 
 
 def _w(rng, fan_in, *shape):
-    """Weights scaled by 1/sqrt(fan_in) so pre-activations are O(1): tanh and sigmoid are not saturated."""
+    """Weights scaled by 1/sqrt(fan_in) so pre-activations are O(1): tanh and sigmoid are not
+    saturated."""
     return rng.standard_normal(shape) / np.sqrt(fan_in)
 
 
@@ -211,7 +213,8 @@ def _attention(rng):
     return _layer(attention.attention_forward, attention.attention_backward, a)
 
 
-# layer name -> (builder, elementwise rel_error tolerance); see the module docstring for the numbers.
+# layer name -> (builder, elementwise rel_error tolerance); see the module docstring for the
+# numbers.
 CHECKS = {
     "affine": (_affine, 1e-6),
     "temporal_affine": (_temporal_affine, 1e-6),
@@ -326,7 +329,8 @@ def _run(args):
     failed = [r for r in results if not r.passed]
     print(
         f"\n{len(results) - len(failed)}/{len(results)} gradient checks passed "
-        f"(float64, centred differences, h={H_STEP:g}, seed {args.seed}) in {time.perf_counter() - start:.1f} s"
+        f"(float64, centred differences, h={H_STEP:g}, seed {args.seed}) "
+        f"in {time.perf_counter() - start:.1f} s"
     )
     if failed:
         print("FAILED: " + ", ".join(f"{r.layer}.{r.param} [{r.backend}]" for r in failed))
@@ -337,8 +341,8 @@ def register(subparsers):
     p = subparsers.add_parser(
         "gradcheck",
         help="finite-difference check of every layer's backward pass",
-        description="Check every layer's analytic gradients (affine, temporal affine, word embedding, "
-        "temporal softmax loss, RNN/LSTM/GRU step and sequence) against float64 centred "
+        description="Check every layer's analytic gradients (affine, temporal affine, word "
+        "embedding, temporal softmax loss, RNN/LSTM/GRU step and sequence) against float64 centred "
         "differences, on each backend. Exit code 1 if any check fails.",
     )
     p.add_argument(

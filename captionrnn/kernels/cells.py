@@ -6,9 +6,9 @@ NumPy reference does, so both backends agree to ~1e-15 in float64. Each ``*_back
 takes the upstream gradient of this step plus the one carried back from the next step.
 
 Why the loops look as they do (measured): per row, flat loops over contiguous 1-D slices (the three
-sigmoid blocks, the tanh block, then the cell update) vectorise; one loop over j doing all four gates,
-or loops indexing a row at an offset (``a[3H + j]``), did not (5-17x slower: the float32 LSTM forward
-step, N=50, H=512, went from 1.35 ms to 0.10 ms).
+sigmoid blocks, the tanh block, then the cell update) vectorise; one loop over j doing all four
+gates, or loops indexing a row at an offset (``a[3H + j]``), did not (5-17x slower: the float32 LSTM
+forward step, N=50, H=512, went from 1.35 ms to 0.10 ms).
 """
 
 from captionrnn.kernels.elementary import _inline, _jit, _sigmoid, _tanh
@@ -35,7 +35,7 @@ def rnn_backward_rows(dh, dh_rec, h, da):
             da[n, j] = (dh[n, j] + dh_rec[n, j]) * (one - h[n, j] * h[n, j])
 
 
-# --------------------------------------------------------------------------- LSTM (gates i, f, o, g)
+# --------------------------------------------------------------------------- LSTM (gates i, f, o, g
 
 
 @_jit
@@ -74,7 +74,8 @@ def _lstm_cell_backward(dh, dc, prev_c, i, f, o, g, tc, one):
 
 @_jit
 def lstm_backward_rows(dh, dh_rec, dc, prev_c, gates, tc, da):
-    # dc holds dnext_c on entry and dprev_c on exit. Flat loops over 1-D row slices, as in the forward.
+    # dc holds dnext_c on entry and dprev_c on exit. Flat loops over 1-D row slices, as in the
+    # forward.
     N, H = prev_c.shape
     one = da.dtype.type(1)
     for n in range(N):
@@ -118,7 +119,8 @@ def gru_forward_rows(gates, ha, bx, bh, prev_h, hn, h):
 
 @_inline
 def _gru_cell_backward(dh, prev_h, r, z, n, hn, one):
-    # As gru.gru_step_backward; returns dar, daz, dan (= dax blocks), dan * r (dah's n block), direct dprev_h.
+    # As gru.gru_step_backward; returns dar, daz, dan (= dax blocks), dan * r (dah's n block),
+    # direct dprev_h.
     dn = dh * (one - z)
     dz = dh * (prev_h - n)
     dan = dn * (one - n * n)

@@ -30,10 +30,12 @@ def _top_k_rows(x, m, out):
 
 
 def top_k_rows(x, m):
-    """Column indices of the m largest entries of every row, largest first (ties: lower index first).
+    """Column indices of the m largest entries of every row, largest first (ties: lower index
+    first).
 
     The order of ``np.lexsort((idx, -value))`` on the selected entries, in one pass over each row
-    (beam search keeps the best 2k of k * V candidates per image; np.argpartition + lexsort cost ~5x more).
+    (beam search keeps the best 2k of k * V candidates per image; np.argpartition + lexsort cost ~5x
+    more).
 
     - x: float array, shape (R, C) with C >= m
     - m: number of entries to keep, 1 <= m <= C

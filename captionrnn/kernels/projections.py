@@ -51,9 +51,9 @@ def _nonzero_rows(a, out):
 def temporal_affine_backward(dout, cache):
     """Fast :func:`captionrnn.layers.temporal_affine_backward` -> dx (N, T, D), dw (D, M), db (M,).
 
-    The rows of dout that are entirely zero (the masked <NULL> targets: the softmax loss gives them no
-    gradient) are left out of the two multiplies; their dx rows are zero, as in the reference. With
-    COCO-like padding that is ~20% of the rows of the (T N, H) x (H, V) vocabulary products.
+    The rows of dout that are entirely zero (the masked <NULL> targets: the softmax loss gives them
+    no gradient) are left out of the two multiplies; their dx rows are zero, as in the reference.
+    With COCO-like padding that is ~20% of the rows of the (T N, H) x (H, V) vocabulary products.
     """
     x, w, b, out = cache
     N, T, D = x.shape
@@ -97,7 +97,8 @@ def spatial_affine_forward(features, W, b):
 
 
 def spatial_affine_backward(dA, cache):
-    """Fast :func:`captionrnn.attention.spatial_affine_backward` -> dfeatures (N, C, Y, X), dW (C, H), db (H,)."""
+    """Fast :func:`captionrnn.attention.spatial_affine_backward` -> dfeatures (N, C, Y, X), dW (C,
+    H), db (H,)."""
     features, W = cache
     N, C, Y, X = features.shape
     dt = np.result_type(dA, features, W)

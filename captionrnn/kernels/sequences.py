@@ -102,18 +102,19 @@ def _start_backward(dh, cache, kind):
 def _live_steps(dh):
     """Which (t, n) can carry a gradient, from the time-major upstream gradient dh (T, N, H).
 
-    Returns a bool array (T, N): True where dh[t', n] is nonzero for some t' >= t. After a caption's last
-    target (the <NULL> padding, masked out of the loss) dh is exactly zero, and then so is every gradient
-    of those steps, so the multiplies of the backward skip those rows (~20% with COCO-like padding). The
-    results are the same sums without their zero terms (assuming finite forward values: a NaN or inf
-    there gives NaN in the reference but is skipped here).
+    Returns a bool array (T, N): True where dh[t', n] is nonzero for some t' >= t. After a caption's
+    last target (the <NULL> padding, masked out of the loss) dh is exactly zero, and then so is
+    every gradient of those steps, so the multiplies of the backward skip those rows (~20% with
+    COCO-like padding). The results are the same sums without their zero terms (assuming finite
+    forward values: a NaN or inf there gives NaN in the reference but is skipped here).
     """
     nz = (dh != 0).any(axis=2)  # (T, N)
     return np.logical_or.accumulate(nz[::-1], axis=0)[::-1]
 
 
 def _recurrent_grad(da_t, Wh_T, live_t, out):
-    """out = da_t @ Wh^T (N, H) over the live rows only; the other rows of da_t are zero, so are theirs."""
+    """out = da_t @ Wh^T (N, H) over the live rows only; the other rows of da_t are zero, so are
+    theirs."""
     if live_t.all():
         np.matmul(da_t, Wh_T, out=out)
         return
@@ -151,9 +152,9 @@ def _finish_backward(dA, cache, dt, live, with_dWh=True):
 
 
 def _transposed(W, dt):
-    """W.T as a C-contiguous copy in dtype dt: the per-step (N, GH) @ (GH, H) multiply of the backward is
-    ~25% faster with it than with the transposed view (measured, OpenBLAS, N=50, H=512), which pays for
-    the one copy many times over."""
+    """W.T as a C-contiguous copy in dtype dt: the per-step (N, GH) @ (GH, H) multiply of the
+    backward is ~25% faster with it than with the transposed view (measured, OpenBLAS, N=50, H=512),
+    which pays for the one copy many times over."""
     return np.ascontiguousarray(W.T, dtype=dt)
 
 
@@ -174,7 +175,8 @@ def rnn_forward(x, h0, Wx, Wh, b):
 
 
 def rnn_backward(dh, cache):
-    """Fast :func:`captionrnn.rnn.rnn_backward` -> dx (N, T, D), dh0 (N, H), dWx (D, H), dWh (H, H), db (H,)."""
+    """Fast :func:`captionrnn.rnn.rnn_backward` -> dx (N, T, D), dh0 (N, H), dWx (D, H), dWh (H, H),
+    db (H,)."""
     dt, dh = _start_backward(dh, cache, "rnn")
     T, N, H = dh.shape
     Wh_T = _transposed(cache.Wh, dt)
@@ -190,7 +192,8 @@ def rnn_backward(dh, cache):
 
 
 def lstm_forward(x, h0, Wx, Wh, b):
-    """Fast :func:`captionrnn.lstm.lstm_forward` (c0 = 0): x (N, T, D), h0 (N, H) -> h (N, T, H), FastCache."""
+    """Fast :func:`captionrnn.lstm.lstm_forward` (c0 = 0): x (N, T, D), h0 (N, H) -> h (N, T, H),
+    FastCache."""
     dt, (x, h0, Wx, Wh, b) = _common(x, h0, Wx, Wh, b)
     N, T, D = x.shape
     H = h0.shape[1]
@@ -210,7 +213,8 @@ def lstm_forward(x, h0, Wx, Wh, b):
 
 
 def lstm_backward(dh, cache):
-    """Fast :func:`captionrnn.lstm.lstm_backward` -> dx (N, T, D), dh0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,)."""
+    """Fast :func:`captionrnn.lstm.lstm_backward` -> dx (N, T, D), dh0 (N, H), dWx (D, 4H), dWh (H,
+    4H), db (4H,)."""
     dt, dh = _start_backward(dh, cache, "lstm")
     T, N, H = dh.shape
     Wh_T = _transposed(cache.Wh, dt)
@@ -247,8 +251,8 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
 
 
 def gru_backward(dh, cache):
-    """Fast :func:`captionrnn.gru.gru_backward` -> dx (N, T, D), dh0 (N, H), dWx (D, 3H), dWh (H, 3H),
-    dbx (3H,), dbh (3H,)."""
+    """Fast :func:`captionrnn.gru.gru_backward` -> dx (N, T, D), dh0 (N, H), dWx (D, 3H), dWh (H,
+    3H), dbx (3H,), dbh (3H,)."""
     dt, dh = _start_backward(dh, cache, "gru")
     T, N, H = dh.shape
     Wh_T = _transposed(cache.Wh, dt)
