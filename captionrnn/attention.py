@@ -69,7 +69,7 @@ def check_spatial_affine(features, W, b):
     check_shape("b", b, (W.shape[1],), "(H,)")
 
 
-def check_spatial_affine_backward(dA, cache):
+def check_spatial_affine_upstream(dA, cache):
     """Raise ValueError unless dA is (N, H, 4, 4) for the projection in cache."""
     N, _, Y, X = cache.features.shape
     check_shape("dA", dA, (N, cache.W.shape[1], Y, X), _A_LEGEND)
@@ -82,7 +82,7 @@ def check_attention(prev_h, A):
     _check_A(A, *prev_h.shape)
 
 
-def check_attention_backward(dattn, cache):
+def check_attention_upstream(dattn, cache):
     """Raise ValueError unless dattn has the shape (N, H) of the query."""
     check_shape("dattn", dattn, cache.prev_h.shape, "(N, H)")
 
@@ -99,7 +99,7 @@ def check_attention_sequence(x, A, Wx, Wh, Wattn, b):
     check_shape("b", b, (4 * H,), "(4H,)")
 
 
-def check_attention_sequence_backward(dh, cache):
+def check_attention_sequence_upstream(dh, cache):
     """Raise ValueError unless dh is (N, T, H) for the sequence in cache."""
     N, H = cache["A"].shape[:2]
     check_shape("dh", dh, (N, len(cache["steps"]), H), "(N, T, H)")
@@ -143,7 +143,7 @@ def spatial_affine_backward(dA, cache):
 
     Derivation: docs/attention.md#spatial-projection
     """
-    check_spatial_affine_backward(dA, cache)
+    check_spatial_affine_upstream(dA, cache)
     ### BEGIN SOLUTION
     ### TODO: the affine backward at every cell: dfeatures (N, C, 4, 4), dW = sum over n, y, x of
     ### features^T dA (C, H), db = dA summed over n, y, x (H,)
@@ -199,7 +199,7 @@ def dot_product_attention_backward(dattn, cache):
 
     Derivation: docs/attention.md#dot-product-attention-backward
     """
-    check_attention_backward(dattn, cache)
+    check_attention_upstream(dattn, cache)
     ### BEGIN SOLUTION
     ### TODO: dA_k = dattn * w_k plus the path through the scores; dweights_k = dattn . A_k; the
     ### softmax backward dscores = w * (dweights - sum_j w_j dweights_j); then dprev_h and dA
@@ -289,7 +289,7 @@ def attention_backward(dh, cache):
 
     Derivation: docs/attention.md#attention-lstm-through-time
     """
-    check_attention_sequence_backward(dh, cache)
+    check_attention_sequence_upstream(dh, cache)
     ### BEGIN SOLUTION
     ### TODO: loop t = T-1..0: lstm_step_backward (with the context) on dh[:, t] plus the carried
     ### gradient, then dot_product_attention_backward on dattn; prev_h feeds both the gates and the

@@ -28,17 +28,17 @@ def table():
     accepts the inputs.
     """
     rows = [
-        ("captionrnn.layers", "temporal_affine_backward", "check_temporal_affine_backward", ""),
-        ("captionrnn.layers", "word_embedding_backward", "check_embedding_backward", ""),
+        ("captionrnn.layers", "temporal_affine_backward", "check_temporal_affine_upstream", ""),
+        ("captionrnn.layers", "word_embedding_backward", "check_embedding_upstream", ""),
         ("captionrnn.layers", "temporal_softmax_loss", "check_softmax_loss", ""),
         ("captionrnn.attention", "spatial_affine_forward", "check_spatial_affine", ""),
-        ("captionrnn.attention", "spatial_affine_backward", "check_spatial_affine_backward", ""),
+        ("captionrnn.attention", "spatial_affine_backward", "check_spatial_affine_upstream", ""),
     ]
     for cell in CELLS.values():
         if cell.kernels:
             rows += [
                 (cell.module, cell.step_forward, "check_step", ""),
-                (cell.module, cell.step_backward, "check_step_backward", ""),
+                (cell.module, cell.step_backward, "check_step_upstream", ""),
                 (cell.module, cell.forward, "check_sequence", ""),
                 (cell.module, cell.backward, None, "sequence_backward"),
             ]

@@ -33,7 +33,7 @@ def check_step(x, prev_h, Wx, Wh, bx, bh):
     check_cell(x, prev_h, Wx, Wh, {"bx": bx, "bh": bh}, 3, False, "prev_h")
 
 
-def check_step_backward(dnext_h, cache):
+def check_step_upstream(dnext_h, cache):
     """Raise ValueError unless dnext_h has the shape (N, H) of the step's hidden state."""
     check_shape("dnext_h", dnext_h, cache.prev_h.shape, "(N, H)")
 
@@ -43,7 +43,7 @@ def check_sequence(x, h0, Wx, Wh, bx, bh):
     check_cell(x, h0, Wx, Wh, {"bx": bx, "bh": bh}, 3, True, "h0")
 
 
-def check_sequence_backward(dh, cache):
+def check_sequence_upstream(dh, cache):
     """Raise ValueError unless dh is (N, T, H) for the T step caches of gru_forward."""
     check_shape("dh", dh, (cache[0].prev_h.shape[0], len(cache), cache[0].Wh.shape[0]), "(N, T, H)")
 
@@ -96,7 +96,7 @@ def gru_step_backward(dnext_h, cache):
 
     Derivation: docs/bptt.md#gru-step
     """
-    check_step_backward(dnext_h, cache)
+    check_step_upstream(dnext_h, cache)
     ### BEGIN SOLUTION
     ### TODO: gradients of the gate pre-activations, dax and dah (N, 3H) in blocks r, z, n
     ### (dah_n carries the factor r), and dprev_h's direct path dnext_h * z; then through the two
@@ -163,7 +163,7 @@ def gru_backward(dh, cache):
 
     Derivation: docs/bptt.md#gru-through-time
     """
-    check_sequence_backward(dh, cache)
+    check_sequence_upstream(dh, cache)
     ### BEGIN SOLUTION
     ### TODO: loop t = T-1..0 calling gru_step_backward on dh[:, t] plus the gradient from step t+1;
     ### sum the weight and bias gradients over t; dh0 is the gradient left after step 0

@@ -42,7 +42,7 @@ def check_affine(x, w, b):
     check_shape("b", b, (w.shape[1],), "(M,)")
 
 
-def check_affine_backward(dout, cache):
+def check_affine_upstream(dout, cache):
     """Raise ValueError unless dout is (N, M) for the affine map in cache."""
     check_shape("dout", dout, (cache.x.shape[0], cache.w.shape[1]), "(N, M)")
 
@@ -55,7 +55,7 @@ def check_temporal_affine(x, w, b):
     check_shape("b", b, (w.shape[1],), "(M,)")
 
 
-def check_temporal_affine_backward(dout, cache):
+def check_temporal_affine_upstream(dout, cache):
     """Raise ValueError unless dout is (N, T, M) for the map in cache."""
     check_shape("dout", dout, cache.x.shape[:2] + (cache.w.shape[1],), "(N, T, M)")
 
@@ -68,7 +68,7 @@ def check_embedding(x, W):
     check_indices("x", x, W.shape[0])
 
 
-def check_embedding_backward(dout, cache):
+def check_embedding_upstream(dout, cache):
     """Raise ValueError unless dout is (N, T, W) for the lookup in cache."""
     check_shape("dout", dout, cache.x.shape + (cache.W.shape[1],), "(N, T, W)")
 
@@ -135,7 +135,7 @@ def affine_backward(dout, cache):
 
     Derivation: docs/bptt.md#affine-layer
     """
-    check_affine_backward(dout, cache)
+    check_affine_upstream(dout, cache)
     x, w, _ = cache
     ### BEGIN SOLUTION
     ### TODO: dx = dout w^T reshaped to x's shape, dw = x^T dout (x as (N, D)), db = dout summed
@@ -182,7 +182,7 @@ def temporal_affine_backward(dout, cache):
 
     Derivation: docs/bptt.md#temporal-affine-layer
     """
-    check_temporal_affine_backward(dout, cache)
+    check_temporal_affine_upstream(dout, cache)
     ### BEGIN SOLUTION
     ### TODO: the affine backward with the N*T rows of x and dout stacked: dx (N, T, D), dw (D, M),
     ### db (M,)
@@ -227,7 +227,7 @@ def word_embedding_backward(dout, cache):
 
     Derivation: docs/bptt.md#word-embedding
     """
-    check_embedding_backward(dout, cache)
+    check_embedding_upstream(dout, cache)
     ### BEGIN SOLUTION
     ### TODO: dW[v] = sum of dout[n, t] over every (n, t) with x[n, t] == v, shape (V, W);
     ### a word used twice gets both gradients (np.add.at)

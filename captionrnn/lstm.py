@@ -53,7 +53,7 @@ def check_step(x, prev_h, prev_c, Wx, Wh, b, attn=None, Wattn=None):
         check_shape("Wattn", Wattn, (H, 4 * H), "(H, 4H)")
 
 
-def check_step_backward(dnext_h, dnext_c, cache):
+def check_step_upstream(dnext_h, dnext_c, cache):
     """Raise ValueError unless dnext_h and dnext_c have the shape (N, H) of the step's states."""
     check_shape("dnext_h", dnext_h, cache.prev_h.shape, "(N, H)")
     check_shape("dnext_c", dnext_c, cache.prev_h.shape, "(N, H)")
@@ -64,7 +64,7 @@ def check_sequence(x, h0, Wx, Wh, b):
     check_cell(x, h0, Wx, Wh, {"b": b}, 4, True, "h0")
 
 
-def check_sequence_backward(dh, cache):
+def check_sequence_upstream(dh, cache):
     """Raise ValueError unless dh is (N, T, H) for the T step caches of lstm_forward."""
     check_shape("dh", dh, (cache[0].prev_h.shape[0], len(cache), cache[0].Wh.shape[0]), "(N, T, H)")
 
@@ -134,7 +134,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     Derivation: docs/bptt.md#lstm-step; the context terms:
     docs/attention.md#lstm-step-with-a-context
     """
-    check_step_backward(dnext_h, dnext_c, cache)
+    check_step_upstream(dnext_h, dnext_c, cache)
     ### BEGIN SOLUTION
     ### TODO: dc = dnext_c + dnext_h * o * (1 - tanh_c^2); the gradients of i, f, o, g and dprev_c =
     ### dc * f; then through sigmoid' = s(1 - s) and tanh' = 1 - g^2 into da (N, 4H), blocks in the
@@ -209,7 +209,7 @@ def lstm_backward(dh, cache):
 
     Derivation: docs/bptt.md#lstm-through-time
     """
-    check_sequence_backward(dh, cache)
+    check_sequence_upstream(dh, cache)
     ### BEGIN SOLUTION
     ### TODO: loop t = T-1..0 calling lstm_step_backward with dh[:, t] plus the hidden gradient
     ### carried back from step t+1, and the carried cell gradient (zero at t = T-1); sum dWx, dWh,

@@ -27,7 +27,7 @@ def check_step(x, prev_h, Wx, Wh, b):
     check_cell(x, prev_h, Wx, Wh, {"b": b}, 1, False, "prev_h")
 
 
-def check_step_backward(dnext_h, cache):
+def check_step_upstream(dnext_h, cache):
     """Raise ValueError unless dnext_h has the shape (N, H) of the step's hidden state."""
     check_shape("dnext_h", dnext_h, cache.next_h.shape, "(N, H)")
 
@@ -37,7 +37,7 @@ def check_sequence(x, h0, Wx, Wh, b):
     check_cell(x, h0, Wx, Wh, {"b": b}, 1, True, "h0")
 
 
-def check_sequence_backward(dh, cache):
+def check_sequence_upstream(dh, cache):
     """Raise ValueError unless dh is (N, T, H) for the T step caches of rnn_forward."""
     first = cache[0]
     check_shape("dh", dh, (first.x.shape[0], len(cache), first.Wh.shape[0]), "(N, T, H)")
@@ -80,7 +80,7 @@ def rnn_step_backward(dnext_h, cache):
 
     Derivation: docs/bptt.md#vanilla-rnn-step
     """
-    check_step_backward(dnext_h, cache)
+    check_step_upstream(dnext_h, cache)
     ### BEGIN SOLUTION
     ### TODO: da = dnext_h * (1 - next_h^2) (N, H); then dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T
     ### da, dWh = prev_h^T da, db = da summed over N
@@ -138,7 +138,7 @@ def rnn_backward(dh, cache):
 
     Derivation: docs/bptt.md#backpropagation-through-time
     """
-    check_sequence_backward(dh, cache)
+    check_sequence_upstream(dh, cache)
     ### BEGIN SOLUTION
     ### TODO: loop t = T-1..0 calling rnn_step_backward on dh[:, t] plus the gradient carried back
     ### from step t+1; sum dWx, dWh, db over t; dh0 is the gradient left after step 0

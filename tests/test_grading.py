@@ -100,18 +100,18 @@ def test_faulty_submission_loses_only_affected_tests(tmp_path):
     pkg = _copy_reference(tmp_path / "sub")
     _patch(
         pkg / "rnn.py",
-        "    check_step_backward(dnext_h, cache)\n",
-        "    check_step_backward(dnext_h, cache)\n    raise RuntimeError('boom')\n",
+        "    check_step_upstream(dnext_h, cache)\n",
+        "    check_step_upstream(dnext_h, cache)\n    raise RuntimeError('boom')\n",
     )
     _patch(
         pkg / "gru.py",
-        "    check_sequence_backward(dh, cache)\n",
-        "    check_sequence_backward(dh, cache)\n    while True:\n        pass\n",
+        "    check_sequence_upstream(dh, cache)\n",
+        "    check_sequence_upstream(dh, cache)\n    while True:\n        pass\n",
     )
     _patch(
         pkg / "lstm.py",
-        "    check_sequence_backward(dh, cache)\n",
-        "    check_sequence_backward(dh, cache)\n    print('spam ' * 2_000_000)  # 10 MB\n",
+        "    check_sequence_upstream(dh, cache)\n",
+        "    check_sequence_upstream(dh, cache)\n    print('spam ' * 2_000_000)  # 10 MB\n",
     )
     (pkg / "attention.py").write_text((pkg / "attention.py").read_text() + "\ndef broken(:\n")
     json_path = tmp_path / "results.json"
@@ -155,13 +155,13 @@ def test_crash_and_unstoppable_hang_cost_only_their_tests(tmp_path):
     # os._exit kills the child; blocking SIGALRM defeats pytest-timeout, so the parent must kill it.
     _patch(
         pkg / "layers.py",
-        "    check_embedding_backward(dout, cache)\n",
-        "    check_embedding_backward(dout, cache)\n    import os\n    os._exit(3)\n",
+        "    check_embedding_upstream(dout, cache)\n",
+        "    check_embedding_upstream(dout, cache)\n    import os\n    os._exit(3)\n",
     )
     _patch(
         pkg / "attention.py",
-        "    check_spatial_affine_backward(dA, cache)\n",
-        "    check_spatial_affine_backward(dA, cache)\n    import signal\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
+        "    check_spatial_affine_upstream(dA, cache)\n",
+        "    check_spatial_affine_upstream(dA, cache)\n    import signal\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
         "    while True:\n        pass\n",
     )
     results = grade(tmp_path / "sub", json_path=tmp_path / "r.json", timeout=1, grace=1)
