@@ -4,9 +4,10 @@
 *last* hidden state only, L = sum_n g_n . h_{T-1} with a random unit vector g_n per example, and
 backpropagates one step at a time with the cells' own ``*_step_backward`` functions, recording
 ||dL/dh_t|| at every t. A plain RNN multiplies the gradient by diag(1 - h_t^2) Wh^T at every step,
-so its norm shrinks geometrically with the distance T-1-t (docs/bptt.md#vanishing-and-exploding-gradients);
-the LSTM's cell state and the GRU's update gate add a path that is elementwise and, with the gate
-open, close to the identity (docs/bptt.md#lstm, docs/bptt.md#gru).
+so its norm shrinks geometrically with the distance T-1-t
+(docs/bptt.md#vanishing-and-exploding-gradients); the LSTM's cell state and the GRU's update gate
+add a path that is elementwise and, with the gate open, close to the identity (docs/bptt.md#lstm,
+docs/bptt.md#gru).
 
 All cells see the same inputs and the same g, and use the model's initialisation (Wx randn/sqrt(D),
 Wh randn/sqrt(H) times ``weight_scale``, zero biases except the gate bias below). Shapes use the
@@ -15,12 +16,9 @@ package legend (N batch, T timesteps, D input, H hidden).
 
 import numpy as np
 
-from captionrnn.gru import gru_step_backward, gru_step_forward
-from captionrnn.lstm import lstm_step_backward, lstm_step_forward
-from captionrnn.rnn import rnn_step_backward, rnn_step_forward
+from captionrnn.cells import CELLS
 
-CELL_TYPES = ("rnn", "lstm", "gru")
-_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+CELL_TYPES = tuple(CELLS)
 
 
 def gradient_flow(
@@ -37,13 +35,15 @@ def gradient_flow(
     """Norm of dL/dh_t for every timestep t, when the loss depends only on the last hidden state.
 
     Inputs:
-    - cell_types: a name or a sequence of names among 'rnn', 'lstm', 'gru'
+    - cell_types: a name or a sequence of names among ``CELL_TYPES`` (the cell registry: rnn, lstm,
+      gru)
     - T: timesteps; N: examples (the norms are averaged over them); D: input size; H: hidden size
     - weight_scale: multiplies Wh (randn/sqrt(H)); below 1 the RNN's step Jacobian shrinks vectors
     - input_scale: standard deviation of the inputs x (N, T, D); large inputs saturate tanh units
     - gate_bias: bias of the LSTM forget gate and of the GRU update gate z, the gates that keep the
       old state (1.0 is the usual initialisation, Jozefowicz et al. 2015); 0 leaves them half shut
-    - seed: the inputs, weights and g come from ``np.random.default_rng(seed)``, the same for every cell
+    - seed: the inputs, weights and g come from ``np.random.default_rng(seed)``, the same for every
+      cell
 
     Returns:
     - dict cell name -> float64 array of shape (T,): entry t is the mean over the N examples of
@@ -51,7 +51,7 @@ def gradient_flow(
     """
     if isinstance(cell_types, str):
         cell_types = (cell_types,)
-    unknown = [c for c in cell_types if c not in _GATES]
+    unknown = [c for c in cell_types if c not in CELLS]
     if unknown:
         raise ValueError(f"unknown cell types {unknown}; choose from {list(CELL_TYPES)}")
     for name, value in (("T", T), ("N", N), ("D", D), ("H", H)):
@@ -62,45 +62,36 @@ def gradient_flow(
     g = rng.standard_normal((N, H))
     g /= np.linalg.norm(g, axis=1, keepdims=True)  # dL/dh_{T-1}: one unit vector per example
     results = {}
-    for cell in cell_types:
+    for name in cell_types:
+        cell = CELLS[name]
         # Each cell draws its weights from its own stream, so adding a cell changes no other curve.
-        wrng = np.random.default_rng([seed, list(_GATES).index(cell)])
-        G = _GATES[cell]
+        wrng = np.random.default_rng([seed, list(CELLS).index(name)])
+        G = cell.G
         Wx = wrng.standard_normal((D, G * H)) / np.sqrt(D)
         Wh = weight_scale * wrng.standard_normal((H, G * H)) / np.sqrt(H)
-        b = np.zeros(G * H)
-        if cell in ("lstm", "gru"):
-            b[H : 2 * H] = (
-                gate_bias  # block 1 is the forget gate f (i, f, o, g) / the update gate z (r, z, n)
-            )
-        results[cell] = _flow(cell, x, g, Wx, Wh, b)
+        biases = [np.zeros(G * H) for _ in cell.biases]
+        if cell.keep_gate:  # the forget gate f (i, f, o, g) / the update gate z (r, z, n)
+            k = cell.gates.index(cell.keep_gate)
+            biases[0][k * H : (k + 1) * H] = gate_bias
+        results[name] = _flow(cell, x, g, (Wx, Wh, *biases))
     return results
 
 
-def _flow(cell, x, g, Wx, Wh, b):
+def _flow(cell, x, g, params):
     N, T, _ = x.shape
-    H = Wh.shape[0]
-    h, c = np.zeros((N, H)), np.zeros((N, H))
-    bh = np.zeros_like(b)
+    H = params[1].shape[0]
+    step_forward, step_backward = cell.function("step_forward"), cell.function("step_backward")
+    state = [np.zeros((N, H)) for _ in cell.state]  # h (and c)
     caches = []
     for t in range(T):
-        if cell == "rnn":
-            h, cache = rnn_step_forward(x[:, t], h, Wx, Wh, b)
-        elif cell == "lstm":
-            h, c, cache = lstm_step_forward(x[:, t], h, c, Wx, Wh, b)
-        else:
-            h, cache = gru_step_forward(x[:, t], h, Wx, Wh, b, bh)
+        *state, cache = step_forward(x[:, t], *state, *params)
         caches.append(cache)
     norms = np.empty(T)
-    dh, dc = g, np.zeros((N, H))  # the loss reads h_{T-1} only: no gradient on c_{T-1}
+    dstate = [g] + [np.zeros((N, H)) for _ in cell.state[1:]]  # the loss reads h_{T-1} only
     for t in reversed(range(T)):
-        norms[t] = np.linalg.norm(dh, axis=1).mean()
-        if cell == "rnn":
-            _, dh, _, _, _ = rnn_step_backward(dh, caches[t])
-        elif cell == "lstm":
-            _, dh, dc, _, _, _ = lstm_step_backward(dh, dc, caches[t])
-        else:
-            _, dh, _, _, _, _ = gru_step_backward(dh, caches[t])
+        norms[t] = np.linalg.norm(dstate[0], axis=1).mean()
+        grads = step_backward(*dstate, caches[t])
+        dstate = list(grads[1 : 1 + len(cell.state)])  # after dx: dprev_h (and dprev_c)
     return norms
 
 

@@ -15,11 +15,11 @@ Shapes use the package legend. Derivations: docs/attention.md.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from captionrnn._checks import check_float, check_shape
-from captionrnn.backend import use_numba
 from captionrnn.lstm import lstm_step_backward, lstm_step_forward
 
 __all__ = [
@@ -44,10 +44,72 @@ def _check_A(A, N=None, H=None):
         raise ValueError(f"A has shape {A.shape}: the spatial grid must hold at least one position")
 
 
+class SpatialAffineCache(NamedTuple):
+    """What spatial_affine_forward keeps for spatial_affine_backward."""
+
+    features: np.ndarray  # (N, C, 4, 4)
+    W: np.ndarray  # (C, H)
+
+
+class AttentionCache(NamedTuple):
+    """What dot_product_attention keeps for dot_product_attention_backward."""
+
+    prev_h: np.ndarray  # the query, (N, H)
+    A: np.ndarray  # the keys and values, (N, H, 4, 4)
+    weights: np.ndarray  # softmax of the scores, (N, K)
+    scale: float  # 1 / sqrt(H)
+
+
+def check_spatial_affine(features, W, b):
+    """Raise ValueError unless the arguments of spatial_affine_forward have matching shapes."""
+    check_float("features", features)
+    check_shape("features", features, (None, None, None, None), "(N, C, 4, 4)")
+    check_float("W", W)
+    check_shape("W", W, (features.shape[1], None), "(C, H)")
+    check_shape("b", b, (W.shape[1],), "(H,)")
+
+
+def check_spatial_affine_upstream(dA, cache):
+    """Raise ValueError unless dA is (N, H, 4, 4) for the projection in cache."""
+    N, _, Y, X = cache.features.shape
+    check_shape("dA", dA, (N, cache.W.shape[1], Y, X), _A_LEGEND)
+
+
+def check_attention(prev_h, A):
+    """Raise ValueError unless the query prev_h (N, H) and A (N, H, 4, 4) match."""
+    check_float("prev_h", prev_h)
+    check_shape("prev_h", prev_h, (None, None), "(N, H)")
+    _check_A(A, *prev_h.shape)
+
+
+def check_attention_upstream(dattn, cache):
+    """Raise ValueError unless dattn has the shape (N, H) of the query."""
+    check_shape("dattn", dattn, cache.prev_h.shape, "(N, H)")
+
+
+def check_attention_sequence(x, A, Wx, Wh, Wattn, b):
+    """Raise ValueError unless the arguments of attention_forward have matching shapes."""
+    check_float("x", x)
+    check_shape("x", x, (None, None, None), "(N, T, W)")
+    _check_A(A, x.shape[0])
+    H = A.shape[1]
+    check_shape("Wx", Wx, (x.shape[2], 4 * H), "(W, 4H)")
+    check_shape("Wh", Wh, (H, 4 * H), "(H, 4H)")
+    check_shape("Wattn", Wattn, (H, 4 * H), "(H, 4H)")
+    check_shape("b", b, (4 * H,), "(4H,)")
+
+
+def check_attention_sequence_upstream(dh, cache):
+    """Raise ValueError unless dh is (N, T, H) for the sequence in cache."""
+    N, H = cache["A"].shape[:2]
+    check_shape("dh", dh, (N, len(cache["steps"]), H), "(N, T, H)")
+
+
 def spatial_affine_forward(features, W, b):
     """The same affine map over the channel axis at every grid cell (a 1 x 1 convolution).
 
-    Turns CNN feature maps into the attention projections: A[n, :, y, x] = features[n, :, y, x] W + b.
+    Turns CNN feature maps into the attention projections: A[n, :, y, x] = features[n, :, y, x] W +
+    b.
 
     Inputs:
     - features: spatial features, shape (N, C, 4, 4)
@@ -56,22 +118,17 @@ def spatial_affine_forward(features, W, b):
 
     Returns a tuple of:
     - A: projected features, shape (N, H, 4, 4)
-    - cache: values needed by spatial_affine_backward
-    """
-    check_float("features", features)
-    check_shape("features", features, (None, None, None, None), "(N, C, 4, 4)")
-    check_float("W", W)
-    check_shape("W", W, (features.shape[1], None), "(C, H)")
-    check_shape("b", b, (W.shape[1],), "(H,)")
-    if use_numba():
-        from captionrnn import kernels
+    - cache: a SpatialAffineCache, the values spatial_affine_backward needs
 
-        return kernels.spatial_affine_forward(features, W, b)
+    Derivation: docs/attention.md#spatial-projection
+    """
+    check_spatial_affine(features, W, b)
     ### BEGIN SOLUTION
-    ### TODO: A[n, :, y, x] = features[n, :, y, x] W + b for every grid cell, shape (N, H, 4, 4)
+    ### TODO: A[n, :, y, x] = features[n, :, y, x] W + b for every grid cell, shape (N, H, 4, 4);
+    ### cache = SpatialAffineCache(features, W)
     A = np.einsum("ncyx,ch->nhyx", features, W, optimize=True) + b[:, None, None]  # (N, H, 4, 4)
+    return A, SpatialAffineCache(features, W)
     ### END SOLUTION
-    return A, (features, W)
 
 
 def spatial_affine_backward(dA, cache):
@@ -86,21 +143,15 @@ def spatial_affine_backward(dA, cache):
 
     Derivation: docs/attention.md#spatial-projection
     """
-    features, W = cache
-    N, C, Y, X = features.shape
-    check_shape("dA", dA, (N, W.shape[1], Y, X), _A_LEGEND)
-    if use_numba():
-        from captionrnn import kernels
-
-        return kernels.spatial_affine_backward(dA, cache)
+    check_spatial_affine_upstream(dA, cache)
     ### BEGIN SOLUTION
     ### TODO: the affine backward at every cell: dfeatures (N, C, 4, 4), dW = sum over n, y, x of
     ### features^T dA (C, H), db = dA summed over n, y, x (H,)
-    dfeatures = np.einsum("nhyx,ch->ncyx", dA, W, optimize=True)
-    dW = np.einsum("ncyx,nhyx->ch", features, dA, optimize=True)
+    dfeatures = np.einsum("nhyx,ch->ncyx", dA, cache.W, optimize=True)
+    dW = np.einsum("ncyx,nhyx->ch", cache.features, dA, optimize=True)
     db = dA.sum(axis=(0, 2, 3))
-    ### END SOLUTION
     return dfeatures, dW, db
+    ### END SOLUTION
 
 
 def dot_product_attention(prev_h, A):
@@ -115,15 +166,16 @@ def dot_product_attention(prev_h, A):
     Returns a tuple of:
     - attn: attention context, shape (N, H)
     - attn_weights: attention weights, each map summing to 1, shape (N, 4, 4)
-    - cache: values needed by dot_product_attention_backward
+    - cache: an AttentionCache, the values dot_product_attention_backward needs
+
+    Derivation: docs/attention.md#formulation
     """
-    check_float("prev_h", prev_h)
-    check_shape("prev_h", prev_h, (None, None), "(N, H)")
-    N, H = prev_h.shape
-    _check_A(A, N, H)
+    check_attention(prev_h, A)
     ### BEGIN SOLUTION
-    ### TODO: scores_k = prev_h . A_k / sqrt(H) over the K = 16 cells, weights = a stable softmax of the
-    ### scores (N, K), attn = sum_k weights_k A_k (N, H); cache = (prev_h, A, weights, scale)
+    ### TODO: scores_k = prev_h . A_k / sqrt(H) over the K = 16 cells, weights = a stable softmax of
+    ### the scores (N, K), attn = sum_k weights_k A_k (N, H); cache = AttentionCache(prev_h, A,
+    ### weights, scale); return attn, the weights as (N, 4, 4) maps, cache
+    N, H = prev_h.shape
     A_flat = A.reshape(N, H, -1)  # (N, H, K)
     scale = 1.0 / math.sqrt(H)  # a Python float keeps float32 inputs float32
     scores = (prev_h[:, None, :] @ A_flat)[:, 0, :] * scale  # (N, K)
@@ -131,9 +183,8 @@ def dot_product_attention(prev_h, A):
     e = np.exp(scores - scores.max(axis=1, keepdims=True))
     weights = e / e.sum(axis=1, keepdims=True)  # (N, K)
     attn = (A_flat @ weights[:, :, None])[:, :, 0]  # (N, H)
-    cache = (prev_h, A, weights, scale)
+    return attn, weights.reshape(N, *A.shape[2:]), AttentionCache(prev_h, A, weights, scale)
     ### END SOLUTION
-    return attn, weights.reshape(N, *A.shape[2:]), cache
 
 
 def dot_product_attention_backward(dattn, cache):
@@ -148,12 +199,13 @@ def dot_product_attention_backward(dattn, cache):
 
     Derivation: docs/attention.md#dot-product-attention-backward
     """
+    check_attention_upstream(dattn, cache)
+    ### BEGIN SOLUTION
+    ### TODO: dA_k = dattn * w_k plus the path through the scores; dweights_k = dattn . A_k; the
+    ### softmax backward dscores = w * (dweights - sum_j w_j dweights_j); then dprev_h and dA
+    ### through scores / sqrt(H)
     prev_h, A, weights, scale = cache
     N, H = prev_h.shape
-    check_shape("dattn", dattn, (N, H), "(N, H)")
-    ### BEGIN SOLUTION
-    ### TODO: dA_k = dattn * w_k plus the path through the scores; dweights_k = dattn . A_k; the softmax
-    ### backward dscores = w * (dweights - sum_j w_j dweights_j); then dprev_h and dA through scores / sqrt(H)
     A_flat = A.reshape(N, H, -1)  # (N, H, K)
     dA_flat = dattn[:, :, None] * weights[:, None, :]  # (N, H, K): attn is linear in each A_k
     dweights = (dattn[:, None, :] @ A_flat)[:, 0, :]  # (N, K): dattn . A_k
@@ -181,19 +233,13 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
     - cache: values needed by attention_backward; ``attention_weights(cache)`` reads the
       attention maps of every step, shape (N, T, 4, 4)
     """
-    check_float("x", x)
-    check_shape("x", x, (None, None, None), "(N, T, W)")
-    N, T, Wd = x.shape
-    _check_A(A, N)
-    H = A.shape[1]
-    check_shape("Wx", Wx, (Wd, 4 * H), "(W, 4H)")
-    check_shape("Wh", Wh, (H, 4 * H), "(H, 4H)")
-    check_shape("Wattn", Wattn, (H, 4 * H), "(H, 4H)")
-    check_shape("b", b, (4 * H,), "(4H,)")
+    check_attention_sequence(x, A, Wx, Wh, Wattn, b)
     ### BEGIN SOLUTION
-    ### TODO: h0 = c0 = mean of A over the grid (N, H); for t = 0..T-1: attention of the previous h over A
-    ### (dot_product_attention), then lstm_step_forward with that context; return h (N, T, H) and a cache
-    ### dict that keeps the maps under "weights" (N, T, 4, 4) for attention_weights()
+    ### TODO: h0 = c0 = mean of A over the grid (N, H); for t = 0..T-1: attention of the previous h
+    ### over A (dot_product_attention), then lstm_step_forward with that context; return h (N, T, H)
+    ### and a cache dict that keeps the maps under "weights" (N, T, 4, 4) for attention_weights()
+    N, T, Wd = x.shape
+    H = A.shape[1]
     h0 = A.mean(axis=(2, 3))  # (N, H)
     prev_h, prev_c = h0, h0.copy()
     h = np.empty((N, T, H), dtype=np.result_type(x, A, Wx, Wh, Wattn, b))
@@ -243,16 +289,15 @@ def attention_backward(dh, cache):
 
     Derivation: docs/attention.md#attention-lstm-through-time
     """
+    check_attention_sequence_upstream(dh, cache)
+    ### BEGIN SOLUTION
+    ### TODO: loop t = T-1..0: lstm_step_backward (with the context) on dh[:, t] plus the carried
+    ### gradient, then dot_product_attention_backward on dattn; prev_h feeds both the gates and the
+    ### query, so add both dprev_h; sum dA and the weight gradients over t; finally h0 = c0 = mean
+    ### of A adds (dh0 + dc0) / K to every cell of dA
     A, steps, Wd = cache["A"], cache["steps"], cache["Wd"]
     Wx, Wh, Wattn, b = cache["params"]
-    N, H = A.shape[:2]
-    T = len(steps)
-    check_shape("dh", dh, (N, T, H), "(N, T, H)")
-    ### BEGIN SOLUTION
-    ### TODO: loop t = T-1..0: lstm_step_backward (with the context) on dh[:, t] plus the carried gradient,
-    ### then dot_product_attention_backward on dattn; prev_h feeds both the gates and the query, so add
-    ### both dprev_h; sum dA and the weight gradients over t; finally h0 = c0 = mean of A adds
-    ### (dh0 + dc0) / K to every cell of dA
+    N, T, H = dh.shape
     dx = np.empty((N, T, Wd), dtype=dh.dtype)
     dA = np.zeros(A.shape, dtype=np.result_type(dh, A))
     dWx, dWh, dWattn = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(Wattn)

@@ -44,7 +44,8 @@ def set_backend(name):
 
 @contextmanager
 def use_backend(name):
-    """Context manager that selects a backend inside a ``with`` block, then restores the previous one."""
+    """Context manager that selects a backend inside a ``with`` block, then restores the previous
+    one."""
     global _current
     previous = _current
     _current = _validate(name)
@@ -63,6 +64,14 @@ def is_fast_cache(cache):
     """True for a cache made by a Numba sequence forward (its backward must run the Numba path).
 
     Reference caches are whatever the reference forward returns (a list of step caches); the test is
-    an attribute, not a type, so it works without importing the kernels (the student edition has none).
+    an attribute, not a type, so it works without importing the kernels (the student edition has
+    none).
     """
     return getattr(cache, "fast_backend", False) is True
+
+
+# Which layers the fast path replaces, and when: captionrnn.dispatch, installed here because every
+# import of the package runs this module first (the layer modules themselves never mention it).
+from captionrnn import dispatch as _dispatch  # noqa: E402
+
+_dispatch.install()

@@ -7,11 +7,45 @@ torch's weight_ih_l0 is Wx.T, weight_hh_l0 is Wh.T, bias_ih_l0 is bx, bias_hh_l0
 Shapes use the package legend. Derivations: docs/bptt.md#gru.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from captionrnn._checks import check_cell, check_shape
-from captionrnn.backend import is_fast_cache, use_numba
 from captionrnn.layers import sigmoid
+
+
+class GRUStepCache(NamedTuple):
+    """What gru_step_forward keeps for gru_step_backward."""
+
+    x: np.ndarray  # (N, D)
+    prev_h: np.ndarray  # (N, H)
+    Wx: np.ndarray  # (D, 3H)
+    Wh: np.ndarray  # (H, 3H)
+    r: np.ndarray  # reset gate, (N, H)
+    z: np.ndarray  # update gate, (N, H)
+    n: np.ndarray  # candidate state, (N, H)
+    hn: np.ndarray  # prev_h Wh_n + bh_n, the part r gates (needed for dr), (N, H)
+
+
+def check_step(x, prev_h, Wx, Wh, bx, bh):
+    """Raise ValueError unless the arguments of gru_step_forward have matching shapes."""
+    check_cell(x, prev_h, Wx, Wh, {"bx": bx, "bh": bh}, 3, False, "prev_h")
+
+
+def check_step_upstream(dnext_h, cache):
+    """Raise ValueError unless dnext_h has the shape (N, H) of the step's hidden state."""
+    check_shape("dnext_h", dnext_h, cache.prev_h.shape, "(N, H)")
+
+
+def check_sequence(x, h0, Wx, Wh, bx, bh):
+    """Raise ValueError unless the arguments of gru_forward have matching shapes."""
+    check_cell(x, h0, Wx, Wh, {"bx": bx, "bh": bh}, 3, True, "h0")
+
+
+def check_sequence_upstream(dh, cache):
+    """Raise ValueError unless dh is (N, T, H) for the T step caches of gru_forward."""
+    check_shape("dh", dh, (cache[0].prev_h.shape[0], len(cache), cache[0].Wh.shape[0]), "(N, T, H)")
 
 
 def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
@@ -27,32 +61,26 @@ def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
 
     Returns a tuple of:
     - next_h: shape (N, H)
-    - cache: values needed by gru_step_backward
+    - cache: a GRUStepCache, the values gru_step_backward needs
+
+    Derivation: docs/bptt.md#gru-step
     """
-    check_cell(x, prev_h, Wx, Wh, {"bx": bx, "bh": bh}, 3, False, "prev_h")
-    H = prev_h.shape[1]
+    check_step(x, prev_h, Wx, Wh, bx, bh)
     ### BEGIN SOLUTION
-    ### TODO: the pre-activations ax = x Wx + bx and ah = prev_h Wh + bh, shape (N, 3H) each
+    ### TODO: the pre-activations ax = x Wx + bx and ah = prev_h Wh + bh, shape (N, 3H) each; with
+    ### their blocks r, z, n (columns [0, H), [H, 2H), [2H, 3H)): r = sigmoid(ax_r + ah_r),
+    ### z = sigmoid(ax_z + ah_z), n = tanh(ax_n + r * ah_n), next_h = (1 - z) * n + z * prev_h, each
+    ### (N, H); cache = GRUStepCache(x, prev_h, Wx, Wh, r, z, n, ah_n)
+    H = prev_h.shape[1]
     ax = x @ Wx + bx  # (N, 3H)
     ah = prev_h @ Wh + bh  # (N, 3H)
-    ### END SOLUTION
-    if use_numba():
-        from captionrnn import kernels
-
-        r, z, n, next_h = kernels.gru_gates_forward(ax, ah, prev_h)
-    else:
-        ### BEGIN SOLUTION
-        ### TODO: with the blocks r, z, n of ax and ah (columns [0, H), [H, 2H), [2H, 3H)):
-        ### r = sigmoid(ax_r + ah_r), z = sigmoid(ax_z + ah_z), n = tanh(ax_n + r * ah_n),
-        ### next_h = (1 - z) * n + z * prev_h, each (N, H)
-        r = sigmoid(ax[:, :H] + ah[:, :H])
-        z = sigmoid(ax[:, H : 2 * H] + ah[:, H : 2 * H])
-        n = np.tanh(ax[:, 2 * H :] + r * ah[:, 2 * H :])
-        next_h = (1 - z) * n + z * prev_h
-        ### END SOLUTION
+    r = sigmoid(ax[:, :H] + ah[:, :H])
+    z = sigmoid(ax[:, H : 2 * H] + ah[:, H : 2 * H])
     hn = ah[:, 2 * H :]  # h Wh_n + bh_n: the part r gates, needed for dr
-    cache = (x, prev_h, Wx, Wh, r, z, n, hn)
-    return next_h, cache
+    n = np.tanh(ax[:, 2 * H :] + r * hn)
+    next_h = (1 - z) * n + z * prev_h
+    return next_h, GRUStepCache(x, prev_h, Wx, Wh, r, z, n, hn)
+    ### END SOLUTION
 
 
 def gru_step_backward(dnext_h, cache):
@@ -60,7 +88,7 @@ def gru_step_backward(dnext_h, cache):
 
     Inputs:
     - dnext_h: gradient with respect to next_h, shape (N, H)
-    - cache: from gru_step_forward
+    - cache: the GRUStepCache from gru_step_forward
 
     Returns a tuple of:
     - dx: shape (N, D); dprev_h: shape (N, H); dWx: shape (D, 3H); dWh: shape (H, 3H);
@@ -68,36 +96,29 @@ def gru_step_backward(dnext_h, cache):
 
     Derivation: docs/bptt.md#gru-step
     """
-    x, prev_h, Wx, Wh, r, z, n, hn = cache
-    check_shape("dnext_h", dnext_h, prev_h.shape, "(N, H)")
-    if use_numba():
-        from captionrnn import kernels
-
-        dax, dah, dprev_h = kernels.gru_gates_backward(dnext_h, prev_h, r, z, n, hn)
-    else:
-        ### BEGIN SOLUTION
-        ### TODO: gradients of the gate pre-activations, dax and dah (N, 3H) in blocks r, z, n
-        ### (dah_n carries the factor r), and dprev_h's direct path dnext_h * z
-        dn = dnext_h * (1 - z)
-        dz = dnext_h * (prev_h - n)
-        dan = dn * (1 - n**2)  # gradient of n's pre-activation
-        dar = dan * hn * r * (1 - r)
-        daz = dz * z * (1 - z)
-        dax = np.concatenate([dar, daz, dan], axis=1)  # (N, 3H)
-        dah = np.concatenate([dar, daz, dan * r], axis=1)  # (N, 3H): r scales ah_n
-        dprev_h = dnext_h * z  # the direct path through z * h
-        ### END SOLUTION
+    check_step_upstream(dnext_h, cache)
     ### BEGIN SOLUTION
-    ### TODO: through the two matmuls: dx = dax Wx^T, dprev_h += dah Wh^T, dWx = x^T dax,
-    ### dWh = prev_h^T dah, dbx and dbh = dax and dah summed over N
-    dx = dax @ Wx.T
-    dprev_h = dprev_h + dah @ Wh.T
-    dWx = x.T @ dax
+    ### TODO: gradients of the gate pre-activations, dax and dah (N, 3H) in blocks r, z, n
+    ### (dah_n carries the factor r), and dprev_h's direct path dnext_h * z; then through the two
+    ### matmuls: dx = dax Wx^T, dprev_h += dah Wh^T, dWx = x^T dax, dWh = prev_h^T dah,
+    ### dbx and dbh = dax and dah summed over N
+    r, z, n, prev_h = cache.r, cache.z, cache.n, cache.prev_h
+    dn = dnext_h * (1 - z)
+    dz = dnext_h * (prev_h - n)
+    dan = dn * (1 - n**2)  # gradient of n's pre-activation
+    dar = dan * cache.hn * r * (1 - r)
+    daz = dz * z * (1 - z)
+    dax = np.concatenate([dar, daz, dan], axis=1)  # (N, 3H)
+    dah = np.concatenate([dar, daz, dan * r], axis=1)  # (N, 3H): r scales ah_n
+    dprev_h = dnext_h * z  # the direct path through z * h
+    dx = dax @ cache.Wx.T
+    dprev_h = dprev_h + dah @ cache.Wh.T
+    dWx = cache.x.T @ dax
     dWh = prev_h.T @ dah
     dbx = dax.sum(axis=0)
     dbh = dah.sum(axis=0)
-    ### END SOLUTION
     return dx, dprev_h, dWx, dWh, dbx, dbh
+    ### END SOLUTION
 
 
 def gru_forward(x, h0, Wx, Wh, bx, bh):
@@ -110,13 +131,11 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
 
     Returns a tuple of:
     - h: hidden states for every timestep, shape (N, T, H)
-    - cache: values needed by gru_backward
-    """
-    check_cell(x, h0, Wx, Wh, {"bx": bx, "bh": bh}, 3, True, "h0")
-    if use_numba():
-        from captionrnn import kernels
+    - cache: the list of the T GRUStepCache, needed by gru_backward
 
-        return kernels.gru_forward(x, h0, Wx, Wh, bx, bh)
+    Derivation: docs/bptt.md#gru-through-time
+    """
+    check_sequence(x, h0, Wx, Wh, bx, bh)
     ### BEGIN SOLUTION
     ### TODO: loop t = 0..T-1 calling gru_step_forward; h (N, T, H) and the list of step caches
     N, T, _ = x.shape
@@ -136,7 +155,7 @@ def gru_backward(dh, cache):
 
     Inputs:
     - dh: per-timestep upstream gradients of the hidden states, shape (N, T, H)
-    - cache: from gru_forward
+    - cache: the list of step caches from gru_forward
 
     Returns a tuple of:
     - dx: shape (N, T, D); dh0: shape (N, H); dWx: shape (D, 3H); dWh: shape (H, 3H);
@@ -144,17 +163,13 @@ def gru_backward(dh, cache):
 
     Derivation: docs/bptt.md#gru-through-time
     """
-    if is_fast_cache(cache):  # made by the Numba forward
-        from captionrnn import kernels
-
-        return kernels.gru_backward(dh, cache)
-    x0, h_prev0, Wx, Wh = cache[0][:4]
-    N, T, D, H = h_prev0.shape[0], len(cache), x0.shape[1], Wh.shape[0]
-    check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    check_sequence_upstream(dh, cache)
     ### BEGIN SOLUTION
     ### TODO: loop t = T-1..0 calling gru_step_backward on dh[:, t] plus the gradient from step t+1;
     ### sum the weight and bias gradients over t; dh0 is the gradient left after step 0
-    dx = np.empty((N, T, D), dtype=dh.dtype)
+    N, T, H = dh.shape
+    Wx, Wh = cache[0].Wx, cache[0].Wh
+    dx = np.empty((N, T, Wx.shape[0]), dtype=dh.dtype)
     dWx, dWh = np.zeros_like(Wx), np.zeros_like(Wh)
     dbx, dbh = np.zeros(3 * H, dtype=Wx.dtype), np.zeros(3 * H, dtype=Wx.dtype)
     dprev_h = np.zeros((N, H), dtype=dh.dtype)

@@ -4,16 +4,90 @@ Shapes use the package legend (N batch, T timesteps, D input, M output, W word
 vector, V vocabulary). Derivations: docs/bptt.md.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from captionrnn._checks import check_float, check_indices, check_shape
-from captionrnn.backend import use_numba
+
+
+class AffineCache(NamedTuple):
+    """What affine_forward keeps for affine_backward."""
+
+    x: np.ndarray  # (N, d_1, ..., d_k)
+    w: np.ndarray  # (D, M)
+    b: np.ndarray  # (M,)
+
+
+class TemporalAffineCache(NamedTuple):
+    """What temporal_affine_forward keeps for temporal_affine_backward (CS231n's (x, w, b, out))."""
+
+    x: np.ndarray  # (N, T, D)
+    w: np.ndarray  # (D, M)
+    b: np.ndarray  # (M,)
+    out: np.ndarray  # (N, T, M)
+
+
+class EmbeddingCache(NamedTuple):
+    """What word_embedding_forward keeps for word_embedding_backward."""
+
+    x: np.ndarray  # integer word indices, (N, T)
+    W: np.ndarray  # word vectors, (V, W)
+
+
+def check_affine(x, w, b):
+    """Raise ValueError unless the arguments of affine_forward have matching shapes."""
+    check_float("x", x)
+    check_shape("w", w, (int(np.prod(x.shape[1:])), None), "(D, M)")
+    check_shape("b", b, (w.shape[1],), "(M,)")
+
+
+def check_affine_upstream(dout, cache):
+    """Raise ValueError unless dout is (N, M) for the affine map in cache."""
+    check_shape("dout", dout, (cache.x.shape[0], cache.w.shape[1]), "(N, M)")
+
+
+def check_temporal_affine(x, w, b):
+    """Raise ValueError unless the arguments of temporal_affine_forward have matching shapes."""
+    check_float("x", x)
+    check_shape("x", x, (None, None, None), "(N, T, D)")
+    check_shape("w", w, (x.shape[2], None), "(D, M)")
+    check_shape("b", b, (w.shape[1],), "(M,)")
+
+
+def check_temporal_affine_upstream(dout, cache):
+    """Raise ValueError unless dout is (N, T, M) for the map in cache."""
+    check_shape("dout", dout, cache.x.shape[:2] + (cache.w.shape[1],), "(N, T, M)")
+
+
+def check_embedding(x, W):
+    """Raise ValueError unless x holds valid word indices (N, T) into W (V, W)."""
+    check_float("W", W)
+    check_shape("W", W, (None, None), "(V, W)")
+    check_shape("x", x, (None, None), "(N, T)")
+    check_indices("x", x, W.shape[0])
+
+
+def check_embedding_upstream(dout, cache):
+    """Raise ValueError unless dout is (N, T, W) for the lookup in cache."""
+    check_shape("dout", dout, cache.x.shape + (cache.W.shape[1],), "(N, T, W)")
+
+
+def check_softmax_loss(x, y, mask, verbose=False):
+    """Raise ValueError unless scores x (N, T, V), targets y (N, T) and mask (N, T) match."""
+    check_float("x", x)
+    check_shape("x", x, (None, None, None), "(N, T, V)")
+    N, T, V = x.shape
+    check_shape("y", y, (N, T), "(N, T)")
+    check_shape("mask", mask, (N, T), "(N, T)")
+    check_indices("y", y, V)
 
 
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + exp(-x)), numerically stable for large |x|.
 
-    exp is only ever taken of -|x|, so it never overflows; float x keeps its dtype (integers give float64).
+    exp is only ever taken of -|x|, so it never overflows; float x keeps its dtype (integers give
+    float64).
 
     - x: array of any shape
     Returns an array of the same shape and dtype.
@@ -39,16 +113,14 @@ def affine_forward(x, w, b):
 
     Returns a tuple of:
     - out: shape (N, M)
-    - cache: (x, w, b)
+    - cache: AffineCache(x, w, b)
     """
-    check_float("x", x)
-    check_shape("w", w, (int(np.prod(x.shape[1:])), None), "(D, M)")
-    check_shape("b", b, (w.shape[1],), "(M,)")
+    check_affine(x, w, b)
     ### BEGIN SOLUTION
     ### TODO: out = x w + b with x reshaped to (N, D); out has shape (N, M)
     out = x.reshape(x.shape[0], -1) @ w + b
     ### END SOLUTION
-    return out, (x, w, b)
+    return out, AffineCache(x, w, b)
 
 
 def affine_backward(dout, cache):
@@ -63,10 +135,11 @@ def affine_backward(dout, cache):
 
     Derivation: docs/bptt.md#affine-layer
     """
-    x, w, b = cache
-    check_shape("dout", dout, (x.shape[0], w.shape[1]), "(N, M)")
+    check_affine_upstream(dout, cache)
+    x, w, _ = cache
     ### BEGIN SOLUTION
-    ### TODO: dx = dout w^T reshaped to x's shape, dw = x^T dout (x as (N, D)), db = dout summed over N
+    ### TODO: dx = dout w^T reshaped to x's shape, dw = x^T dout (x as (N, D)), db = dout summed
+    ### over N
     x2 = x.reshape(x.shape[0], -1)  # (N, D)
     dx = (dout @ w.T).reshape(x.shape)
     dw = x2.T @ dout
@@ -85,18 +158,16 @@ def temporal_affine_forward(x, w, b):
 
     Returns a tuple of:
     - out: shape (N, T, M)
-    - cache: (x, w, b, out)
+    - cache: TemporalAffineCache(x, w, b, out)
     """
-    check_float("x", x)
-    check_shape("x", x, (None, None, None), "(N, T, D)")
-    check_shape("w", w, (x.shape[2], None), "(D, M)")
-    check_shape("b", b, (w.shape[1],), "(M,)")
-    N, T, D = x.shape
+    check_temporal_affine(x, w, b)
     ### BEGIN SOLUTION
-    ### TODO: out[:, t] = x[:, t] w + b for every t, shape (N, T, M) (one matmul on x reshaped to (N*T, D))
+    ### TODO: out[:, t] = x[:, t] w + b for every t, shape (N, T, M) (one matmul on x reshaped to
+    ### (N*T, D))
+    N, T, D = x.shape
     out = (x.reshape(N * T, D) @ w + b).reshape(N, T, w.shape[1])
+    return out, TemporalAffineCache(x, w, b, out)
     ### END SOLUTION
-    return out, (x, w, b, out)
 
 
 def temporal_affine_backward(dout, cache):
@@ -111,22 +182,19 @@ def temporal_affine_backward(dout, cache):
 
     Derivation: docs/bptt.md#temporal-affine-layer
     """
-    x, w, b, out = cache
+    check_temporal_affine_upstream(dout, cache)
+    ### BEGIN SOLUTION
+    ### TODO: the affine backward with the N*T rows of x and dout stacked: dx (N, T, D), dw (D, M),
+    ### db (M,)
+    x, w = cache.x, cache.w
     N, T, D = x.shape
     M = w.shape[1]
-    check_shape("dout", dout, (N, T, M), "(N, T, M)")
-    if use_numba():
-        from captionrnn import kernels
-
-        return kernels.temporal_affine_backward(dout, cache)
-    ### BEGIN SOLUTION
-    ### TODO: the affine backward with the N*T rows of x and dout stacked: dx (N, T, D), dw (D, M), db (M,)
     dout2 = dout.reshape(N * T, M)
     dx = (dout2 @ w.T).reshape(N, T, D)
     dw = x.reshape(N * T, D).T @ dout2
     db = dout2.sum(axis=0)
-    ### END SOLUTION
     return dx, dw, db
+    ### END SOLUTION
 
 
 def word_embedding_forward(x, W):
@@ -138,15 +206,12 @@ def word_embedding_forward(x, W):
 
     Returns a tuple of:
     - out: shape (N, T, W)
-    - cache: (x, W)
+    - cache: EmbeddingCache(x, W)
     """
-    check_float("W", W)
-    check_shape("W", W, (None, None), "(V, W)")
-    check_shape("x", x, (None, None), "(N, T)")
-    check_indices("x", x, W.shape[0])
+    check_embedding(x, W)
     ### BEGIN SOLUTION
-    ### TODO: out[n, t] = W[x[n, t]], shape (N, T, W); return out, (x, W)
-    return W[x], (x, W)
+    ### TODO: out[n, t] = W[x[n, t]], shape (N, T, W); return out, EmbeddingCache(x, W)
+    return W[x], EmbeddingCache(x, W)
     ### END SOLUTION
 
 
@@ -162,19 +227,14 @@ def word_embedding_backward(dout, cache):
 
     Derivation: docs/bptt.md#word-embedding
     """
-    x, W = cache
-    check_shape("dout", dout, x.shape + (W.shape[1],), "(N, T, W)")
-    if use_numba():
-        from captionrnn import kernels
-
-        return kernels.embedding_backward(x, dout, W.shape[0])
+    check_embedding_upstream(dout, cache)
     ### BEGIN SOLUTION
     ### TODO: dW[v] = sum of dout[n, t] over every (n, t) with x[n, t] == v, shape (V, W);
     ### a word used twice gets both gradients (np.add.at)
-    dW = np.zeros(W.shape, dtype=dout.dtype)
-    np.add.at(dW, x, dout)  # a plain dW[x] += dout would drop repeated indices
-    ### END SOLUTION
+    dW = np.zeros(cache.W.shape, dtype=dout.dtype)
+    np.add.at(dW, cache.x, dout)  # a plain dW[x] += dout would drop repeated indices
     return dW
+    ### END SOLUTION
 
 
 def temporal_softmax_loss(x, y, mask, verbose=False):
@@ -194,32 +254,23 @@ def temporal_softmax_loss(x, y, mask, verbose=False):
 
     Derivation: docs/bptt.md#temporal-softmax-loss
     """
-    check_float("x", x)
-    check_shape("x", x, (None, None, None), "(N, T, V)")
+    check_softmax_loss(x, y, mask)
+    ### BEGIN SOLUTION
+    ### TODO: loss = -(1/N) sum over unmasked (n, t) of log softmax(x[n, t])[y[n, t]] (subtract the
+    ### row max before exp); dx = (softmax(x) - onehot(y)) * mask / N, shape (N, T, V)
     N, T, V = x.shape
-    check_shape("y", y, (N, T), "(N, T)")
-    check_shape("mask", mask, (N, T), "(N, T)")
-    check_indices("y", y, V)
-    if use_numba():
-        from captionrnn import kernels
-
-        loss, dx = kernels.softmax_loss(x, y, mask)
-    else:
-        ### BEGIN SOLUTION
-        ### TODO: loss = -(1/N) sum over unmasked (n, t) of log softmax(x[n, t])[y[n, t]] (subtract the row
-        ### max before exp); dx = (softmax(x) - onehot(y)) * mask / N, shape (N, T, V)
-        x_flat = x.reshape(N * T, V)
-        y_flat = y.reshape(N * T)
-        mask_flat = np.asarray(mask, dtype=bool).reshape(N * T)
-        shifted = x_flat - x_flat.max(axis=1, keepdims=True)  # exp never overflows
-        log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        log_probs = shifted - log_z  # (N*T, V)
-        loss = -log_probs[np.arange(N * T), y_flat][mask_flat].sum() / N
-        dx = np.exp(log_probs)
-        dx[np.arange(N * T), y_flat] -= 1
-        dx *= mask_flat[:, None] / N
-        dx = dx.reshape(N, T, V)
-        ### END SOLUTION
+    x_flat = x.reshape(N * T, V)
+    y_flat = y.reshape(N * T)
+    mask_flat = np.asarray(mask, dtype=bool).reshape(N * T)
+    shifted = x_flat - x_flat.max(axis=1, keepdims=True)  # exp never overflows
+    log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_probs = shifted - log_z  # (N*T, V)
+    loss = -log_probs[np.arange(N * T), y_flat][mask_flat].sum() / N
+    dx = np.exp(log_probs)
+    dx[np.arange(N * T), y_flat] -= 1
+    dx *= mask_flat[:, None] / N
+    dx = dx.reshape(N, T, V)
+    ### END SOLUTION
     if verbose:
         print("dx:", dx.shape)
     return x.dtype.type(loss), dx

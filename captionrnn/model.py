@@ -25,7 +25,9 @@ from captionrnn.attention import (
     spatial_affine_backward,
     spatial_affine_forward,
 )
+from captionrnn.cells import CELLS as CELL_REGISTRY
 from captionrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from captionrnn.decoding import ATTENTION_KEY  # the state entry holding the step's attention map
 from captionrnn.gru import gru_backward, gru_forward, gru_step_forward
 from captionrnn.layers import (
     affine_backward,
@@ -40,9 +42,6 @@ from captionrnn.lstm import lstm_backward, lstm_forward, lstm_step_forward
 from captionrnn.rnn import rnn_backward, rnn_forward, rnn_step_forward
 
 MODEL_FORMAT_VERSION = 1
-ATTENTION_KEY = (
-    "attn_weights"  # the state entry holding the map of the step just taken (decoding.py reads it)
-)
 
 
 def _pooled_encode(features, W_proj, b_proj):
@@ -150,14 +149,14 @@ def _attention_step(x, state, p):
 
 CELLS = {
     "rnn": Cell(
-        gates=1,
+        gates=CELL_REGISTRY["rnn"].G,
         forward=lambda x, h0, p: rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"]),
         backward=_rnn_backward,
         initial_state=lambda h0, p: {"h": h0},
         step=_rnn_step,
     ),
     "lstm": Cell(
-        gates=4,
+        gates=CELL_REGISTRY["lstm"].G,
         forward=lambda x, h0, p: lstm_forward(x, h0, p["Wx"], p["Wh"], p["b"]),
         backward=_lstm_backward,
         initial_state=lambda h0, p: {"h": h0, "c": np.zeros_like(h0)},
@@ -165,7 +164,7 @@ CELLS = {
     ),
     # PyTorch's GRU form: ``b`` is the input bias bx, ``bh`` the recurrent bias (zero at init).
     "gru": Cell(
-        gates=3,
+        gates=CELL_REGISTRY["gru"].G,
         forward=lambda x, h0, p: gru_forward(x, h0, p["Wx"], p["Wh"], p["b"], p["bh"]),
         backward=_gru_backward,
         initial_state=lambda h0, p: {"h": h0},
@@ -175,7 +174,7 @@ CELLS = {
     # Spatial attention LSTM (captionrnn.attention): gates i, f, o, g as the LSTM, plus the context
     # weights Wattn (H, 4H). The "encoding" is A itself; the state carries A so every step can attend.
     "attention": Cell(
-        gates=4,
+        gates=CELL_REGISTRY["lstm"].G,  # the LSTM's gates i, f, o, g
         forward=_attention_forward,
         backward=_attention_backward,
         initial_state=_attention_initial_state,

@@ -37,10 +37,12 @@ def _shared_data():
 
 @pytest.fixture
 def flickr8k_dir():
-    """The real Flickr8k fixture in ../shared/data/flickr8k (skip when absent, as on a user's machine)."""
+    """The real Flickr8k fixture in ../shared/data/flickr8k (skip when absent, as on a user's
+    machine)."""
     path = _shared_data() / "flickr8k"
     if not (path / "Flickr8k.token.txt").is_file():
         pytest.skip(
-            f"real Flickr8k fixture not found at {path} (it exists only on the developers' machines)"
+            f"real Flickr8k fixture not found at {path} "
+            "(it exists only on the developers' machines)"
         )
     return path

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from captionrnn.analysis import gradient_flow, plot_gradient_flow
+from captionrnn.cells import CELLS
 
 
 def test_shapes_and_normalisation(backend):
     res = gradient_flow(T=12, N=3, D=4, H=5, seed=0)
-    assert list(res) == ["rnn", "lstm", "gru"]
+    assert list(res) == list(CELLS) and {"rnn", "lstm", "gru"} <= set(res)
     for cell, norms in res.items():
         assert norms.shape == (12,) and norms.dtype == np.float64, cell
         assert np.all(np.isfinite(norms)) and np.all(norms >= 0), cell
@@ -37,6 +38,7 @@ def test_matches_the_sequence_backward(backend):
     # An independent route to dL/dh_k for the cells whose state is h alone: restart the sequence
     # function at h_k (as its h0), put g on the last state, and read dh0 from the library's BPTT.
     from captionrnn.analysis import _flow
+    from captionrnn.cells import CELLS
     from captionrnn.gru import gru_backward, gru_forward
     from captionrnn.rnn import rnn_backward, rnn_forward
 
@@ -54,7 +56,7 @@ def test_matches_the_sequence_backward(backend):
         )
         b = rng.standard_normal(G * H) * 0.1
         extra = (np.zeros(G * H),) if cell == "gru" else ()  # _flow's GRU has bh = 0
-        norms = _flow(cell, x, g, Wx, Wh, b)
+        norms = _flow(CELLS[cell], x, g, (Wx, Wh, b, *extra))
         h, _ = fwd(x, np.zeros((N, H)), Wx, Wh, b, *extra)
         for k in (0, 3, T - 2):
             _, cache = fwd(x[:, k + 1 :], h[:, k], Wx, Wh, b, *extra)
@@ -66,9 +68,9 @@ def test_matches_the_sequence_backward(backend):
 
 def test_rnn_vanishes_and_gated_cells_keep_more(backend):
     # Small recurrent weights: every RNN step shrinks the gradient (||Wh|| < 1 and tanh' <= 1), so
-    # the norm falls geometrically with the distance from the loss; the LSTM's cell path (forget gate
-    # biased open) and the GRU's z * h_{t-1} path decay far slower. Typical values at 20 steps back:
-    # RNN ~1e-10, LSTM ~4e-4, GRU ~2e-3; the margins below hold for every seed tried (0..30).
+    # the norm falls geometrically with the distance from the loss; the LSTM's cell path (forget
+    # gate biased open) and the GRU's z * h_{t-1} path decay far slower. Typical values at 20 steps
+    # back: RNN ~1e-10, LSTM ~4e-4, GRU ~2e-3; the margins below hold for every seed tried (0..30).
     for seed in (0, 231):
         res = gradient_flow(T=40, weight_scale=0.5, seed=seed)
         rnn, lstm, gru = (res[c][::-1] for c in ("rnn", "lstm", "gru"))  # index = steps back
@@ -92,8 +94,8 @@ def test_plot_writes_png(tmp_path):
     path = tmp_path / "sub" / "flow.png"
     ax = plot_gradient_flow(res, path=path)
     assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert ax.get_yscale() == "log" and len(ax.get_lines()) == 3
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["RNN", "LSTM", "GRU"]
+    assert ax.get_yscale() == "log" and len(ax.get_lines()) == len(res)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [c.upper() for c in res]
 
 
 def test_plot_into_given_axes(tmp_path):

@@ -168,7 +168,7 @@ def test_plain_lstm_step_unchanged(backend, rng):
     x, prev_h, prev_c = rng.normal(size=(N, D)), rng.normal(size=(N, H)), rng.normal(size=(N, H))
     Wx, Wh, b = rng.normal(size=(D, 4 * H)), rng.normal(size=(H, 4 * H)), rng.normal(size=4 * H)
     out = lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b)
-    assert len(out) == 3 and len(out[2]) == 10
+    assert len(out) == 3 and out[2].attn is None and out[2].Wattn is None  # a plain step
     next_h, next_c, cache = out
     # Reference formulas written out here, gate order i, f, o, g.
     a = x @ Wx + prev_h @ Wh + b

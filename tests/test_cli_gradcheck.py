@@ -6,9 +6,32 @@ import sys
 import numpy as np
 import pytest
 
-from captionrnn import rnn_layers
+from captionrnn import gru, rnn, rnn_layers
+from captionrnn.cells import CELLS
 from captionrnn.cli import build_parser, main
 from captionrnn.cli.gradcheck import CHECKS, format_table, run_gradcheck
+
+# The parameters of the cells every release has, written out: the registry must produce exactly
+# these.
+KNOWN_CELLS = {
+    "rnn_step": ["x", "prev_h", "Wx", "Wh", "b"],
+    "rnn": ["x", "h0", "Wx", "Wh", "b"],
+    "lstm_step": ["x", "prev_h", "prev_c", "Wx", "Wh", "b"],
+    "lstm": ["x", "h0", "Wx", "Wh", "b"],
+    "gru_step": ["x", "prev_h", "Wx", "Wh", "bx", "bh"],
+    "gru": ["x", "h0", "Wx", "Wh", "bx", "bh"],
+}
+
+
+def _cell_params(cell):
+    """A registry cell's checks: '<cell>_step' and '<cell>' (any cell added later, e.g. in a
+    fork)."""
+    params = ["Wx", "Wh", *cell.biases]
+    return {
+        f"{cell.name}_step": ["x", *(f"prev_{s}" for s in cell.state), *params],
+        cell.name: ["x", "h0", *params],
+    }
+
 
 # Every layer and every parameter the command must check, in the order backward returns them.
 EXPECTED = {
@@ -16,12 +39,7 @@ EXPECTED = {
     "temporal_affine": ["x", "w", "b"],
     "word_embedding": ["W"],
     "temporal_softmax_loss": ["x"],
-    "rnn_step": ["x", "prev_h", "Wx", "Wh", "b"],
-    "rnn": ["x", "h0", "Wx", "Wh", "b"],
-    "lstm_step": ["x", "prev_h", "prev_c", "Wx", "Wh", "b"],
-    "lstm": ["x", "h0", "Wx", "Wh", "b"],
-    "gru_step": ["x", "prev_h", "Wx", "Wh", "bx", "bh"],
-    "gru": ["x", "h0", "Wx", "Wh", "bx", "bh"],
+    **{k: KNOWN_CELLS.get(k, v) for c in CELLS.values() for k, v in _cell_params(c).items()},
     "spatial_affine": ["features", "W", "b"],
     "dot_product_attention": ["prev_h", "A"],
     "lstm_step_attention": ["x", "prev_h", "prev_c", "Wx", "Wh", "b", "attn", "Wattn"],
@@ -67,19 +85,20 @@ def test_gradcheck_fails_with_nonzero_exit_on_a_wrong_gradient(monkeypatch, caps
         dx, dprev_h, dWx, dWh, db = right(dnext_h, cache)
         return dx, dprev_h, dWx, 1.01 * dWh, db
 
-    monkeypatch.setattr(rnn_layers, "rnn_step_backward", wrong)
+    monkeypatch.setattr(rnn, "rnn_step_backward", wrong)
     assert main(["gradcheck", "--backend", "numpy"]) == 1
     out = capsys.readouterr().out
     failed = [r for r in rows(out) if r[-1] != "pass"]
-    assert [(r[0], r[1]) for r in failed] == [("rnn_step", "Wh")]
-    assert "FAILED: rnn_step.Wh [numpy]" in out
+    # rnn_backward runs the module's rnn_step_backward at every step: BPTT inherits the slip.
+    assert [(r[0], r[1]) for r in failed] == [("rnn_step", "Wh"), ("rnn", "Wh")]
+    assert "FAILED: rnn_step.Wh [numpy], rnn.Wh [numpy]" in out
 
 
 def test_gradcheck_reports_a_crashing_layer(monkeypatch, capsys):
     def broken(*args):
         raise RuntimeError("kernel exploded")
 
-    monkeypatch.setattr(rnn_layers, "gru_backward", broken)
+    monkeypatch.setattr(gru, "gru_backward", broken)
     assert main(["gradcheck", "--backend", "numpy"]) == 1
     out = capsys.readouterr().out
     assert "ERROR RuntimeError: kernel exploded" in out
@@ -94,13 +113,14 @@ def test_run_gradcheck_api():
     assert all(r.passed and r.backend == "numpy" for r in results)
     assert all(0 <= r.rel_error <= r.rel_tol and 0 <= r.norm_error <= r.norm_tol for r in results)
     assert list(CHECKS) == list(EXPECTED)
+    assert set(KNOWN_CELLS) <= set(CHECKS)
     table = format_table(results)
     assert table.count("\n") == len(results) + 1  # header, rule, one line per result
 
 
 def test_results_depend_only_on_the_seed():
-    # The inputs are drawn from (seed, layer) alone: reruns are reproducible, every backend checks the
-    # same numbers, and --seed really changes them.
+    # The inputs are drawn from (seed, layer) alone: reruns are reproducible, every backend checks
+    # the same numbers, and --seed really changes them.
     a = run_gradcheck(backends=("numpy",), seed=3, layers=["gru"])
     b = run_gradcheck(backends=("numpy",), seed=3, layers=["gru"])
     assert [r.rel_error for r in a] == [r.rel_error for r in b]

@@ -102,8 +102,8 @@ def test_untouched_edition_scores_zero_and_says_not_implemented(tmp_path):
         (
             (
                 "lstm.py",
-                "        next_c = f * prev_c + i * g\n",
-                "        next_c = f * prev_c + 0.9 * i * g\n",
+                "    next_c = f * prev_c + i * g\n",
+                "    next_c = f * prev_c + 0.9 * i * g\n",
             ),
             "lstm_step_forward",
         ),
@@ -124,8 +124,8 @@ def test_feedback_names_shapes_timeouts_and_dependencies(tmp_path):
     pkg = copy_reference(tmp_path / "sub")
     _patch(
         pkg / "rnn.py",
-        "    cache = (x, prev_h, Wx, Wh, next_h)\n",
-        "    cache = (x, prev_h, Wx, Wh, next_h)\n    next_h = next_h[:, :-1]\n",
+        "    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)  # (N, H)\n",
+        "    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)[:, :-1]\n",
     )
     _patch(
         pkg / "gru.py",
@@ -159,7 +159,7 @@ def test_a_consistent_but_wrong_pair_earns_nothing(tmp_path):
         "def affine_forward(x, w, b):\n",
         "def affine_forward(x, w, b):\n    w = 2 * w\n",
     )
-    _patch(pkg / "layers.py", "    x, w, b = cache\n", "    x, w, b = cache\n    w = 2 * w\n")
+    _patch(pkg / "layers.py", "    x, w, _ = cache\n", "    x, w, _ = cache\n    w = 2 * w\n")
     results = grade(tmp_path / "sub", tmp_path / "results.json")
     f = {r["function"]: r for r in results["extra_data"]["functions"]}
     assert f["affine_forward"]["score"] == 0 and f["affine_backward"]["score"] == 0

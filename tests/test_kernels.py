@@ -1,28 +1,37 @@
 """The Numba fast path (captionrnn.kernels) against the NumPy reference.
 
-Agreement tolerance, float64: normwise max|numba - numpy| / max|numpy| <= 1e-12. Both backends evaluate
-the same formulas; they differ only in (a) summation order (one (T*N)-row matrix multiply for all steps
-instead of T per-step ones, and BLAS blocking), and (b) the last ulp of exp/tanh (libm / Cephes tanh in
-the kernels vs NumPy's SIMD ufuncs, each within ~4e-16 relative). Over the few timesteps used here
-these add up to ~1e-15 (measured 1e-16 .. 1.5e-15), so 1e-12 leaves a 1000x margin while any real slip
-(a wrong gate, sign or missing term) shows up as an O(1) difference. Normwise rather than elementwise
-because an entry that is a sum of many terms can cancel to nearly zero, and there a relative error of
-a 1e-16 absolute difference is meaningless.
+Agreement tolerance, float64: normwise max|numba - numpy| / max|numpy| <= 1e-12. Both backends
+evaluate the same formulas; they differ only in (a) summation order (one (T*N)-row matrix multiply
+for all steps instead of T per-step ones, and BLAS blocking), and (b) the last ulp of exp/tanh (libm
+/ Cephes tanh in the kernels vs NumPy's SIMD ufuncs, each within ~4e-16 relative). Over the few
+timesteps used here these add up to ~1e-15 (measured 1e-16 .. 1.5e-15), so 1e-12 leaves a 1000x
+margin while any real slip (a wrong gate, sign or missing term) shows up as an O(1) difference.
+Normwise rather than elementwise because an entry that is a sum of many terms can cancel to nearly
+zero, and there a relative error of a 1e-16 absolute difference is meaningless.
 """
+
+import dataclasses
+from importlib import import_module
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from captionrnn import gru, kernels, layers, lstm, rnn
+from captionrnn import dispatch, kernels, layers, lstm, rnn
+from captionrnn.attention import SpatialAffineCache
 from captionrnn.backend import use_backend
+from captionrnn.cells import CELLS as REGISTRY
+from captionrnn.kernels import cells as rows
+from captionrnn.layers import TemporalAffineCache
 
 TOL = 1e-12
 N, T, D, H, V = 3, 6, 5, 4, 7
 
-# (module, name, gate blocks G, number of biases)
-CELLS = [(rnn, "rnn", 1, 1), (lstm, "lstm", 4, 1), (gru, "gru", 3, 2)]
+# (module, name, gate blocks G, number of biases), from the cell registry
+CELLS = [
+    (import_module(c.module), c.name, c.G, len(c.biases)) for c in REGISTRY.values() if c.kernels
+]
 
 
 def normwise(a, b):
@@ -141,19 +150,23 @@ def test_tanh_and_sigmoid_kernels_accurate():
     )
     for dtype, ulps in ((np.float64, 4), (np.float32, 4)):
         a = x.astype(dtype).reshape(1, -1)
-        got = kernels.rnn_gates_forward(a)
+        got = np.empty_like(a)
+        zero_b = np.zeros(a.shape[1], dtype=dtype)
+        rows.rnn_forward_rows(a, np.zeros_like(a), zero_b, got)  # tanh(a + 0 + 0)
         exact = np.tanh(a.astype(np.float64))
         err = np.abs(got - exact) / np.maximum(np.abs(exact), np.finfo(dtype).tiny)
         assert got.dtype == dtype
         assert err.max() <= ulps * np.finfo(dtype).eps
         with np.errstate(all="raise"):
-            i = kernels.lstm_gates_forward(np.tile(a, (1, 4)), np.zeros_like(a))[0]
+            gates, c, tc, h = np.tile(a, (1, 4)), *(np.empty_like(a) for _ in range(3))
+            rows.lstm_forward_rows(gates, np.zeros_like(gates), np.tile(zero_b, 4), a, c, tc, h)
+            i = gates[:, : a.shape[1]]  # the input gate: sigmoid(a)
         assert np.allclose(
             i, layers.sigmoid(a.astype(np.float64)), rtol=ulps * np.finfo(dtype).eps, atol=0
         )
 
 
-# ----------------------------------------------------------------------------- (2) float32 stays float32
+# ----------------------------------------------------------------------------- (2) float32 stays fl
 
 
 def _all_float32(values):
@@ -168,18 +181,15 @@ def test_float32_stays_float32(mod, name, G, nb):
     with use_backend("numba"):
         _all_float32(seq_call(mod, name, args, dh))
         h, cache = getattr(mod, f"{name}_forward")(*args)
-        _all_float32(
-            [
-                v
-                for v in (cache.xs, cache.hs, cache.gates, cache.cs, cache.tanh_c, cache.hn)
-                if v is not None
-            ]
-        )
+        _all_float32([getattr(cache, f.name) for f in dataclasses.fields(cache)])
         x, h0, Wx, Wh, *biases = args
         dnext = dh[:, 0]
         if name == "lstm":
             next_h, next_c, c = lstm.lstm_step_forward(x[:, 0], h0, h0, Wx, Wh, *biases)
-            _all_float32((next_h, next_c) + lstm.lstm_step_backward(dnext, dnext, c) + c[5:])
+            _all_float32(
+                (next_h, next_c, c.i, c.f, c.o, c.g, c.tanh_c)
+                + lstm.lstm_step_backward(dnext, dnext, c)
+            )
         else:
             next_h, c = getattr(mod, f"{name}_step_forward")(x[:, 0], h0, Wx, Wh, *biases)
             _all_float32((next_h,) + getattr(mod, f"{name}_step_backward")(dnext, c))
@@ -195,16 +205,27 @@ def test_float32_backends_agree(mod, name, G, nb):
         assert normwise(a, b) <= 1e-5
 
 
+def _step_inputs(cell, rng, dtype=np.float64):
+    """x (N, D), the previous state(s) (N, H), the parameters, then the upstream gradient(s) (N,
+    H)."""
+    x = rng.standard_normal((N, D)).astype(dtype)
+    state = [rng.standard_normal((N, H)).astype(dtype) for _ in cell.state]
+    douts = [rng.standard_normal((N, H)).astype(dtype) for _ in cell.state]
+    return [x, *state, *cell.random_params(rng, D, H, dtype), *douts]
+
+
+def _fast_step(cell, arrays):
+    """One step forward and backward through the kernels' step functions themselves."""
+    k = len(cell.state)
+    out = getattr(kernels, cell.step_forward)(*arrays[:-k])
+    return out[:-1] + getattr(kernels, cell.step_backward)(*arrays[-k:], out[-1])
+
+
 def test_float32_kernels_direct():
     rng = np.random.default_rng(4)
-    a4 = rng.standard_normal((N, 4 * H)).astype(np.float32)
-    a3 = rng.standard_normal((N, 3 * H)).astype(np.float32)
-    h = rng.standard_normal((N, H)).astype(np.float32)
-    fwd = kernels.lstm_gates_forward(a4, h)
-    _all_float32(fwd + kernels.lstm_gates_backward(h, h, h, *fwd[:4], fwd[5]))
-    r, z, n, nh = kernels.gru_gates_forward(a3, a3, h)
-    _all_float32((r, z, n, nh) + kernels.gru_gates_backward(h, h, r, z, n, h))
-    _all_float32((kernels.rnn_gates_forward(h), kernels.rnn_gates_backward(h, h)))
+    for cell in REGISTRY.values():
+        if cell.kernels:
+            _all_float32(_fast_step(cell, _step_inputs(cell, rng, np.float32)))
     idx = rng.integers(0, V, (N, T))
     scores = rng.standard_normal((N, T, V)).astype(np.float32)
     _all_float32((kernels.embedding_backward(idx, scores, V),))
@@ -213,7 +234,7 @@ def test_float32_kernels_direct():
     _all_float32((loss, dx))
 
 
-# ----------------------------------------------------------------------------- (3) inputs never mutated
+# ----------------------------------------------------------------------------- (3) inputs never mut
 
 
 def _assert_unchanged(originals, arrays):
@@ -246,21 +267,48 @@ def test_embedding_and_softmax_do_not_mutate_inputs(rng):
     _assert_unchanged(originals, arrays)
 
 
-def test_gate_kernels_do_not_mutate_inputs(rng):
-    a4, a3 = rng.standard_normal((N, 4 * H)), rng.standard_normal((N, 3 * H))
-    hs = [rng.standard_normal((N, H)) for _ in range(8)]
-    arrays = [a4, a3] + hs
+@pytest.mark.parametrize("cell", [c for c in REGISTRY.values() if c.kernels], ids=lambda c: c.name)
+def test_step_kernels_do_not_mutate_inputs(cell):
+    arrays = _step_inputs(cell, np.random.default_rng(15))
     originals = [a.copy() for a in arrays]
-    kernels.lstm_gates_forward(a4, hs[0])
-    kernels.lstm_gates_backward(*hs)
-    kernels.gru_gates_forward(a3, a3, hs[0])
-    kernels.gru_gates_backward(*hs[:6])
-    kernels.rnn_gates_forward(hs[0])
-    kernels.rnn_gates_backward(hs[0], hs[1])
+    _fast_step(cell, arrays)
     _assert_unchanged(originals, arrays)
 
 
-# ----------------------------------------------------------------------------- (4) caches cross backends
+# ----------------------------------------------------------------------------- (4b) which path runs
+
+
+@pytest.mark.parametrize("cell", [c for c in REGISTRY.values() if c.kernels], ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "make, fast",
+    [
+        (lambda a: a, True),
+        (lambda a: a.astype(np.float32), True),
+        (lambda a: a.astype(np.float16), False),  # no float16 kernels
+        (lambda a: a.astype(a.dtype.newbyteorder()), False),  # byte-swapped
+        (lambda a: a[:0] if a.ndim == 3 else a, False),  # N = 0
+        (lambda a: a[:, :0] if a.ndim == 3 else a, False),  # T = 0
+    ],
+    ids=["float64", "float32", "float16", "byteswapped", "N=0", "T=0"],
+)
+def test_dispatch_runs_the_kernel_exactly_for_supported_inputs(cell, make, fast):
+    """Under 'numba' the sequence forward returns a FastCache when the kernel ran, the reference's
+    list of step caches when it fell back; both give the reference's numbers."""
+    mod = import_module(cell.module)
+    args, _ = make_seq(np.random.default_rng(16), cell.G, len(cell.biases))
+    args = [make(a) for a in args]
+    if args[0].shape[0] == 0:  # N = 0 for the state too
+        args[1] = args[1][:0]
+    with use_backend("numpy"):
+        assert dispatch.runs_kernel(tuple(args)) is False
+    with use_backend("numba"):
+        assert dispatch.runs_kernel(tuple(args)) is fast
+        if args[0].size:
+            h, cache = getattr(mod, cell.forward)(*args)
+            assert isinstance(cache, kernels.FastCache) is fast
+
+
+# ----------------------------------------------------------------------------- (4) caches cross bac
 
 
 @pytest.mark.parametrize("mod, name, G, nb", CELLS, ids=[c[1] for c in CELLS])
@@ -315,14 +363,14 @@ def test_warmup_compiles_everything():
     kernels.warmup()  # loads from the on-disk cache after the first run
 
 
-# ----------------------------------------------------------------------------- (6) beam search top-k
+# ----------------------------------------------------------------------------- (6) beam search top-
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 30), st.data())
 def test_top_k_rows_matches_lexsort_order(R, C, data):
-    """The m largest per row, largest first, ties by lower index: the argpartition + lexsort order of
-    beam_search, with ties and -inf (dead beams) drawn on purpose."""
+    """The m largest per row, largest first, ties by lower index: the argpartition + lexsort order
+    of beam_search, with ties and -inf (dead beams) drawn on purpose."""
     m = data.draw(st.integers(1, C))
     x = np.asarray(
         data.draw(
@@ -336,13 +384,13 @@ def test_top_k_rows_matches_lexsort_order(R, C, data):
         np.testing.assert_array_equal(got[r], np.lexsort((np.arange(C), -x[r]))[:m])
 
 
-# ----------------------------------------------------------------------------- (7) spatial projection
+# ----------------------------------------------------------------------------- (7) spatial projecti
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_spatial_affine_backends_agree(dtype):
-    """The attention projection as one (N*K, C) @ (C, H) multiply equals the einsum reference, keeps the
-    dtype, and a cache from either forward works with either backward."""
+    """The attention projection as one (N*K, C) @ (C, H) multiply equals the einsum reference, keeps
+    the dtype, and a cache from either forward works with either backward."""
     from captionrnn import attention
 
     rng = np.random.default_rng(12)
@@ -350,7 +398,9 @@ def test_spatial_affine_backends_agree(dtype):
     W, b = rng.standard_normal((D, H)).astype(dtype), rng.standard_normal(H).astype(dtype)
     dA = rng.standard_normal((N, H, 2, 3)).astype(dtype)
     res = both_backends(lambda: attention.spatial_affine_forward(features, W, b)[0])
-    res_b = both_backends(lambda: attention.spatial_affine_backward(dA, (features, W)))
+    res_b = both_backends(
+        lambda: attention.spatial_affine_backward(dA, SpatialAffineCache(features, W))
+    )
     tol = TOL if dtype == np.float64 else 1e-5
     for r in (res, res_b):
         for a, e in zip(r["numba"], r["numpy"]):
@@ -362,8 +412,9 @@ def test_spatial_affine_backends_agree(dtype):
 
 @pytest.mark.parametrize("mod, name, G, nb", CELLS)
 def test_backward_skipping_padded_steps_agrees(mod, name, G, nb):
-    """dh zero after each sample's last target (as <NULL> padding gives), one sample all zero and one a
-    gap inside its caption: the fast backward skips the dead rows and must still equal the reference."""
+    """dh zero after each sample's last target (as <NULL> padding gives), one sample all zero and
+    one a gap inside its caption: the fast backward skips the dead rows and must still equal the
+    reference."""
     args, dh = make_seq(np.random.default_rng(13), G, nb)
     last = [T - 1, 2, -1]  # sample 2 has no target at all
     for n, t in enumerate(last):
@@ -377,7 +428,8 @@ def test_backward_skipping_padded_steps_agrees(mod, name, G, nb):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_temporal_affine_backward_skipping_zero_rows_agrees(dtype):
-    """Zero rows of dout (masked targets) are left out of the fast multiplies; the results must not change."""
+    """Zero rows of dout (masked targets) are left out of the fast multiplies; the results must not
+    change."""
     rng = np.random.default_rng(14)
     x = rng.standard_normal((N, T, D)).astype(dtype)
     w, b = rng.standard_normal((D, V)).astype(dtype), rng.standard_normal(V).astype(dtype)
@@ -388,7 +440,9 @@ def test_temporal_affine_backward_skipping_zero_rows_agrees(dtype):
         np.ones((N, T), dtype=bool),
     ):
         d = np.where(zero[:, :, None], 0, dout).astype(dtype)
-        res = both_backends(lambda: layers.temporal_affine_backward(d, (x, w, b, None)))
+        res = both_backends(
+            lambda d=d: layers.temporal_affine_backward(d, TemporalAffineCache(x, w, b, None))
+        )
         for a, e in zip(res["numba"], res["numpy"]):
             assert a.dtype == dtype and a.shape == e.shape
             assert (

@@ -35,8 +35,9 @@ TOL = 1e-6
 
 
 def test_affine_forward_golden(backend):
-    # CS231n assignment 2's check; the expected numbers were re-derived with torch.nn.functional.linear
-    # in float64 (x flattened to rows, weight = w.T) and agree to all printed digits.
+    # CS231n assignment 2's check; the expected numbers were re-derived with
+    # torch.nn.functional.linear in float64 (x flattened to rows, weight = w.T) and agree to all
+    # printed digits.
     num_inputs, input_shape, output_dim = 2, (4, 5, 6), 3
     x = np.linspace(-0.1, 0.5, num=num_inputs * 120).reshape(num_inputs, *input_shape)
     w = np.linspace(-0.2, 0.3, num=120 * output_dim).reshape(120, output_dim)
@@ -65,7 +66,8 @@ def test_temporal_affine_forward_golden(backend):
 
 
 def test_word_embedding_forward_golden(backend):
-    # CS231n assignment 3's check (W rows looked up by index; verified with torch.nn.functional.embedding).
+    # CS231n assignment 3's check (W rows looked up by index; verified with
+    # torch.nn.functional.embedding).
     V, D = 5, 3
     x = np.asarray([[0, 3, 1, 2], [2, 1, 0, 3]])
     W = np.linspace(0, 1, num=V * D).reshape(V, D)
@@ -273,7 +275,7 @@ def test_temporal_softmax_loss_gradcheck(backend, rng):
     assert rel_error(dx, dx_num) < TOL
 
 
-# ----------------------------------------------------------------------------- dtype and no mutation
+# ----------------------------------------------------------------------------- dtype and no mutatio
 
 
 def _affine(x, w, b, dout):
@@ -292,7 +294,8 @@ def _embedding(x, W, dout):
 
 
 def _cases(rng, dtype):
-    """(name, run, inputs): run(*inputs) does forward and backward and returns every output and gradient."""
+    """(name, run, inputs): run(*inputs) does forward and backward and returns every output and
+    gradient."""
 
     def arr(*shape):
         return rng.standard_normal(shape).astype(dtype)

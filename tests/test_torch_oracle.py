@@ -47,7 +47,8 @@ def assert_close(ours, theirs, name):
 
 
 def lstm_perm(H):
-    """Column indices that turn torch's i, f, g, o blocks into our i, f, o, g (the map is its own inverse)."""
+    """Column indices that turn torch's i, f, g, o blocks into our i, f, o, g (the map is its own
+    inverse)."""
     return np.concatenate([np.arange(k * H, (k + 1) * H) for k in (0, 1, 3, 2)])
 
 
@@ -62,7 +63,8 @@ def make_module(torch, cls, *args, **kwargs):
 
 
 def weights(module, suffix):
-    """weight_ih, weight_hh, bias_ih, bias_hh of a torch RNN module (suffix '_l0') or cell (suffix '') as numpy."""
+    """weight_ih, weight_hh, bias_ih, bias_hh of a torch RNN module (suffix '_l0') or cell (suffix
+    '') as numpy."""
     return [
         getattr(module, f"{name}{suffix}").detach().numpy()
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -179,7 +181,8 @@ def test_rnn_step_matches_torch_cell(backend, torch, data):
 
 
 def test_lstm_step_matches_torch_cell(backend, torch, data):
-    # The cell exposes c, so this also checks dnext_c -> dprev_c, which the sequence test cannot reach.
+    # The cell exposes c, so this also checks dnext_c -> dprev_c, which the sequence test cannot
+    # reach.
     cell = make_module(torch, torch.nn.LSTMCell, D, H)
     w_ih, w_hh, b_ih, b_hh = weights(cell, "")
     p = lstm_perm(H)
@@ -230,7 +233,7 @@ def test_gru_step_matches_torch_cell(backend, torch, data):
         assert_close(ours, theirs, name)
 
 
-# ----------------------------------------------------------------------------- loss, affine, embedding
+# ----------------------------------------------------------------------------- loss, affine, embedd
 
 
 def test_temporal_softmax_loss_matches_torch_cross_entropy(backend, torch, rng):

@@ -1,4 +1,5 @@
-"""``captionrnn gradcheck``: finite-difference check of every layer's backward pass, on every backend.
+"""``captionrnn gradcheck``: finite-difference check of every layer's backward pass, on every
+backend.
 
     captionrnn gradcheck                          # every layer, both backends
     captionrnn gradcheck --backend numpy --seed 1
@@ -23,6 +24,7 @@ where saturated gates and decay over ten timesteps leave entries ~1e-6. Worst of
 the linear layers (tolerance 1e-6), 4e-7 for the tanh RNN (1e-5), 2e-5 for LSTM and GRU (1e-4).
 """
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ import numpy as np
 
 from captionrnn import rnn_layers as L
 from captionrnn.backend import BACKENDS, use_backend
+from captionrnn.cells import CELLS
 from captionrnn.gradient_check import eval_numerical_gradient, rel_error
 
 H_STEP = 1e-5
@@ -74,7 +77,8 @@ class Result:
 
 
 def _w(rng, fan_in, *shape):
-    """Weights scaled by 1/sqrt(fan_in) so pre-activations are O(1): tanh and sigmoid are not saturated."""
+    """Weights scaled by 1/sqrt(fan_in) so pre-activations are O(1): tanh and sigmoid are not
+    saturated."""
     return rng.standard_normal(shape) / np.sqrt(fan_in)
 
 
@@ -119,11 +123,10 @@ def _softmax_loss(rng):
     )
 
 
-def _step(rng, gates, biases, cell=False):
+def _step(rng, gates, biases, state=("h",)):
     N, D, H = 3, 4, 5
-    a = dict(x=rng.standard_normal((N, D)), prev_h=rng.standard_normal((N, H)))
-    if cell:
-        a["prev_c"] = rng.standard_normal((N, H))
+    a = dict(x=rng.standard_normal((N, D)))
+    a.update({f"prev_{s}": rng.standard_normal((N, H)) for s in state})
     a.update(Wx=_w(rng, D, D, gates * H), Wh=_w(rng, H, H, gates * H))
     a.update({name: rng.standard_normal(gates * H) for name in biases})
     return a
@@ -141,28 +144,24 @@ def _seq(rng, gates, biases):
     return a
 
 
-def _rnn_step(rng):
-    return _layer(L.rnn_step_forward, L.rnn_step_backward, _step(rng, 1, ("b",)))
+def _cell_checks():
+    """'<cell>_step' and '<cell>' for every cell of the registry: one step, and BPTT over T = 10.
 
+    The functions are looked up in the cell's module when the check runs, so the check sees the
+    module's current code (the tests replace a function to see a wrong gradient caught)."""
 
-def _rnn(rng):
-    return _layer(L.rnn_forward, L.rnn_backward, _seq(rng, 1, ("b",)))
+    def step(rng, c):
+        a = _step(rng, c.G, c.biases, c.state)
+        return _layer(c.function("step_forward"), c.function("step_backward"), a)
 
+    def seq(rng, c):
+        return _layer(c.function("forward"), c.function("backward"), _seq(rng, c.G, c.biases))
 
-def _lstm_step(rng):
-    return _layer(L.lstm_step_forward, L.lstm_step_backward, _step(rng, 4, ("b",), cell=True))
-
-
-def _lstm(rng):
-    return _layer(L.lstm_forward, L.lstm_backward, _seq(rng, 4, ("b",)))
-
-
-def _gru_step(rng):
-    return _layer(L.gru_step_forward, L.gru_step_backward, _step(rng, 3, ("bx", "bh")))
-
-
-def _gru(rng):
-    return _layer(L.gru_forward, L.gru_backward, _seq(rng, 3, ("bx", "bh")))
+    checks = {}
+    for cell in CELLS.values():
+        checks[f"{cell.name}_step"] = (functools.partial(step, c=cell), cell.rel_tol)
+        checks[cell.name] = (functools.partial(seq, c=cell), cell.rel_tol)
+    return checks
 
 
 def _spatial_affine(rng):
@@ -193,7 +192,7 @@ def _dot_product_attention(rng):
 
 
 def _lstm_step_attention(rng):
-    a = _step(rng, 4, ("b",), cell=True)
+    a = _step(rng, 4, ("b",), state=("h", "c"))
     H = a["prev_h"].shape[1]
     a.update(attn=rng.standard_normal((3, H)), Wattn=_w(rng, H, H, 4 * H))
     return _layer(L.lstm_step_forward, L.lstm_step_backward, a)
@@ -214,18 +213,14 @@ def _attention(rng):
     return _layer(attention.attention_forward, attention.attention_backward, a)
 
 
-# layer name -> (builder, elementwise rel_error tolerance); see the module docstring for the numbers.
+# layer name -> (builder, elementwise rel_error tolerance); see the module docstring for the
+# numbers.
 CHECKS = {
     "affine": (_affine, 1e-6),
     "temporal_affine": (_temporal_affine, 1e-6),
     "word_embedding": (_embedding, 1e-6),
     "temporal_softmax_loss": (_softmax_loss, 1e-6),
-    "rnn_step": (_rnn_step, 1e-5),
-    "rnn": (_rnn, 1e-5),
-    "lstm_step": (_lstm_step, 1e-4),
-    "lstm": (_lstm, 1e-4),
-    "gru_step": (_gru_step, 1e-4),
-    "gru": (_gru, 1e-4),
+    **_cell_checks(),
     "spatial_affine": (_spatial_affine, 1e-6),
     "dot_product_attention": (_dot_product_attention, 1e-5),
     "lstm_step_attention": (_lstm_step_attention, 1e-4),
@@ -334,7 +329,8 @@ def _run(args):
     failed = [r for r in results if not r.passed]
     print(
         f"\n{len(results) - len(failed)}/{len(results)} gradient checks passed "
-        f"(float64, centred differences, h={H_STEP:g}, seed {args.seed}) in {time.perf_counter() - start:.1f} s"
+        f"(float64, centred differences, h={H_STEP:g}, seed {args.seed}) "
+        f"in {time.perf_counter() - start:.1f} s"
     )
     if failed:
         print("FAILED: " + ", ".join(f"{r.layer}.{r.param} [{r.backend}]" for r in failed))
@@ -347,8 +343,8 @@ def register(subparsers):
     p = subparsers.add_parser(
         "gradcheck",
         help="finite-difference check of every layer's backward pass",
-        description="Check every layer's analytic gradients (affine, temporal affine, word embedding, "
-        "temporal softmax loss, RNN/LSTM/GRU step and sequence) against float64 centred "
+        description="Check every layer's analytic gradients (affine, temporal affine, word "
+        "embedding, temporal softmax loss, RNN/LSTM/GRU step and sequence) against float64 centred "
         "differences, on each backend. Exit code 1 if any check fails.",
     )
     p.add_argument(

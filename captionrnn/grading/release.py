@@ -61,7 +61,7 @@ END = "### END SOLUTION"
 TODO = "### TODO:"
 
 # Paths (relative to the package directory) that are not part of the student edition.
-EXCLUDE_FROM_PACKAGE = ("kernels.py", "grading", "cli/release.py", "cli/grade.py")
+EXCLUDE_FROM_PACKAGE = ("kernels", "grading", "cli/release.py", "cli/grade.py")
 # Tests of the instructor tooling itself: they need captionrnn.grading, which is not shipped.
 EXCLUDE_TESTS = (
     "test_grading.py",
