@@ -68,7 +68,8 @@ def _bits_to_f32(typingctx, v):
 def _exp_neg32(x):
     # e^x for x <= 0, float32, call-free so loops vectorise (Cephes expf: Cody-Waite reduction
     # x = k ln2 + r, |r| <= ln2/2, degree-7 polynomial; measured max relative error 8e-8).
-    # Below -87 (2**-126, the smallest normal) the result is flushed to 0.
+    # Below -87 (2**-126, the smallest normal) the result is flushed to 0; NaN stays NaN (the select
+    # tests ``not x0 < -87``, false for NaN, and the polynomial of NaN is NaN), as np.exp does.
     x0 = x
     x = max(x, np.float32(-87.0))
     k = np.floor(x * np.float32(1.44269504) + np.float32(0.5))
@@ -81,7 +82,7 @@ def _exp_neg32(x):
     p = p * r + np.float32(5.0000001201e-1)
     p = p * r * r + r + np.float32(1)
     e = p * _bits_to_f32(np.int32(k + np.float32(127)) << 23)
-    return e if x0 >= np.float32(-87.0) else np.float32(0)
+    return e if not x0 < np.float32(-87.0) else np.float32(0)
 
 
 @intrinsic
@@ -99,7 +100,7 @@ def _exp_neg64(x):
     # e^x for x <= 0, float64, call-free so loops vectorise (Cephes exp.c: x = k ln2 + r with ln2 split
     # in two for an exact reduction, |r| <= ln2/2, then the Pade form e^r = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2));
     # measured max relative error 2.2e-16 against np.exp, i.e. 1 ulp). Below -708 (about the smallest
-    # normal) the result is flushed to 0, as in _exp_neg32.
+    # normal) the result is flushed to 0 and NaN stays NaN, as in _exp_neg32.
     x0 = x
     x = max(x, -708.0)
     k = np.floor(x * 1.4426950408889634073599 + 0.5)
@@ -114,7 +115,7 @@ def _exp_neg64(x):
         + 2.27265548208155028766e-1
     ) * rr + 2.00000000000000000009e0
     e = (1.0 + 2.0 * p / (q - p)) * _bits_to_f64(np.int64(k + 1023.0) << 52)
-    return e if x0 >= -708.0 else 0.0
+    return e if not x0 < -708.0 else 0.0
 
 
 def _exp_neg(x):  # pure-Python stand-in; the jitted versions come from the overload below
@@ -283,12 +284,15 @@ def _top_k_rows(x, m, out):
             v = row[c]
             if count == m:
                 if not v > vals[m - 1]:  # the common case: one compare per element
-                    continue
+                    # NaN ranks below everything (lexsort puts it last): a number beats a NaN
+                    if not (vals[m - 1] != vals[m - 1] and v == v):
+                        continue
                 p = m - 1  # drop the smallest (the last; among equals, the one seen last)
             else:
                 p = count
                 count += 1
-            while p > 0 and vals[p - 1] < v:  # strict: an equal value seen earlier stays ahead
+            # strict: an equal value (or NaN after NaN) seen earlier stays ahead
+            while p > 0 and (vals[p - 1] < v or (vals[p - 1] != vals[p - 1] and v == v)):
                 vals[p] = vals[p - 1]
                 idx[p] = idx[p - 1]
                 p -= 1
