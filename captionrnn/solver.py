@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captionrnn import optim
+from captionrnn import optim, threads
 from captionrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from captionrnn.evaluation import split_features
 
@@ -207,6 +207,7 @@ class CaptioningSolver:
             f"stopped.{where} try a lower learning rate (now {lr}) or gradient clipping (grad_clip=5.0)"
         )
 
+    @threads.limited
     def _step(self, idx):
         features, captions = self._batch("train", idx)
         loss, grads = self.model.loss(features, captions)
@@ -270,6 +271,7 @@ class CaptioningSolver:
         else:
             print(text, flush=True)
 
+    @threads.limited
     def train(self):
         """Run the remaining epochs; afterwards ``model.params`` are the best ones (if ``keep_best``)."""
         num_train = len(self.data["train_captions"])

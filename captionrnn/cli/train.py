@@ -4,6 +4,7 @@ import json
 import time
 from pathlib import Path
 
+from captionrnn import threads
 from captionrnn.cli._common import RUN_FILE
 
 DEFAULTS = dict(
@@ -96,6 +97,7 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+@threads.limited
 def run(args):
     import numpy as np
 
