@@ -45,9 +45,11 @@ def available_cores():
 
 
 def _parse(value, source):
-    try:
+    if isinstance(value, str) and value.strip().isdigit():
         n = int(value)
-    except (TypeError, ValueError):
+    elif hasattr(value, "__index__") and not isinstance(value, bool):
+        n = value.__index__()  # int, np.int64: not 1.5, not True
+    else:
         n = 0
     if n < 1:
         raise ValueError(
