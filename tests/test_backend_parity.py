@@ -356,3 +356,40 @@ def test_empty_sequence_behaves_alike(layer):
     if want is not None:
         for o in want:
             assert np.isfinite(o).all() and not o.any(), layer
+
+
+def test_top_k_ranks_nan_last_like_lexsort():
+    """Beam search's top-k kernel keeps np.lexsort((index, -value))'s order with NaN and inf
+    (lexsort puts NaN last), so both backends keep the same hypotheses."""
+    kernels = pytest.importorskip("captionrnn.kernels")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((200, 9))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[rng.random(x.shape) < 0.1] = np.inf
+    x[rng.random(x.shape) < 0.1] = -np.inf
+    x[::7] = np.nan  # whole rows of NaN
+    C = x.shape[1]
+    for m in (1, 3, C):
+        got = kernels.top_k_rows(x, m)
+        for r in range(x.shape[0]):
+            np.testing.assert_array_equal(got[r], np.lexsort((np.arange(C), -x[r]))[:m])
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_decoding_nan_features_alike(method):
+    from captionrnn.decoding import decode
+
+    vocab = {w: i for i, w in enumerate(["<NULL>", "<START>", "<END>", "a", "b", "c"])}
+    model = CaptioningRNN(vocab, input_dim=D, wordvec_dim=4, hidden_dim=H, seed=0, dtype=np.float64)
+    features = np.random.default_rng(0).standard_normal((4, D))
+    features[1] = np.nan
+    features[2, 0] = np.inf
+    out = {}
+    for backend in BACKENDS:
+        with captionrnn.use_backend(backend), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[backend] = decode(model, features, method, max_length=5)
+    np.testing.assert_array_equal(out["numba"].captions, out["numpy"].captions)
+    a, b = out["numba"].log_probs, out["numpy"].log_probs
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a[np.isfinite(b)], b[np.isfinite(b)], rtol=1e-9)
