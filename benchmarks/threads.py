@@ -12,7 +12,8 @@ pure Python loop, one core each) it runs, every measurement in a fresh process:
    T=16, W=256, H=512, D=512, V=1004, LSTM, float32) inside ``captionrnn.threads.limit()`` as the
    solver runs it, with the thread count left to the library (``auto``: no variable set), forced
    to 1 (``CAPTIONRNN_THREADS=1``) and forced to every core (``CAPTIONRNN_THREADS=<cores>``, also
-   what OpenBLAS does by itself without the library's choice). The median of ``--repeats`` steps.
+   what OpenBLAS does by itself without the library's choice). The median of ``--repeats`` steps
+   in a fresh process, ``--rounds`` processes per setting interleaved, median over the rounds.
 2. A short ``captionrnn train`` (shapes data, LSTM, 1 epoch, ``--max-train`` captions, no
    metrics), wall time of the whole command, with the same three settings.
 3. The same step against PyTorch CPU (``torch_models.py``, the same weights), each framework in
@@ -144,9 +145,17 @@ def measure_state(args, all_cores):
     settings = ("auto", 1, all_cores)
     res = {"load_before": os.getloadavg()}
     step_args = ["step", "ours", "x", args.cell, args.dtype, str(args.repeats)]
-    res["step"] = {
-        str(s): run_child(step_args, None if s == "auto" else s)["median"] for s in settings
-    }
+    # --rounds fresh processes per setting, interleaved (auto, 1, all, auto, ...), so a change of
+    # the machine's load hits every setting; the median over the rounds of each child's median.
+    per = {str(s): [] for s in settings}
+    used = {str(s): [] for s in settings}
+    for _ in range(args.rounds):
+        for s in settings:
+            r = run_child(step_args, None if s == "auto" else s)
+            per[str(s)].append(r["median"])
+            used[str(s)].append(r["threads"])
+    res["step"] = {k: statistics.median(v) for k, v in per.items()}
+    res["step_rounds"], res["step_threads"] = per, used
     log(f"  step {res['step']}")
     if not args.skip_train:
         res["train"] = {str(s): time_train(s, args) for s in settings}
@@ -201,6 +210,14 @@ def write_report(args, results, path):
                 best = min(v.values())
                 row = [fmt(v["auto"]), fmt(v["1"]), fmt(v[str(n)]), f"{v['auto'] / best:.2f}"]
                 lines.append(f"| {what} | " + " | ".join(row) + " |")
+        if "step_threads" in r:
+            chosen = sorted({str(t) for t in r["step_threads"]["auto"]})
+            rounds = {k: ", ".join(fmt(t) for t in v) for k, v in r["step_rounds"].items()}
+            lines += [
+                "",
+                f"BLAS threads `auto` chose: {', '.join(chosen)}. Step medians per round: "
+                + "; ".join(f"{k}: {v}" for k, v in rounds.items()),
+            ]
         if "torch" in r:
             lines += ["", "| threads | ours | torch | ours / torch |", "|---|---|---|---|"]
             for t, v in r["torch"].items():
@@ -216,6 +233,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--load", type=int, default=2, help="CPU burners for the loaded state")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--rounds", type=int, default=3, help="fresh processes per step setting")
     p.add_argument("--quick", action="store_true", help="3 repeats, --max-train 500")
     p.add_argument("--cell", default="lstm")
     p.add_argument("--dtype", default="float32")
@@ -226,7 +244,7 @@ def main(argv=None):
     p.add_argument("--out", default=str(HERE / "results" / "threads.md"))
     args = p.parse_args(argv)
     if args.quick:
-        args.repeats, args.max_train = 3, 500
+        args.repeats, args.max_train, args.rounds = 3, 500, 1
     if not args.skip_torch:
         try:
             import torch  # noqa: F401

@@ -73,9 +73,16 @@ def _requested():
 
 
 def _busy_jiffies():
+    """Busy CPU time (clock ticks) of the cores this process may use, from /proc/stat."""
+    mine = {f"cpu{i}" for i in os.sched_getaffinity(0)}
+    busy = 0
     with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:9]]
-    return sum(v) - v[3] - v[4]  # everything but idle and iowait
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] in mine:
+                v = [int(x) for x in fields[1:9]]
+                busy += sum(v) - v[3] - v[4]  # everything but idle and iowait
+    return busy
 
 
 def others_load(seconds=_PROBE_SECONDS):
