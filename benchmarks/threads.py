@@ -15,7 +15,7 @@ pure Python loop, one core each) it runs, every measurement in a fresh process:
    what OpenBLAS does by itself without the library's choice). The median of ``--repeats`` steps
    in a fresh process, ``--rounds`` processes per setting interleaved, median over the rounds.
 2. A short ``captionrnn train`` (shapes data, LSTM, 1 epoch, ``--max-train`` captions, no
-   metrics), wall time of the whole command, with the same three settings.
+   metrics), wall time of the whole command, with the same three settings, interleaved rounds.
 3. The same step against PyTorch CPU (``torch_models.py``, the same weights), each framework in
    its own process: both at their own defaults (no variable, no ``set_num_threads``), then both
    at 1 and 2 threads.
@@ -157,8 +157,13 @@ def measure_state(args, all_cores):
     res["step"] = {k: statistics.median(v) for k, v in per.items()}
     res["step_rounds"], res["step_threads"] = per, used
     log(f"  step {res['step']}")
-    if not args.skip_train:
-        res["train"] = {str(s): time_train(s, args) for s in settings}
+    if not args.skip_train:  # interleaved rounds too, the median per setting
+        per = {str(s): [] for s in settings}
+        for _ in range(args.rounds):
+            for s in settings:
+                per[str(s)].append(time_train(s, args))
+        res["train"] = {k: statistics.median(v) for k, v in per.items()}
+        res["train_rounds"] = per
         log(f"  train {res['train']}")
     if not args.skip_torch:
         torch_rows = {}
@@ -212,12 +217,13 @@ def write_report(args, results, path):
                 lines.append(f"| {what} | " + " | ".join(row) + " |")
         if "step_threads" in r:
             chosen = sorted({str(t) for t in r["step_threads"]["auto"]})
-            rounds = {k: ", ".join(fmt(t) for t in v) for k, v in r["step_rounds"].items()}
-            lines += [
-                "",
-                f"BLAS threads `auto` chose: {', '.join(chosen)}. Step medians per round: "
-                + "; ".join(f"{k}: {v}" for k, v in rounds.items()),
-            ]
+            lines += ["", f"BLAS threads `auto` chose in the step processes: {', '.join(chosen)}."]
+        for what in ("step", "train"):
+            if f"{what}_rounds" in r:
+                rounds = {k: ", ".join(fmt(t) for t in v) for k, v in r[f"{what}_rounds"].items()}
+                lines.append(
+                    f"{what} per round: " + "; ".join(f"{k}: {v}" for k, v in rounds.items()) + "."
+                )
         if "torch" in r:
             lines += ["", "| threads | ours | torch | ours / torch |", "|---|---|---|---|"]
             for t, v in r["torch"].items():
