@@ -98,12 +98,14 @@ def child_step(framework, threads, cell, dtype, repeats):
             used = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     step()
     step()  # warm-up: JIT cache, allocator
-    times = []
+    times, chosen = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    print(json.dumps({"median": statistics.median(times), "times": times, "threads": used}))
+        chosen.append(th._cached[0])  # the automatic choice in effect (None when overridden)
+    out = {"median": statistics.median(times), "times": times, "threads": used, "chosen": chosen}
+    print(json.dumps(out))
 
 
 def run_child(args_list, env_threads=None):
@@ -145,12 +147,12 @@ def measure_state(args, all_cores):
     settings = ("auto", 1, all_cores)
     res = {"load_before": os.getloadavg()}
     step_args = ["step", "ours", "x", args.cell, args.dtype, str(args.repeats)]
-    # --rounds fresh processes per setting, interleaved (auto, 1, all, auto, ...), so a change of
+    # --rounds fresh processes per setting, interleaved in a rotating order, so a change of
     # the machine's load hits every setting; the median over the rounds of each child's median.
     per = {str(s): [] for s in settings}
     used = {str(s): [] for s in settings}
-    for _ in range(args.rounds):
-        for s in settings:
+    for i in range(args.rounds):
+        for s in settings[i % 3 :] + settings[: i % 3]:  # rotated: no setting always goes first
             r = run_child(step_args, None if s == "auto" else s)
             per[str(s)].append(r["median"])
             used[str(s)].append(r["threads"])
@@ -159,8 +161,8 @@ def measure_state(args, all_cores):
     log(f"  step {res['step']}")
     if not args.skip_train:  # interleaved rounds too, the median per setting
         per = {str(s): [] for s in settings}
-        for _ in range(args.rounds):
-            for s in settings:
+        for i in range(args.rounds):
+            for s in settings[i % 3 :] + settings[: i % 3]:
                 per[str(s)].append(time_train(s, args))
         res["train"] = {k: statistics.median(v) for k, v in per.items()}
         res["train_rounds"] = per
