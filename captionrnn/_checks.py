@@ -66,6 +66,11 @@ def check_cell(x, h, Wx, Wh, biases, gates, seq, h_name):
     check_float("x", x)
     legend = "(N, T, D)" if seq else "(N, D)"
     check_shape("x", x, (None,) * (3 if seq else 2), legend)
+    if seq and x.shape[1] == 0:
+        raise ValueError(
+            f"x has shape {x.shape}: T = 0 timesteps; a sequence needs at least one step "
+            "(skip the call for empty sequences)"
+        )
     N, D = x.shape[0], x.shape[-1]
     check_float(h_name, h)
     check_shape(h_name, h, (N, None), "(N, H)")

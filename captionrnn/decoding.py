@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from captionrnn import threads
 from captionrnn.backend import use_numba
 
 ATTENTION_KEY = "attn_weights"
@@ -173,6 +174,7 @@ def _stepwise(model, features, max_length, choose):
 # ---- greedy -------------------------------------------------------------------------------------
 
 
+@threads.limited
 def greedy(model, features, max_length=30):
     """Greedy decoding: feed back the highest-scoring word; the same captions as ``model.sample``.
 
@@ -192,6 +194,7 @@ def greedy(model, features, max_length=30):
 # ---- sampling -----------------------------------------------------------------------------------
 
 
+@threads.limited
 def sample(model, features, max_length=30, temperature=1.0, top_k=None, top_p=None, rng=None):
     """Stochastic decoding: draw each word from the model's distribution, optionally reshaped.
 
@@ -248,6 +251,7 @@ def _length_norm(length, alpha):
     return ((5.0 + length) / 6.0) ** alpha
 
 
+@threads.limited
 def beam_search(model, features, beam_width=3, max_length=30, length_penalty=0.0, early_stop=True):
     """Beam search over summed log-probabilities, for all N images x k beams in one batched step.
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captionrnn import optim
+from captionrnn import optim, threads
 from captionrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from captionrnn.evaluation import split_features
 
@@ -218,6 +218,7 @@ class CaptioningSolver:
             "(grad_clip=5.0)"
         )
 
+    @threads.limited
     def _step(self, idx):
         features, captions = self._batch("train", idx)
         loss, grads = self.model.loss(features, captions)
@@ -292,6 +293,7 @@ class CaptioningSolver:
             for i in range(per_epoch):
                 yield order[i * self.batch_size : (i + 1) * self.batch_size]
 
+    @threads.limited
     def train(self):
         """Run the remaining epochs; afterwards ``model.params`` are the final ones (the best ones
         with ``keep_best=True``)."""

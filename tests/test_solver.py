@@ -80,6 +80,9 @@ def test_resume_equals_uninterrupted_training(tmp_path, cell_type):
     )
     resumed = solver(resumed_model, data, resume=tmp_path / "b" / "epoch_002.npz").train()
     assert resumed.epoch == 4 and resumed.iteration == 20
+    # Exact, on any CPU: the resumed run repeats the same products of the same shapes in the same
+    # order in the same process (these toy matrices are far below OpenBLAS's size for threading, so
+    # the thread count captionrnn.threads picks cannot change a summation order either).
     assert resumed.loss_history == full.loss_history
     assert resumed.val_loss_history == full.val_loss_history
     assert resumed.best_epoch == full.best_epoch and resumed.best_score == full.best_score

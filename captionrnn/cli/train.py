@@ -4,6 +4,7 @@ import json
 import time
 from pathlib import Path
 
+from captionrnn import threads
 from captionrnn.cli._common import (
     RUN_FILE,
     UsageError,
@@ -121,6 +122,7 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+@threads.limited
 def run(args):
     from captionrnn.cli._common import input_file, load_data, output_dir
     from captionrnn.runs import RunLock, clean_stale_tmp

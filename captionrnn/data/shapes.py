@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from captionrnn import threads
 from captionrnn.data.coco import SPLITS, images_file, load_coco_data, write_dataset
 from captionrnn.data.vocab import build_vocab, encode_captions
 
@@ -441,6 +442,7 @@ def generate_split(n, rng, captions_per_image=5):
     return images, annotate(scenes, masks), captions
 
 
+@threads.limited
 def build_shapes(
     out_dir=None,
     num_train=DEFAULT_SIZES["train"],

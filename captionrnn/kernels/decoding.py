@@ -16,12 +16,15 @@ def _top_k_rows(x, m, out):
             v = row[c]
             if count == m:
                 if not v > vals[m - 1]:  # the common case: one compare per element
-                    continue
+                    # NaN ranks below everything (lexsort puts it last): a number beats a NaN
+                    if not (vals[m - 1] != vals[m - 1] and v == v):
+                        continue
                 p = m - 1  # drop the smallest (the last; among equals, the one seen last)
             else:
                 p = count
                 count += 1
-            while p > 0 and vals[p - 1] < v:  # strict: an equal value seen earlier stays ahead
+            # strict: an equal value (or NaN after NaN) seen earlier stays ahead
+            while p > 0 and (vals[p - 1] < v or (vals[p - 1] != vals[p - 1] and v == v)):
                 vals[p] = vals[p - 1]
                 idx[p] = idx[p - 1]
                 p -= 1

@@ -50,7 +50,7 @@ def _exp_neg32(x):
     p = p * r + np.float32(5.0000001201e-1)
     p = p * r * r + r + np.float32(1)
     e = p * _bits_to_f32(np.int32(k + np.float32(127)) << 23)
-    return e if x0 >= np.float32(-87.0) else np.float32(0)
+    return e if not x0 < np.float32(-87.0) else np.float32(0)  # NaN stays NaN, like np.exp
 
 
 @intrinsic
@@ -83,7 +83,7 @@ def _exp_neg64(x):
         + 2.27265548208155028766e-1
     ) * rr + 2.00000000000000000009e0
     e = (1.0 + 2.0 * p / (q - p)) * _bits_to_f64(np.int64(k + 1023.0) << 52)
-    return e if x0 >= -708.0 else 0.0
+    return e if not x0 < -708.0 else 0.0  # NaN stays NaN, like np.exp
 
 
 def _exp_neg(x):  # pure-Python stand-in; the jitted versions come from the overload below

@@ -1,0 +1,170 @@
+"""BLAS thread counts chosen by the library, so that a busy machine does not slow training 10x.
+
+OpenBLAS starts one thread per core and its threads spin while they wait for work. On a quiet
+machine that helps (the CS231n-size LSTM training step: 76 ms with 2 threads, 124 ms with 1, on
+2 cores), but when other programs already use the cores the spinning threads fight them for the
+CPU and every matrix multiply waits for a descheduled thread: on a 2-core machine running other work
+an RNN training epoch took 13.8 s with the default thread count and 1.3 s with one thread.
+
+So the library's hot entry points (a training step, decoding, the shapes dataset build, grading)
+run inside :func:`limit`, which gives BLAS as many threads as there are idle cores: it samples the
+machine's CPU use for a few milliseconds (``/proc/stat``, minus this process's own use; elsewhere
+the load average), at most every few seconds, and restores the previous count on the way out.
+The Numba kernels are serial (see :mod:`captionrnn.kernels`), so only BLAS is sized here.
+
+One override, for benchmarks or a machine you know: the environment variable
+``CAPTIONRNN_THREADS=N`` or :func:`set_threads` (``None`` returns to the automatic choice)::
+
+    import captionrnn.threads
+    captionrnn.threads.set_threads(1)
+    with captionrnn.threads.limit():   # what the library's entry points do
+        ...
+"""
+
+import functools
+import os
+import time
+from contextlib import contextmanager
+
+ENV = "CAPTIONRNN_THREADS"
+_PROBE_SECONDS = 0.05  # how long one look at the machine's CPU use takes
+_REUSE_SECONDS = 5.0  # a choice is reused this long (training steps call limit() every step)
+
+_override = None
+_pinned = []  # the explicit counts of the enclosing limit(n) blocks
+_cached = (None, -1e9)  # (threads, time.monotonic() of the choice)
+_libs = None  # threadpoolctl controllers of the loaded BLAS libraries
+
+
+def available_cores():
+    """Cores this process may run on (its CPU affinity, e.g. a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _parse(value, source):
+    if isinstance(value, str) and value.strip().isdigit():
+        n = int(value)
+    elif hasattr(value, "__index__") and not isinstance(value, bool):
+        n = value.__index__()  # int, np.int64: not 1.5, not True
+    else:
+        n = 0
+    if n < 1:
+        raise ValueError(
+            f"{source} must be a positive whole number of threads, got {value!r}; "
+            f"unset it (or pass None) to let captionrnn choose"
+        )
+    return n
+
+
+def set_threads(n):
+    """Fix the BLAS thread count used inside :func:`limit`; ``None`` chooses automatically again."""
+    global _override
+    _override = None if n is None else _parse(n, "set_threads(n)")
+
+
+def _requested():
+    if _override is not None:
+        return _override
+    env = os.environ.get(ENV, "").strip()
+    return _parse(env, ENV) if env else None
+
+
+def _busy_jiffies():
+    """Busy CPU time (clock ticks) of the cores this process may use, from /proc/stat."""
+    mine = {f"cpu{i}" for i in os.sched_getaffinity(0)}
+    busy = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] in mine:
+                v = [int(x) for x in fields[1:9]]
+                busy += sum(v) - v[3] - v[4]  # everything but idle and iowait
+    return busy
+
+
+def others_load(seconds=_PROBE_SECONDS):
+    """How many cores other programs keep busy right now (a float, >= 0).
+
+    Linux: the machine's busy CPU time over ``seconds`` (``/proc/stat``) minus this process's own
+    (its BLAS threads may still be spinning), divided by the elapsed time. Elsewhere: the 1-minute
+    load average minus one (this process), which lags by up to a minute.
+    """
+    try:
+        b0, p0, w0 = _busy_jiffies(), time.process_time(), time.monotonic()
+        time.sleep(seconds)
+        b1, p1, w1 = _busy_jiffies(), time.process_time(), time.monotonic()
+        busy = (b1 - b0) / os.sysconf("SC_CLK_TCK") - (p1 - p0)
+        return max(0.0, busy / (w1 - w0))
+    except (OSError, ValueError, AttributeError):
+        try:
+            return max(0.0, os.getloadavg()[0] - 1.0)
+        except (OSError, AttributeError):
+            return 0.0
+
+
+def choose():
+    """The BLAS thread count for :func:`limit`: the override, else the cores others leave idle."""
+    requested = _requested()
+    if requested is not None:
+        return requested
+    global _cached
+    n, when = _cached
+    now = time.monotonic()
+    if n is None or now - when > _REUSE_SECONDS:
+        cores = available_cores()
+        # Round down: a core half used by others is better left to them than fought for.
+        n = 1 if cores == 1 else max(1, min(cores, int(cores - others_load() + 0.25)))
+        _cached = (n, now)
+    return n
+
+
+def _blas():
+    global _libs
+    if _libs is None:
+        from threadpoolctl import ThreadpoolController
+
+        _libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _libs
+
+
+@contextmanager
+def limit(n=None):
+    """Run the block with ``n`` BLAS threads (default :func:`choose`), then restore the previous
+    count. Inside a ``limit(n)`` block with an explicit n, nested ``limit()`` calls keep that n;
+    otherwise each entry looks again (cheaply: the choice is reused for a few seconds), so a long
+    training run follows the machine's load step by step."""
+    if n is not None:
+        want = _parse(n, "limit(n)")
+    elif _pinned:
+        want = _pinned[-1]
+    else:
+        want = choose()
+    previous = []
+    for lib in _blas():
+        had = lib.get_num_threads()
+        if had != want:
+            lib.set_num_threads(want)
+            previous.append((lib, had))
+    if n is not None:
+        _pinned.append(want)
+    try:
+        yield
+    finally:
+        if n is not None:
+            _pinned.pop()
+        for lib, had in reversed(previous):
+            lib.set_num_threads(had)
+
+
+def limited(func):
+    """Decorator: run ``func`` inside :func:`limit`."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with limit():
+            return func(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,70 @@
+"""captionrnn.threads: the BLAS thread count chosen at the library's entry points; its override."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from captionrnn import threads
+
+
+def _blas_threads():
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+@pytest.fixture(autouse=True)
+def _no_override(monkeypatch):
+    monkeypatch.delenv(threads.ENV, raising=False)
+    threads.set_threads(None)
+    yield
+    threads.set_threads(None)
+
+
+def test_choice_is_between_one_and_the_available_cores():
+    assert 1 <= threads.choose() <= threads.available_cores()
+    assert threads.others_load(0.01) >= 0.0
+
+
+def test_limit_sets_then_restores_the_blas_threads():
+    before = _blas_threads()
+    with threads.limit(1):
+        assert _blas_threads() == {1}
+        np.ones((64, 64)) @ np.ones((64, 64))
+    assert _blas_threads() == before
+
+
+def test_an_explicit_count_holds_for_nested_automatic_blocks():
+    with threads.limit(1):
+        with threads.limit():
+            assert _blas_threads() == {1}
+
+
+def test_override_by_function_and_environment(monkeypatch):
+    threads.set_threads(1)
+    assert threads.choose() == 1
+    with threads.limit():
+        assert _blas_threads() == {1}
+    threads.set_threads(None)
+    monkeypatch.setenv(threads.ENV, "1")
+    assert threads.choose() == 1
+
+
+@pytest.mark.parametrize("bad", [0, -2, "two", 1.5])
+def test_bad_override_names_the_setting_and_the_fix(bad, monkeypatch):
+    with pytest.raises(ValueError, match=r"set_threads\(n\) must be a positive whole number"):
+        threads.set_threads(bad)
+    monkeypatch.setenv(threads.ENV, str(bad))
+    with pytest.raises(
+        ValueError, match="CAPTIONRNN_THREADS must be a positive whole number.*unset"
+    ):
+        threads.choose()
+
+
+def test_decorated_entry_points_restore_the_count():
+    from captionrnn.decoding import greedy
+    from captionrnn.model import CaptioningRNN
+
+    vocab = {w: i for i, w in enumerate(["<NULL>", "<START>", "<END>", "a"])}
+    model = CaptioningRNN(vocab, input_dim=3, wordvec_dim=2, hidden_dim=4, seed=0)
+    before = _blas_threads()
+    greedy(model, np.zeros((2, 3), dtype=model.dtype), max_length=3)
+    assert _blas_threads() == before
