@@ -28,8 +28,9 @@ def _run(args):
     if args.solutions:
         print(f"solution map written to {args.solutions} (keep it away from students)")
     print(
-        f"done in {time.perf_counter() - start:.1f} s; try it as a student would: cd {args.out} && "
-        'python -m venv .venv && . .venv/bin/activate && pip install -e ".[notebook,test]" && pytest'
+        f"done in {time.perf_counter() - start:.1f} s; try it as a student would: cd {args.out}"
+        ' && python -m venv .venv && . .venv/bin/activate && pip install -e ".[notebook,test]"'
+        " && pytest"
     )
     return 0
 
