@@ -11,6 +11,7 @@ notebook top to bottom with nbclient and fails on any error or printed FAIL.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -40,9 +41,8 @@ def test_release_fill_pytest_notebooks_handin_grade(tmp_path):
     timings["release"] = time.perf_counter() - t0
     solutions = json.loads((tmp_path / "solutions.json").read_text())
     assert fill(edition, solutions) == len(report.regions) >= 30
-    assert "not implemented yet" not in "".join(
-        p.read_text() for p in (edition / "captionrnn").rglob("*.py")
-    )
+    stub = re.compile(r"raise NotImplementedError\(['\"][\w.]+: not implemented yet")
+    assert not any(stub.search(p.read_text()) for p in (edition / "captionrnn").rglob("*.py"))
 
     env = _edition_env(edition)
     t0 = time.perf_counter()
