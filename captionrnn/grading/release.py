@@ -37,13 +37,16 @@ In the student edition each region becomes, at the region's indentation::
     raise NotImplementedError("rnn_step_forward: not implemented yet. TODO: next_h = tanh(x Wx + "
                               "prev_h Wh + b), shape (N, H). See docs/bptt.md#vanilla-rnn-step")
 
-What else the release does: removes ``captionrnn/kernels.py`` (the fused kernels are solutions too)
-and the instructor tooling (``captionrnn/grading``, ``captionrnn release``, ``captionrnn grade``),
-makes 'numpy' the only backend (``set_backend('numba')`` raises a clear error), drops numba from
-``install_requires``, copies the notebooks in ``assignments/`` with outputs cleared (nbformat), the
-tests, ``docs/``, ``setup.cfg``/``pyproject.toml``, and writes a README for students. Finally it
-imports every module of the student edition in a fresh interpreter, so an import-time call of a
-stubbed function is caught here and not by 200 students.
+What else the release does (docs/instructors.md has the list): removes ``captionrnn/kernels.py``
+(the fused kernels are solutions too) and the instructor tooling (``captionrnn/grading`` and the CLI
+modules that use it), makes 'numpy' the only backend, drops numba from ``install_requires``, copies
+the notebooks (outputs cleared, plain json), the tests (less those of the tooling and those whose
+oracle is a solution), the docs (less instructors.md/grading.md, solution code cut by
+:func:`student_doc`), the setup files, and writes a README and a .gitignore for students. It reads
+all of it from the checkout, or from ``captionrnn/_edition`` after a plain ``pip install .``. Then it
+searches every file it wrote for the solutions (:func:`leaks`) and imports every module of the
+edition in a fresh interpreter, so an import-time call of a stubbed function is caught here and not
+by 200 students.
 """
 
 import ast
@@ -78,7 +81,7 @@ class ReleaseError(Exception):
 
 @dataclass
 class Region:
-    """One solution region: 0-based line indices of its BEGIN and END lines, and what replaces it."""
+    """One solution region: 0-based indices of its BEGIN and END lines, and what replaces it."""
 
     path: str
     begin: int
@@ -104,7 +107,7 @@ class Region:
 
 
 def _functions(tree):
-    """(qualname, first line, last line, docstring) of every function, outermost first (1-based lines)."""
+    """(qualname, first line, last line, docstring) of every function, outermost first (1-based)."""
     out = []
 
     def walk(node, prefix):
@@ -281,8 +284,9 @@ _validate_with_numba = _validate
 
 def _validate(name):
     if name == "numba":
-        raise BackendUnavailable("the 'numba' backend (fused Numba kernels) is not part of the student "
-                                 "edition; the NumPy reference you write is the only backend here "
+        raise BackendUnavailable("the 'numba' backend (fused Numba kernels) is not part of the "
+                                 "student edition; the NumPy reference you write is the only "
+                                 "backend here "
                                  "(unset CAPTIONRNN_BACKEND or set it to 'numpy')")
     return _validate_with_numba(name)
 
@@ -303,7 +307,7 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and call.excinfo.typename == "BackendUnavailable":
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0,
-                           "Skipped: needs the Numba backend, which is not part of the student edition")
+                           "Skipped: needs the Numba backend, not part of the student edition")
 """
 
 
@@ -311,7 +315,8 @@ README = """\
 # captionrnn: student edition
 
 You will write the layers of an image-captioning network in plain NumPy: the forward and backward
-passes of every layer, checked against finite differences, then train the captioning model with them.
+passes of every layer, checked against finite differences, then train the captioning model with
+them.
 Every function you write raises `NotImplementedError("<function>: not implemented yet. TODO: ...")`
 until you do; the TODO says what to compute (the equation and the shapes) and which section of
 `docs/` derives it. Shapes use one legend everywhere: N batch, T timesteps, D input features,
@@ -339,8 +344,8 @@ The first cell turns on autoreload, so after you save a `.py` file the next cell
 {order}
 
 Each file's docstring and each function's docstring give the shapes; `docs/bptt.md` (and
-`docs/attention.md`) derive every backward pass in the code's notation. Search for `TODO` to find the
-places (`grep -n "TODO" captionrnn/*.py`).
+`docs/attention.md`) derive every backward pass in the code's notation. Search for `TODO` to find
+the places (`grep -n "TODO" captionrnn/*.py`).
 
 ## Check your work
 
@@ -418,7 +423,7 @@ class ReleaseReport:
         return "\n".join(lines)
 
     def solution_map(self):
-        """{file: [{function, stub, solution}]}: what fills the edition back in (see :func:`fill`)."""
+        """{file: [{function, stub, solution}]}: what fills the edition back in (:func:`fill`)."""
         out = {}
         for r in self.regions:
             out.setdefault(r.path, []).append(
@@ -431,7 +436,8 @@ def source_tree():
     """(package directory, folder holding EDITION_SOURCES or None, description).
 
     A checkout: the project root next to the package. A plain ``pip install .``: the copy that
-    setup.py put into ``captionrnn/_edition``. Neither: None (release refuses, saying how to fix it).
+    setup.py put into ``captionrnn/_edition``. Neither: None (release refuses, saying how to fix
+    it).
     """
     import captionrnn
 
@@ -535,7 +541,7 @@ def _clear_notebook(src, dest):
 
 
 def normalize_code(line):
-    """A code line without its comment and whitespace: how leaks are compared (see :func:`leaks`)."""
+    """A code line without its comment and whitespace: how leaks are compared (:func:`leaks`)."""
     code = line.split("#", 1)[0] if "#" in line else line
     return re.sub(r"\s+", "", code)
 
@@ -546,7 +552,9 @@ COMPUTES = re.compile(r"[-+*/@]|np\.|\.sum\(|\.T\b")
 # A line of only products and sums of named arrays (``dprev_c = dc * f``) is its own equation: the
 # docs state it as mathematics, so it is not a secret.
 EQUATION = re.compile(r"^\w+=\w+(\*\w+)?([+-]\w+(\*\w+)?)*$")
-STRUCTURE = re.compile(r"^(for|if|elif|while|with|return|def|class|import|from|@)|=(cache|\w+\.shape)$")
+STRUCTURE = re.compile(
+    r"^(for|if|elif|while|with|return|def|class|import|from|@)|=(cache|\w+\.shape)$"
+)
 
 
 def _secret(line):
@@ -716,7 +724,7 @@ def _order(regions):
 
 
 def check_imports(out, timeout=300):
-    """Import every module of the student edition in a fresh interpreter; raise ReleaseError on failure."""
+    """Import every module of the edition in a fresh interpreter; ReleaseError on failure."""
     code = textwrap.dedent("""
         import importlib, pkgutil, sys
         import captionrnn
@@ -780,8 +788,8 @@ def release(out, force=False, check=True, solutions=None):
 
     Refuses a non-empty ``out`` unless ``force`` (then its contents are replaced), and any ``out``
     inside the project or the package. ``solutions``: a JSON file to write the solution map to
-    (outside ``out``; see :func:`fill`). Returns a :class:`ReleaseReport`. Raises ReleaseError with a
-    one-line reason on any problem.
+    (outside ``out``; see :func:`fill`). Returns a :class:`ReleaseReport`. Raises ReleaseError
+    with a one-line reason on any problem.
     """
     out = Path(out)
     pkg, src, where = source_tree()
@@ -805,7 +813,8 @@ def release(out, force=False, check=True, solutions=None):
     if out.exists() and any(out.iterdir()):
         if not force:
             raise ReleaseError(
-                f"{out} is not empty; choose an empty folder or pass --force to replace its contents"
+                f"{out} is not empty; choose an empty folder or pass --force to replace its "
+                "contents"
             )
         for child in out.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
