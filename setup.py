@@ -3,8 +3,9 @@
 All metadata lives in setup.cfg. A plain (non-editable) ``pip install .`` only installs the
 package, yet ``captionrnn release OUT`` must write a whole student edition: the notebooks, the docs,
 the tests and the setup files. This hook copies them from the checkout (or from the sdist, see
-MANIFEST.in) into the package's build folder, where :func:`captionrnn.grading.release.source_tree` finds them. Editable
-installs skip it: there the checkout itself is next to the package.
+MANIFEST.in) into the package's build folder, where
+:func:`captionrnn.grading.release.source_tree` finds them. Editable installs skip it: there the
+checkout itself is next to the package.
 """
 
 import shutil

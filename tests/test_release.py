@@ -172,7 +172,7 @@ def test_student_edition_imports_and_fails_with_not_implemented(edition):
         """
         import numpy as np
         import captionrnn, captionrnn.rnn_layers as L
-        assert captionrnn.__file__.startswith(%r), captionrnn.__file__
+        assert captionrnn.__file__.startswith(EDITION), captionrnn.__file__
         assert captionrnn.get_backend() == "numpy"
         try:
             captionrnn.set_backend("numba")
@@ -180,8 +180,9 @@ def test_student_edition_imports_and_fails_with_not_implemented(edition):
             assert "not part of the student edition" in str(exc), exc
         else:
             raise SystemExit("set_backend('numba') did not fail")
-        for call in (lambda: L.rnn_step_forward(np.ones((2, 3)), np.ones((2, 4)), np.ones((3, 4)), np.ones((4, 4)),
-                                                np.ones(4)),
+        ones = np.ones
+        for call in (lambda: L.rnn_step_forward(ones((2, 3)), ones((2, 4)), ones((3, 4)),
+                                                ones((4, 4)), ones(4)),
                      lambda: L.affine_forward(np.ones((2, 3)), np.ones((3, 4)), np.ones(4)),
                      lambda: L.sigmoid(np.ones(3))):
             try:
@@ -191,8 +192,7 @@ def test_student_edition_imports_and_fails_with_not_implemented(edition):
             else:
                 raise SystemExit("a stubbed function ran")
         print("ok")
-    """
-        % str(edition),
+    """.replace("EDITION", repr(str(edition))),
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 

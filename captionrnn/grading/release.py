@@ -38,13 +38,13 @@ In the student edition each region becomes, at the region's indentation::
                               "prev_h Wh + b), shape (N, H). See docs/bptt.md#vanilla-rnn-step")
 
 What else the release does (docs/instructors.md has the list): removes ``captionrnn/kernels.py``
-(the fused kernels are solutions too) and the instructor tooling (``captionrnn/grading`` and the CLI
-modules that use it), makes 'numpy' the only backend, drops numba from ``install_requires``, copies
-the notebooks (outputs cleared, plain json), the tests (less those of the tooling and those whose
-oracle is a solution), the docs (less instructors.md/grading.md, solution code cut by
+(the fused kernels are solutions too) and the instructor tooling (``captionrnn/grading`` and the
+CLI modules that use it), makes 'numpy' the only backend, drops numba from ``install_requires``,
+copies the notebooks (outputs cleared, plain json), the tests (less those of the tooling and those
+whose oracle is a solution), the docs (less instructors.md/grading.md, solution code cut by
 :func:`student_doc`), the setup files, and writes a README and a .gitignore for students. It reads
-all of it from the checkout, or from ``captionrnn/_edition`` after a plain ``pip install .``. Then it
-searches every file it wrote for the solutions (:func:`leaks`) and imports every module of the
+all of it from the checkout, or from ``captionrnn/_edition`` after a plain ``pip install .``. Then
+it searches every file it wrote for the solutions (:func:`leaks`) and imports every module of the
 edition in a fresh interpreter, so an import-time call of a stubbed function is caught here and not
 by 200 students.
 """
