@@ -1,7 +1,6 @@
 """`captionrnn release`: the marker convention, the stubbing, and a student edition that installs,
 imports, has no solution code left, and fails its checks with "not implemented yet"."""
 
-import importlib.util
 import json
 import os
 import re
@@ -276,23 +275,18 @@ def test_release_needs_no_jupyter_package(edition):
 
 
 def _fake_install(tmp_path):
-    """A non-editable install's layout: site-packages/captionrnn with _edition/ (what setup.py's
-    build hook puts into the wheel), and no checkout next to it."""
+    """A non-editable install's layout, made by the real build step of ``pip install .``
+    (setup.py's build_py, whose hook adds captionrnn/_edition/), with no checkout next to it."""
     site = tmp_path / "site-packages"
-    shutil.copytree(
-        REPO / "captionrnn",
-        site / "captionrnn",
-        ignore=shutil.ignore_patterns("__pycache__", "_edition"),
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "-d", str(site)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    spec = importlib.util.spec_from_file_location("setup_hook", REPO / "setup.py")
-    assert spec  # setup.py's list of what the wheel carries
-    names = re.search(r"EDITION_SOURCES = \((.*?)\)", (REPO / "setup.py").read_text()).group(1)
-    for name in re.findall(r'"([^"]+)"', names):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, site / "captionrnn" / "_edition" / name)
-        elif src.is_file():
-            shutil.copy2(src, site / "captionrnn" / "_edition" / name)
+    assert proc.returncode == 0, proc.stderr
+    assert (site / "captionrnn" / "_edition" / "assignments").is_dir()
     return site
 
 
