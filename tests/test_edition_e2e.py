@@ -12,6 +12,7 @@ notebook top to bottom with nbclient and fails on any error or printed FAIL.
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -21,6 +22,12 @@ import pytest
 from captionrnn.grading.release import fill, release
 
 pytest.importorskip("nbclient", reason="the notebooks need nbclient: pip install -e '.[test]'")
+
+
+def _cpu():
+    """CPU seconds used so far by finished child processes (and theirs): a load-independent cost."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _edition_env(edition):
@@ -46,7 +53,7 @@ def test_release_fill_pytest_notebooks_handin_grade(tmp_path):
     assert not any(stub.search(p.read_text()) for p in (edition / "captionrnn").rglob("*.py"))
 
     env = _edition_env(edition)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     proc = subprocess.run(
         [
             sys.executable,
@@ -66,11 +73,12 @@ def test_release_fill_pytest_notebooks_handin_grade(tmp_path):
         timeout=1800,
     )
     timings["edition pytest (with the 3 notebooks)"] = time.perf_counter() - t0
+    timings["  its CPU time"] = _cpu() - c0
     tail = proc.stdout[-4000:]
     assert proc.returncode == 0, tail + proc.stderr[-2000:]
     assert " failed" not in tail.splitlines()[-1] and " passed" in tail.splitlines()[-1], tail
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     handin = subprocess.run(
         [sys.executable, "-m", "captionrnn", "handin", "--out", str(tmp_path / "handin.zip")],
         cwd=edition,
@@ -100,6 +108,7 @@ def test_release_fill_pytest_notebooks_handin_grade(tmp_path):
         timeout=900,
     )
     timings["handin + grade"] = time.perf_counter() - t0
+    timings["  their CPU time"] = _cpu() - c0
     assert grade.returncode == 0, grade.stdout[-3000:] + grade.stderr[-3000:]
     data = json.loads(results.read_text())
     max_score = sum(t["max_score"] for t in data["tests"])

@@ -129,3 +129,47 @@ def test_notebook_runs(path, kernel, tmp_path, record_property):
     assert not failed, f"{path.name}: checks above their tolerance:\n" + "\n".join(failed)
     assert f"kernel interpreter: {sys.executable}" in _stream_text(code[-1])
     assert (tmp_path / "figures").is_dir()  # the figures went to the working directory we gave it
+
+
+@pytest.fixture(scope="module")
+def untouched_edition(tmp_path_factory):
+    """A student edition as released: every solution region is a stub."""
+    release = pytest.importorskip("captionrnn.grading.release")
+    out = tmp_path_factory.mktemp("untouched") / "student"
+    release.release(out, check=False)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPECTED)
+def test_untouched_notebook_stops_only_at_not_implemented(
+    name, untouched_edition, kernel, tmp_path
+):
+    """Run every cell of the student's notebook (as if each were run by hand, errors allowed): each
+    cell that fails must fail with a stub's own "not implemented yet" message, nothing else (no
+    cascade into a ZeroDivisionError or a low score)."""
+    from nbclient import NotebookClient
+
+    kernel_name, env = kernel
+    env = dict(env, PYTHONPATH=str(untouched_edition))
+    nb = nbformat.read(untouched_edition / "assignments" / name, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name=kernel_name,
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute(env=env)
+    errors = [
+        (i, o.get("ename"), o.get("evalue", ""))
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    assert errors, f"{name}: no cell needed a function still to write"
+    wrong = [
+        e for e in errors if e[1] != "NotImplementedError" or "not implemented yet" not in e[2]
+    ]
+    assert not wrong, f"{name}: cells that fail with something else:\n" + "\n".join(map(str, wrong))
