@@ -1,15 +1,19 @@
-"""Every assignment notebook runs top to bottom against this checkout (the reference implementation).
+"""Every assignment notebook runs top to bottom against this checkout (the reference code).
 
-Each notebook is executed with nbclient in a fresh kernel that runs *this* interpreter: a kernel spec
-written to a temporary JUPYTER_PATH pins ``sys.executable``, so a ``python3`` kernel spec elsewhere on the
-machine (another venv, a conda base) can never be picked up by mistake. The kernel gets MPLBACKEND=Agg,
-one BLAS thread (the notebooks' matrices are small; threads only contend), and a COCO folder that does not
-exist, so the notebooks take their shapes path (the COCO path would be slow and needs the download).
-Figures are written into a temporary working directory, never into the repository.
+Each notebook is executed with nbclient in a fresh kernel that runs *this* interpreter: a kernel
+spec written to a temporary JUPYTER_PATH pins ``sys.executable``, so a ``python3`` kernel spec
+elsewhere on the machine (another venv, a conda base) can never be picked up by mistake. The kernel
+gets MPLBACKEND=Agg, one BLAS thread (the notebooks' matrices are small; threads only contend), and
+a COCO folder that does not exist, so the notebooks take their shapes path (the COCO path would be
+slow and needs the download). Figures are written into a temporary working directory, never into
+the repository.
 
-Besides running without an error, no check in a notebook may print ``FAIL`` (the notebooks print, rather
-than assert, so that a student sees every check at once), and the committed notebooks must have their
-outputs cleared (the student edition copies them; ``captionrnn release`` clears them again anyway).
+Besides running without an error, no check in a notebook may print ``FAIL`` (the notebooks print,
+rather than assert, so that a student sees every check at once), and the committed notebooks must
+have their outputs cleared (the student edition copies them; ``captionrnn release`` clears them
+again anyway).
+
+In a student edition as released, a cell fails only with a stub's "not implemented yet".
 """
 
 import json
@@ -50,7 +54,8 @@ def test_committed_notebook_is_clean(path):
     ]
     assert not dirty, (
         f"{path.name}: code cells {dirty} have outputs or execution counts; clear them before "
-        "committing (jupyter nbconvert --clear-output --inplace, or Kernel > Restart & Clear Output)"
+        "committing (jupyter nbconvert --clear-output --inplace, or Kernel > Restart & Clear "
+        "Output)"
     )
 
 
