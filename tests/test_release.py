@@ -113,6 +113,10 @@ def test_student_edition_layout(edition):
         edition / "docs" / "bptt.md"
     ).is_file()
     assert not (edition / "tests" / "test_grading.py").exists()
+    assert not (edition / "tests" / "test_kernels.py").exists()  # imports the kernels
+    # A test module that only imports the tooling inside a test (after importorskip) stays.
+    assert (edition / "tests" / "test_notebooks.py").is_file()
+    assert (edition / "tests" / "test_docs.py").is_file()
     assert (
         "numba"
         not in (edition / "setup.cfg")
