@@ -114,4 +114,5 @@ def test_release_fill_pytest_notebooks_handin_grade(tmp_path):
     max_score = sum(t["max_score"] for t in data["tests"])
     assert max_score > 0 and data["score"] == pytest.approx(max_score), grade.stdout[-3000:]
     print("\n" + "\n".join(f"{k}: {v:.1f} s" for k, v in timings.items()))
-    print("\n".join(line for line in tail.splitlines() if "test_notebook_runs" in line))
+    print(tail.splitlines()[-1])  # the edition's pytest summary
+    print("\n".join(line for line in proc.stdout.splitlines() if "test_notebook_runs" in line))
