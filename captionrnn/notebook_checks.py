@@ -1,6 +1,6 @@
 """The checks the assignment notebooks print: every one ends in a verdict, ``OK`` or ``FAIL``.
 
-    from captionrnn.notebook_checks import check, check_about, check_at_least, returned, require
+    from captionrnn.notebook_checks import check, check_about, check_that, returned, require
 
     check("dx error", rel_error(dx_num, dx), 1e-8)  # dx error: 3.1e-10 (should be < 1e-08)  OK
     check_about("loss, T=10", loss, 23.03, 0.5)           # ... (expected about 23.03)  OK / FAIL
@@ -51,6 +51,12 @@ def check_at_least(name, value, minimum):
     verdict = "OK" if ok else f"{FAIL}: too low (expected >= {minimum:g}), look at your code again"
     print(f"{name}: {value:.3f} (should be >= {minimum:g})  {verdict}")
     return ok
+
+
+def check_that(name, ok, expected):
+    """Print a yes/no check: OK, or FAIL with what was expected."""
+    print(f"{name}: " + ("OK" if ok else f"{FAIL}: expected {expected}"))
+    return bool(ok)
 
 
 def returned(function, value, **shapes):

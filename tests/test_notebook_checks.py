@@ -12,6 +12,7 @@ from captionrnn.notebook_checks import (
     check,
     check_about,
     check_at_least,
+    check_that,
     require,
     returned,
 )
@@ -26,6 +27,13 @@ def test_check_prints_ok_or_fail_with_the_tolerance(capsys):
     assert FAIL in bad and "expected < 1e-08" in bad and FAIL in nan
     assert check_at_least("CIDEr", 1.2, 1.0) and not check_at_least("CIDEr", 0.061, 1.0)
     assert "expected >= 1" in capsys.readouterr().out
+    assert check_that("float32 out", True, "float32") and not check_that(
+        "float32 out", 0, "float32"
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "float32 out: OK",
+        f"float32 out: {FAIL}: expected float32",
+    ]
 
 
 def test_a_forgotten_mask_gets_a_fail_verdict_with_the_expected_value(capsys):
