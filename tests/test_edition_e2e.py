@@ -30,9 +30,21 @@ def _cpu():
     return usage.ru_utime + usage.ru_stime
 
 
+# An editable install of the reference registers an import hook that would serve the reference's
+# subpackages (captionrnn.grading, captionrnn.kernels) next to the edition's captionrnn. A student
+# has no reference installed: this sitecustomize removes the hook in every process of the run.
+SITECUSTOMIZE = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+"""
+
+
 def _edition_env(edition):
+    isolate = edition.parent / "isolate"
+    isolate.mkdir(exist_ok=True)
+    (isolate / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = {k: v for k, v in os.environ.items() if k not in ("CAPTIONRNN_BACKEND", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(edition)
+    env["PYTHONPATH"] = os.pathsep.join([str(edition), str(isolate)])
     env["MPLBACKEND"] = "Agg"
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(var, "1")
@@ -53,6 +65,17 @@ def test_release_fill_pytest_notebooks_handin_grade(tmp_path):
     assert not any(stub.search(p.read_text()) for p in (edition / "captionrnn").rglob("*.py"))
 
     env = _edition_env(edition)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import captionrnn, captionrnn.grading; print(captionrnn.__file__)"],
+        cwd=edition,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode != 0 and "No module named 'captionrnn.grading'" in probe.stderr, (
+        probe.stdout + probe.stderr
+    )
     t0, c0 = time.perf_counter(), _cpu()
     proc = subprocess.run(
         [
@@ -62,7 +85,7 @@ def test_release_fill_pytest_notebooks_handin_grade(tmp_path):
             "-q",
             "-p",
             "no:cacheprovider",
-            "-rs",
+            "-rfEs",
             "--durations=0",
             "--durations-min=2",
         ],
