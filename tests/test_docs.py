@@ -56,3 +56,35 @@ def test_every_backward_points_to_its_derivation():
     funcs += [f for n, f in vars(attention).items() if n.endswith("_backward") and callable(f)]
     missing = [f.__name__ for f in funcs if not REF.search(inspect.getdoc(f) or "")]
     assert not missing, f"backward passes without a docs/...#section reference: {missing}"
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory):
+    """A student edition (release is in captionrnn.grading, which only the reference has)."""
+    grading = pytest.importorskip("captionrnn.grading.release", reason="the reference only")
+    out = tmp_path_factory.mktemp("docs-edition") / "student"
+    grading.release(out, check=False)
+    return out
+
+
+def test_every_hint_and_link_in_the_student_edition_resolves(edition):
+    """The stubs' hints ("See docs/bptt.md#...") and every docs link of the edition point to a
+    section that exists in the edition's own docs (instructors.md and grading.md are not there)."""
+    heading = re.compile(r"^#+\s+(.*)$")
+    available = {
+        doc.name: {
+            github_anchor(m.group(1)) for m in map(heading.match, doc.read_text().splitlines()) if m
+        }
+        for doc in (edition / "docs").glob("*.md")
+    }
+    files = [*(edition / "captionrnn").rglob("*.py"), *(edition / "assignments").glob("*")]
+    files += [*(edition / "docs").glob("*.md"), edition / "README.md"]
+    hints, broken = 0, []
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        hints += len(re.findall(r"not implemented yet\. TODO: .*?See docs/", text))
+        for doc, anchor in REF.findall(text):
+            if anchor not in available.get(doc, ()):
+                broken.append(f"{f.relative_to(edition)} -> docs/{doc}#{anchor}")
+    assert hints >= 30, "the stubs' hints should name their docs section"
+    assert not broken, "links to sections missing from the student edition:\n" + "\n".join(broken)

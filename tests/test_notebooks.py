@@ -1,15 +1,19 @@
-"""Every assignment notebook runs top to bottom against this checkout (the reference implementation).
+"""Every assignment notebook runs top to bottom against this checkout (the reference code).
 
-Each notebook is executed with nbclient in a fresh kernel that runs *this* interpreter: a kernel spec
-written to a temporary JUPYTER_PATH pins ``sys.executable``, so a ``python3`` kernel spec elsewhere on the
-machine (another venv, a conda base) can never be picked up by mistake. The kernel gets MPLBACKEND=Agg,
-one BLAS thread (the notebooks' matrices are small; threads only contend), and a COCO folder that does not
-exist, so the notebooks take their shapes path (the COCO path would be slow and needs the download).
-Figures are written into a temporary working directory, never into the repository.
+Each notebook is executed with nbclient in a fresh kernel that runs *this* interpreter: a kernel
+spec written to a temporary JUPYTER_PATH pins ``sys.executable``, so a ``python3`` kernel spec
+elsewhere on the machine (another venv, a conda base) can never be picked up by mistake. The kernel
+gets MPLBACKEND=Agg, one BLAS thread (the notebooks' matrices are small; threads only contend), and
+a COCO folder that does not exist, so the notebooks take their shapes path (the COCO path would be
+slow and needs the download). Figures are written into a temporary working directory, never into
+the repository.
 
-Besides running without an error, no check in a notebook may print ``FAIL`` (the notebooks print, rather
-than assert, so that a student sees every check at once), and the committed notebooks must have their
-outputs cleared (the student edition copies them; ``captionrnn release`` clears them again anyway).
+Besides running without an error, no check in a notebook may print ``FAIL`` (the notebooks print,
+rather than assert, so that a student sees every check at once), and the committed notebooks must
+have their outputs cleared (the student edition copies them; ``captionrnn release`` clears them
+again anyway).
+
+In a student edition as released, a cell fails only with a stub's "not implemented yet".
 """
 
 import json
@@ -50,7 +54,8 @@ def test_committed_notebook_is_clean(path):
     ]
     assert not dirty, (
         f"{path.name}: code cells {dirty} have outputs or execution counts; clear them before "
-        "committing (jupyter nbconvert --clear-output --inplace, or Kernel > Restart & Clear Output)"
+        "committing (jupyter nbconvert --clear-output --inplace, or Kernel > Restart & Clear "
+        "Output)"
     )
 
 
@@ -129,3 +134,47 @@ def test_notebook_runs(path, kernel, tmp_path, record_property):
     assert not failed, f"{path.name}: checks above their tolerance:\n" + "\n".join(failed)
     assert f"kernel interpreter: {sys.executable}" in _stream_text(code[-1])
     assert (tmp_path / "figures").is_dir()  # the figures went to the working directory we gave it
+
+
+@pytest.fixture(scope="module")
+def untouched_edition(tmp_path_factory):
+    """A student edition as released: every solution region is a stub."""
+    release = pytest.importorskip("captionrnn.grading.release")
+    out = tmp_path_factory.mktemp("untouched") / "student"
+    release.release(out, check=False)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPECTED)
+def test_untouched_notebook_stops_only_at_not_implemented(
+    name, untouched_edition, kernel, tmp_path
+):
+    """Run every cell of the student's notebook (as if each were run by hand, errors allowed): each
+    cell that fails must fail with a stub's own "not implemented yet" message, nothing else (no
+    cascade into a ZeroDivisionError or a low score)."""
+    from nbclient import NotebookClient
+
+    kernel_name, env = kernel
+    env = dict(env, PYTHONPATH=str(untouched_edition))
+    nb = nbformat.read(untouched_edition / "assignments" / name, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name=kernel_name,
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute(env=env)
+    errors = [
+        (i, o.get("ename"), o.get("evalue", ""))
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    assert errors, f"{name}: no cell needed a function still to write"
+    wrong = [
+        e for e in errors if e[1] != "NotImplementedError" or "not implemented yet" not in e[2]
+    ]
+    assert not wrong, f"{name}: cells that fail with something else:\n" + "\n".join(map(str, wrong))

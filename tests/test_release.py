@@ -1,21 +1,32 @@
 """`captionrnn release`: the marker convention, the stubbing, and a student edition that installs,
 imports, has no solution code left, and fails its checks with "not implemented yet"."""
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
+from pathlib import Path
 
 import pytest
 
 from captionrnn.cli import main
 from captionrnn.grading.release import (
+    NOT_SHIPPED_DOCS,
     ReleaseError,
     _clear_notebook,
     find_regions,
+    leaks,
     release,
+    solution_lines,
+    source_tree,
     stub_source,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 SOURCE = textwrap.dedent('''\
     """Module. Derivations: docs/bptt.md."""
@@ -102,6 +113,10 @@ def test_student_edition_layout(edition):
         edition / "docs" / "bptt.md"
     ).is_file()
     assert not (edition / "tests" / "test_grading.py").exists()
+    assert not (edition / "tests" / "test_kernels.py").exists()  # imports the kernels
+    # A test module that only imports the tooling inside a test (after importorskip) stays.
+    assert (edition / "tests" / "test_notebooks.py").is_file()
+    assert (edition / "tests" / "test_docs.py").is_file()
     assert (
         "numba"
         not in (edition / "setup.cfg")
@@ -160,7 +175,7 @@ def test_student_edition_imports_and_fails_with_not_implemented(edition):
         """
         import numpy as np
         import captionrnn, captionrnn.rnn_layers as L
-        assert captionrnn.__file__.startswith(%r), captionrnn.__file__
+        assert captionrnn.__file__.startswith(EDITION), captionrnn.__file__
         assert captionrnn.get_backend() == "numpy"
         try:
             captionrnn.set_backend("numba")
@@ -168,8 +183,9 @@ def test_student_edition_imports_and_fails_with_not_implemented(edition):
             assert "not part of the student edition" in str(exc), exc
         else:
             raise SystemExit("set_backend('numba') did not fail")
-        for call in (lambda: L.rnn_step_forward(np.ones((2, 3)), np.ones((2, 4)), np.ones((3, 4)), np.ones((4, 4)),
-                                                np.ones(4)),
+        ones = np.ones
+        for call in (lambda: L.rnn_step_forward(ones((2, 3)), ones((2, 4)), ones((3, 4)),
+                                                ones((4, 4)), ones(4)),
                      lambda: L.affine_forward(np.ones((2, 3)), np.ones((3, 4)), np.ones(4)),
                      lambda: L.sigmoid(np.ones(3))):
             try:
@@ -179,8 +195,7 @@ def test_student_edition_imports_and_fails_with_not_implemented(edition):
             else:
                 raise SystemExit("a stubbed function ran")
         print("ok")
-    """
-        % str(edition),
+    """.replace("EDITION", repr(str(edition))),
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
@@ -209,14 +224,185 @@ def test_refuses_non_empty_output_unless_forced(edition, capsys):
 
 
 def test_notebook_outputs_are_cleared(tmp_path):
-    nbformat = pytest.importorskip("nbformat")
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(
-        "print(1)", execution_count=3, outputs=[nbformat.v4.new_output("stream", text="1\n")]
-    )
-    nb.cells = [nbformat.v4.new_markdown_cell("# RNN"), cell]
-    nbformat.write(nb, str(tmp_path / "a.ipynb"))
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# RNN"]},
+            {
+                "cell_type": "code",
+                "execution_count": 3,
+                "metadata": {"execution": {"iopub.status.busy": "2026"}},
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": ["1\n"]}],
+                "source": ["print(1)"],
+            },
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (tmp_path / "a.ipynb").write_text(json.dumps(nb))
     _clear_notebook(tmp_path / "a.ipynb", tmp_path / "b.ipynb")
-    out = nbformat.read(str(tmp_path / "b.ipynb"), as_version=4)
-    assert out.cells[1].outputs == [] and out.cells[1].execution_count is None
-    assert out.cells[1].source == "print(1)"
+    out = json.loads((tmp_path / "b.ipynb").read_text())
+    cell = out["cells"][1]
+    assert cell["outputs"] == [] and cell["execution_count"] is None
+    assert "execution" not in cell["metadata"] and cell["source"] == ["print(1)"]
+
+
+# ---------------------------------------------------------------- where the release may write
+
+
+@pytest.mark.parametrize(
+    "inside", ["captionrnn/grading", "tests", "docs", ".", "assignments/student", "captionrnn"]
+)
+def test_refuses_out_inside_the_project(inside, capsys):
+    pkg, root, _ = source_tree()
+    target = pkg.parent / inside if root == pkg.parent else pkg / inside.split("/")[-1]
+    before = sorted(p.name for p in target.iterdir()) if target.is_dir() else None
+    assert main(["release", str(target), "--force"]) == 1
+    assert "refusing to write into" in capsys.readouterr().err
+    after = sorted(p.name for p in target.iterdir()) if target.is_dir() else None
+    assert before == after  # nothing deleted
+
+
+def test_refuses_out_containing_the_project(capsys):
+    pkg, _, _ = source_tree()
+    assert main(["release", str(pkg.parent.parent), "--force"]) == 1
+    assert "contains" in capsys.readouterr().err
+
+
+def test_release_needs_no_jupyter_package(edition):
+    """The notebooks are copied with plain json: nbformat is only in the test extra."""
+    text = (REPO / "captionrnn" / "grading" / "release.py").read_text()
+    assert "nbformat" not in text.split('"""', 2)[2]
+    for nb in (edition / "assignments").glob("*.ipynb"):
+        cells = json.loads(nb.read_text())["cells"]
+        assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code")
+
+
+def _fake_install(tmp_path):
+    """A non-editable install's layout, made by the real build step of ``pip install .``
+    (setup.py's build_py, whose hook adds captionrnn/_edition/), with no checkout next to it."""
+    site = tmp_path / "site-packages"
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "-d", str(site)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (site / "captionrnn" / "_edition" / "assignments").is_dir()
+    return site
+
+
+def _release_from(site, out, *extra):
+    env = {k: v for k, v in os.environ.items() if k != "CAPTIONRNN_BACKEND"}
+    env["PYTHONPATH"] = str(site)
+    return subprocess.run(
+        [sys.executable, "-m", "captionrnn", "release", str(out), *extra],
+        cwd=site.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_release_from_a_plain_install_layout(tmp_path):
+    site = _fake_install(tmp_path)
+    proc = _release_from(site, tmp_path / "student")
+    assert proc.returncode == 0, proc.stderr
+    assert f"from the installed package {site / 'captionrnn'}" in proc.stdout
+    for name in ("README.md", "setup.cfg", "pyproject.toml", ".gitignore", "assignments/README.md"):
+        assert (tmp_path / "student" / name).is_file(), name
+    assert len(list((tmp_path / "student" / "assignments").glob("*.ipynb"))) == 3
+    assert not (tmp_path / "student" / "captionrnn" / "_edition").exists()
+    # ... and it refuses to write into the installed package.
+    proc = _release_from(site, site / "captionrnn" / "student")
+    assert proc.returncode == 1 and "refusing to write into" in proc.stderr
+
+
+def test_install_without_the_edition_files_refuses_with_the_fix(tmp_path):
+    site = _fake_install(tmp_path)
+    shutil.rmtree(site / "captionrnn" / "_edition")
+    proc = _release_from(site, tmp_path / "student")
+    assert proc.returncode == 1
+    assert "Fix: pip install --force-reinstall" in proc.stderr
+    assert not (tmp_path / "student").exists()
+
+
+# ---------------------------------------------------------------- no solution leaves
+
+
+def _secret_lines():
+    regions = []
+    for f in sorted((REPO / "captionrnn").rglob("*.py")):
+        if "grading" not in f.parts and f.name != "release.py":
+            regions += stub_source(f.read_text(), str(f))[1]
+    kernels = [(REPO / "captionrnn" / "kernels.py").read_text()]
+    return regions, solution_lines(regions, kernels)
+
+
+def test_leak_search_finds_every_region_and_the_kernels():
+    regions, secret = _secret_lines()
+    assert len(regions) >= 30 and len(secret) > 100
+    for line in ("dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)", "np.add.at(dW, x, dout)"):
+        assert re.sub(r"\s", "", line) in secret, line
+
+
+def test_no_solution_line_anywhere_in_the_edition(edition):
+    """Every file of the edition (code, docstrings, comments, tests, docs, notebooks, metadata),
+    searched for every non-trivial line of every solution region and of the kernels."""
+    regions, secret = _secret_lines()
+    found = leaks(edition, secret)
+    assert not found, "solution lines in the student edition:\n" + "\n".join(map(str, found))
+    shipped = {p.name for p in (edition / "docs").glob("*.md")}
+    assert not shipped & set(NOT_SHIPPED_DOCS)
+    bptt = (edition / "docs" / "bptt.md").read_text()
+    assert "not part of the student edition" in bptt and "```python" not in bptt
+    # The mathematics stays: the derivation of the LSTM cell's gradient, in LaTeX.
+    assert r"dc = dc_\text{next} + dh_\text{next} \odot o" in bptt
+
+
+def test_docs_cut_marked_blocks_and_keep_the_rest():
+    from captionrnn.grading.release import student_doc
+
+    text = "# A\nmaths\n<!-- BEGIN SOLUTION -->\nsecret prose\n<!-- END SOLUTION -->\n"
+    text += "```bash\nls\n```\n"
+    out = student_doc(text, set())
+    assert "secret prose" not in out and "maths" in out and "```bash\nls\n```" in out
+
+
+def test_edition_has_gitignore_and_a_way_in(edition):
+    readme = (edition / "README.md").read_text()
+    assert (
+        'pip install -e ".[notebook,test]"' in readme and "jupyter notebook assignments/" in readme
+    )
+    assert "captionrnn handin" in readme and "Zip this folder" not in readme
+    assert ".venv/" in (edition / ".gitignore").read_text()
+    assert "notebook =" in (edition / "setup.cfg").read_text()
+    assert (edition / "assignments" / "README.md").is_file()
+
+
+def test_handin_zips_only_the_package(edition, tmp_path):
+    (edition / ".venv" / "lib").mkdir(parents=True)
+    (edition / ".venv" / "lib" / "big.bin").write_bytes(b"0" * 100_000)
+    (edition / "captionrnn" / "__pycache__").mkdir(exist_ok=True)
+    (edition / "captionrnn" / "__pycache__" / "x.pyc").write_bytes(b"0")
+    env = {k: v for k, v in os.environ.items() if k != "CAPTIONRNN_BACKEND"}
+    env["PYTHONPATH"] = str(edition)
+    zip_path = tmp_path / "handin.zip"
+    proc = subprocess.run(
+        [sys.executable, "-m", "captionrnn", "handin", "--out", str(zip_path)],
+        cwd=edition,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "still not implemented" in proc.stderr and "rnn_step_forward" in proc.stderr
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert "captionrnn/rnn.py" in names and "captionrnn/cli/handin.py" in names
+    assert all(n.startswith("captionrnn/") and n.endswith((".py", "py.typed")) for n in names)
+    assert zip_path.stat().st_size < 500_000

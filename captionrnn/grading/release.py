@@ -37,16 +37,20 @@ In the student edition each region becomes, at the region's indentation::
     raise NotImplementedError("rnn_step_forward: not implemented yet. TODO: next_h = tanh(x Wx + "
                               "prev_h Wh + b), shape (N, H). See docs/bptt.md#vanilla-rnn-step")
 
-What else the release does: removes ``captionrnn/kernels.py`` (the fused kernels are solutions too)
-and the instructor tooling (``captionrnn/grading``, ``captionrnn release``, ``captionrnn grade``),
-makes 'numpy' the only backend (``set_backend('numba')`` raises a clear error), drops numba from
-``install_requires``, copies the notebooks in ``assignments/`` with outputs cleared (nbformat), the
-tests, ``docs/``, ``setup.cfg``/``pyproject.toml``, and writes a README for students. Finally it
-imports every module of the student edition in a fresh interpreter, so an import-time call of a
-stubbed function is caught here and not by 200 students.
+What else the release does (docs/instructors.md has the list): removes ``captionrnn/kernels.py``
+(the fused kernels are solutions too) and the instructor tooling (``captionrnn/grading`` and the
+CLI modules that use it), makes 'numpy' the only backend, drops numba from ``install_requires``,
+copies the notebooks (outputs cleared, plain json), the tests (less those of the tooling and those
+whose oracle is a solution), the docs (less instructors.md/grading.md, solution code cut by
+:func:`student_doc`), the setup files, and writes a README and a .gitignore for students. It reads
+all of it from the checkout, or from ``captionrnn/_edition`` after a plain ``pip install .``. Then
+it searches every file it wrote for the solutions (:func:`leaks`) and imports every module of the
+edition in a fresh interpreter, so an import-time call of a stubbed function is caught here and not
+by 200 students.
 """
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -61,13 +65,10 @@ END = "### END SOLUTION"
 TODO = "### TODO:"
 
 # Paths (relative to the package directory) that are not part of the student edition.
-EXCLUDE_FROM_PACKAGE = ("kernels", "grading", "cli/release.py", "cli/grade.py")
+EXCLUDE_FROM_PACKAGE = ("kernels", "grading", "_edition")
 # Tests of the instructor tooling itself: they need captionrnn.grading, which is not shipped.
-EXCLUDE_TESTS = (
-    "test_grading.py",
-    "test_release.py",
-    "test_benchmarks.py",
-)  # benchmarks/ is not shipped
+# (Any other test that imports captionrnn.grading, captionrnn.kernels or numba is dropped too.)
+EXCLUDE_TESTS = ("test_benchmarks.py", "test_edition_e2e.py")  # benchmarks/ is not shipped
 IGNORE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "*.pyo", "*.so", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis"
 )
@@ -80,7 +81,7 @@ class ReleaseError(Exception):
 
 @dataclass
 class Region:
-    """One solution region: 0-based line indices of its BEGIN and END lines, and what replaces it."""
+    """One solution region: 0-based indices of its BEGIN and END lines, and what replaces it."""
 
     path: str
     begin: int
@@ -89,6 +90,8 @@ class Region:
     function: str
     hint_lines: list
     docs: str
+    solution: list = field(default_factory=list)  # the reference lines between the markers
+    stub: list = field(default_factory=list)  # what replaces them in the student edition
 
     @property
     def hint(self):
@@ -104,7 +107,7 @@ class Region:
 
 
 def _functions(tree):
-    """(qualname, first line, last line, docstring) of every function, outermost first (1-based lines)."""
+    """(qualname, first line, last line, docstring) of every function, outermost first (1-based)."""
     out = []
 
     def walk(node, prefix):
@@ -223,6 +226,7 @@ def find_regions(source, path="<string>"):
                 qualname,
                 [h.strip() for h in hint_lines],
                 refs[0] if refs else "",
+                lines[open_at + 1 + len(hint_lines) : i],
             )
         )
         open_at = None
@@ -244,11 +248,12 @@ def stub_source(source, path="<string>"):
     for r in regions:
         out.extend(lines[pos : r.begin])
         # The hint keeps the instructor's line breaks.
-        out.extend(
+        r.stub = [
             f"{r.indent}# TODO: {h}" if k == 0 else f"{r.indent}#   {h}"
             for k, h in enumerate(r.hint_lines)
-        )
-        out.append(f"{r.indent}raise NotImplementedError({r.message!r})")
+        ]
+        r.stub.append(f"{r.indent}raise NotImplementedError({r.message!r})")
+        out.extend(r.stub)
         pos = r.end + 1
     out.extend(lines[pos:])
     new = "\n".join(out) + ("\n" if source.endswith("\n") else "")
@@ -279,8 +284,9 @@ _validate_with_numba = _validate
 
 def _validate(name):
     if name == "numba":
-        raise BackendUnavailable("the 'numba' backend (fused Numba kernels) is not part of the student "
-                                 "edition; the NumPy reference you write is the only backend here "
+        raise BackendUnavailable("the 'numba' backend (fused Numba kernels) is not part of the "
+                                 "student edition; the NumPy reference you write is the only "
+                                 "backend here "
                                  "(unset CAPTIONRNN_BACKEND or set it to 'numpy')")
     return _validate_with_numba(name)
 
@@ -292,7 +298,6 @@ STUDENT_CONFTEST = """
 
 # ---- student edition (added by `captionrnn release`) --------------------------------------------
 # Tests that compare with the Numba backend are skipped: it is not part of the student edition.
-collect_ignore = {ignore!r}
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -302,31 +307,45 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and call.excinfo.typename == "BackendUnavailable":
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0,
-                           "Skipped: needs the Numba backend, which is not part of the student edition")
+                           "Skipped: needs the Numba backend, not part of the student edition")
 """
+
 
 README = """\
 # captionrnn: student edition
 
 You will write the layers of an image-captioning network in plain NumPy: the forward and backward
-passes of every layer, checked against finite differences, then train the captioning model with them.
+passes of every layer, checked against finite differences, then train the captioning model with
+them.
 Every function you write raises `NotImplementedError("<function>: not implemented yet. TODO: ...")`
 until you do; the TODO says what to compute (the equation and the shapes) and which section of
 `docs/` derives it. Shapes use one legend everywhere: N batch, T timesteps, D input features,
 W word-vector size, H hidden size, V vocabulary size, K attention positions.
 
-## Set up
+## Set up (once)
 
-    python -m venv .venv && . .venv/bin/activate
-    pip install -e ".[test]"
+In this folder, with Python 3.10 or newer:
+
+    python -m venv .venv
+    . .venv/bin/activate                  # Windows: .venv\\Scripts\\activate
+    pip install -e ".[notebook,test]"     # the package (editable: your edits count at once),
+                                          # Jupyter and pytest
+
+## Work through the notebooks
+
+    jupyter notebook assignments/         # or open assignments/*.ipynb in VS Code
+
+Start with `assignments/README.md`, then the notebooks in order. Each notebook names the file and
+the function to write, and checks it: every check prints `OK` or `FAIL` with the expected value.
+The first cell turns on autoreload, so after you save a `.py` file the next cell uses it.
 
 ## What to implement, in this order
 
 {order}
 
 Each file's docstring and each function's docstring give the shapes; `docs/bptt.md` (and
-`docs/attention.md`) derive every backward pass in the code's notation. Search for `TODO` to find the
-places (`grep -n "TODO" captionrnn/*.py`).
+`docs/attention.md`) derive every backward pass in the code's notation. Search for `TODO` to find
+the places (`grep -n "TODO" captionrnn/*.py`).
 
 ## Check your work
 
@@ -335,15 +354,48 @@ places (`grep -n "TODO" captionrnn/*.py`).
     pytest -x -k rnn_step             # one function at a time
 
 A check that fails with `NotImplementedError: ... not implemented yet` is simply not done yet.
-The notebooks in `assignments/` walk through each part and run the same checks with the expected
-tolerances printed.
 
 ## Hand in
 
-Zip this folder (or just its `captionrnn/` folder) and upload it. The grader runs hidden tests against
-your `captionrnn` package only, with a time limit per test: a function that crashes or loops forever
-loses its own points, not the others'.
+    captionrnn handin                 # writes handin.zip: your captionrnn/*.py, nothing else
+
+Upload `handin.zip`. It holds only the code that is graded (no virtual environment, caches, data,
+figures or notebooks), so it stays small; do not zip this folder yourself. The grader runs hidden
+tests against your `captionrnn` package, with a time limit per test: a function that crashes or
+loops forever loses its own points, not the others'.
 """
+
+GITIGNORE = """\
+# Made by `captionrnn release`: what never belongs in a hand-in or a commit.
+.venv/
+venv/
+__pycache__/
+*.py[cod]
+*.egg-info/
+build/
+dist/
+.ipynb_checkpoints/
+.pytest_cache/
+.hypothesis/
+assignments/figures/
+figures/
+runs/
+handin.zip
+"""
+
+# What a student edition is made from, relative to the project root (a checkout) or to
+# captionrnn/_edition/ (a plain install; setup.py copies the same names there).
+EDITION_SOURCES = ("assignments", "docs", "tests", "setup.cfg", "pyproject.toml", "LICENSE")
+REQUIRED_SOURCES = ("assignments", "docs", "tests", "setup.cfg", "pyproject.toml")
+# Documents for instructors only (the grader's internals).
+NOT_SHIPPED_DOCS = ("instructors.md", "grading.md")
+DOC_BEGIN = re.compile(r"^\s*<!--\s*BEGIN SOLUTION\s*-->\s*$")
+DOC_END = re.compile(r"^\s*<!--\s*END SOLUTION\s*-->\s*$")
+DOC_CUT = (
+    "*(The reference code of this step is not part of the student edition: it is what you write. "
+    "The equations above are all you need.)*"
+)
+REINSTALL = "pip install --force-reinstall --no-deps /path/to/your/captionrnn/checkout"
 
 
 @dataclass
@@ -353,13 +405,14 @@ class ReleaseReport:
     files: list = field(default_factory=list)
     notebooks: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    source: str = ""
 
     def summary(self):
         by_file = {}
         for r in self.regions:
             by_file.setdefault(r.path, []).append(r.function)
         lines = [
-            f"student edition written to {self.out}",
+            f"student edition written to {self.out} (from {self.source})",
             f"  {len(self.regions)} solution regions stubbed in {len(by_file)} files:",
         ]
         for path, funcs in by_file.items():
@@ -369,15 +422,37 @@ class ReleaseReport:
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
+    def solution_map(self):
+        """{file: [{function, stub, solution}]}: what fills the edition back in (:func:`fill`)."""
+        out = {}
+        for r in self.regions:
+            out.setdefault(r.path, []).append(
+                {"function": r.function, "stub": r.stub, "solution": r.solution}
+            )
+        return out
+
 
 def source_tree():
-    """(package directory, project root or None): where the reference being released lives."""
+    """(package directory, folder holding EDITION_SOURCES or None, description).
+
+    A checkout: the project root next to the package. A plain ``pip install .``: the copy that
+    setup.py put into ``captionrnn/_edition``. Neither: None (release refuses, saying how to fix
+    it).
+    """
     import captionrnn
 
     pkg = Path(captionrnn.__file__).resolve().parent
     root = pkg.parent
-    has_project = (root / "setup.cfg").is_file() or (root / "pyproject.toml").is_file()
-    return pkg, (root if has_project else None)
+    if (root / "setup.cfg").is_file() and (root / "tests").is_dir():
+        return pkg, root, f"the checkout {root}"
+    if (pkg / "_edition").is_dir():
+        return pkg, pkg / "_edition", f"the installed package {pkg}"
+    return pkg, None, f"the installed package {pkg}"
+
+
+def _exclude_cli(rel, text):
+    """Instructor commands: the ones that use captionrnn.grading (release, grade, autograder...)."""
+    return rel.parts[0] == "cli" and re.search(r"captionrnn\.grading|from \.\.grading", text)
 
 
 def _excluded(rel):
@@ -414,15 +489,15 @@ def _copy_package(pkg, dest, report):
             part in ("__pycache__", ".ipynb_checkpoints") for part in rel.parts
         ):
             continue
-        if src.suffix in (".pyc", ".pyo", ".so"):
+        if src.suffix in (".pyc", ".pyo", ".so") or src.name.endswith((".nbi", ".nbc")):
             continue
         target = dest / rel
         if src.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
         if src.suffix == ".py":
             text = src.read_text(encoding="utf-8")
+            if _exclude_cli(rel, text):
+                continue
             display = f"captionrnn/{rel.as_posix()}"
             text, regions = stub_source(text, display)
             report.regions.extend(regions)
@@ -435,8 +510,10 @@ def _copy_package(pkg, dest, report):
                         )
                 text = text.rstrip("\n") + "\n" + BACKEND_PATCH
             _check_no_kernel_imports(display, text)
+            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         else:
+            target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
         report.files.append(target)
 
@@ -452,15 +529,182 @@ def _student_setup_cfg(text):
 
 
 def _clear_notebook(src, dest):
-    import nbformat
+    """Copy a notebook with every output, execution count and execution record removed (plain json,
+    so that a release needs no Jupyter package)."""
+    nb = json.loads(Path(src).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+            cell.get("metadata", {}).pop("execution", None)
+    Path(dest).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    nb = nbformat.read(str(src), as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-            cell.metadata.pop("execution", None)
-    nbformat.write(nb, str(dest))
+
+def normalize_code(line):
+    """A code line without its comment and whitespace: how leaks are compared (:func:`leaks`)."""
+    code = line.split("#", 1)[0] if "#" in line else line
+    return re.sub(r"\s+", "", code)
+
+
+# A solution line shorter than this, once normalised, is too generic to count as a leak.
+MIN_LEAK = 12
+COMPUTES = re.compile(r"[-+*/@]|np\.|\.sum\(|\.T\b")
+# A line of only products and sums of named arrays (``dprev_c = dc * f``) is its own equation: the
+# docs state it as mathematics, so it is not a secret.
+EQUATION = re.compile(r"^\w+=\w+(\*\w+)?([+-]\w+(\*\w+)?)*$")
+STRUCTURE = re.compile(
+    r"^(for|if|elif|while|with|return|def|class|import|from|@)|=(cache|\w+\.shape)$"
+)
+
+
+def _secret(line):
+    """The normalised line if it is a computation worth keeping secret, else None: long enough, and
+    it computes something (``N, T, D = x.shape`` or ``for t in range(T):`` gives nothing away)."""
+    n = normalize_code(line)
+    if len(n) < MIN_LEAK or not COMPUTES.search(n) or STRUCTURE.search(n) or EQUATION.match(n):
+        return None
+    return n
+
+
+def _code_lines(text, kernels_only=False):
+    """The lines of a module outside its docstrings (only those of decorated functions, the
+    compiled kernels, if ``kernels_only``)."""
+    tree = ast.parse(text)
+    skip = set()
+    if kernels_only:
+        keep = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.decorator_list:
+                keep.update(range(node.lineno, node.end_lineno + 1))
+        skip.update(set(range(1, len(text.splitlines()) + 1)) - keep)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                skip.update(range(body[0].lineno, body[0].end_lineno + 1))
+    return [line for i, line in enumerate(text.splitlines(), 1) if i not in skip]
+
+
+def solution_lines(regions, extra_sources=(), given=()):
+    """The normalised secret lines of every region (and of ``extra_sources``, e.g. kernels.py),
+    less those that also appear in ``given`` (sources the student edition ships: given code)."""
+    lines = [line for r in regions for line in r.solution]
+    lines += [line for text in extra_sources for line in _code_lines(text, kernels_only=True)]
+    public = {normalize_code(line) for text in given for line in _code_lines(text)}
+    return {n for n in map(_secret, lines) if n} - public
+
+
+def _strip_leaking_tests(path, secret):
+    """Remove from a test module every test function that writes out a solution line (a reference
+    implementation used as the test's oracle). Returns the names removed."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    cut, names = set(), []
+    for node in ast.parse(text).body:
+        funcs = [node] if isinstance(node, ast.FunctionDef) else []
+        if isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            funcs = [n for n in node.body if isinstance(n, ast.FunctionDef)]
+        for f in funcs:
+            if not f.name.startswith("test"):
+                continue
+            first = min([f.lineno] + [d.lineno for d in f.decorator_list])
+            span = range(first, f.end_lineno + 1)
+            if any(_secret(lines[i - 1]) in secret for i in span):
+                cut.update(span)
+                names.append(f.name)
+    if names:
+        kept = [line for i, line in enumerate(lines, 1) if i not in cut]
+        path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return names
+
+
+def _text_lines(path):
+    """The lines of one edition file as a student could read them (notebook cells included)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".ipynb":
+        nb = json.loads(text)
+        return [
+            line
+            for cell in nb.get("cells", [])
+            for line in "".join(cell.get("source", "")).splitlines()
+        ] + text.splitlines()
+    return text.splitlines()
+
+
+def leaks(out, lines):
+    """[(file, line number, line)] of every line in the edition ``out`` equal (normalised) to one of
+    ``lines``. Comments count too: ``# dx = da @ Wx.T`` leaks as much as the code."""
+    found = []
+    for f in sorted(Path(out).rglob("*")):
+        if not f.is_file() or "__pycache__" in f.parts or f.suffix in (".pyc", ".png", ".npz"):
+            continue
+        for i, line in enumerate(_text_lines(f), 1):
+            n = re.sub(r"\s+", "", line.lstrip().lstrip("#>*-`"))
+            if len(n) < MIN_LEAK:
+                continue
+            for cand in (n, normalize_code(line.lstrip().lstrip("#>*-`"))):
+                if cand in lines:
+                    found.append((f.relative_to(out).as_posix(), i, line.strip()))
+                    break
+    return found
+
+
+def student_doc(text, lines):
+    """The student edition of a markdown document: ``<!-- BEGIN SOLUTION -->`` ... ``<!-- END
+    SOLUTION -->`` blocks, and every code block holding a solution line (``lines``, normalised),
+    become one sentence saying the code is the student's to write. The prose and equations stay."""
+    out, block, in_marked = [], None, False
+    for line in text.splitlines():
+        if in_marked:
+            if DOC_END.match(line):
+                in_marked = False
+                out.append(DOC_CUT)
+            continue
+        if DOC_BEGIN.match(line):
+            in_marked = True
+            continue
+        if block is not None:
+            block.append(line)
+            if line.strip().startswith("```"):
+                body = block[1:-1]
+                cut = any(normalize_code(b) in lines for b in body)
+                out.extend([DOC_CUT] if cut else block)
+                block = None
+            continue
+        if line.strip().startswith("```"):
+            block = [line]
+            continue
+        out.append(line)
+    if in_marked or block is not None:
+        raise ReleaseError("a <!-- BEGIN SOLUTION --> or a ``` code block is never closed")
+    return "\n".join(out) + "\n"
+
+
+MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s#]*)(#[^)\s]*)?\)")
+
+
+def _unlink_missing(path, root):
+    """Markdown links to files that are not in the edition become plain text; a list item that is
+    only such a link is dropped."""
+    text = path.read_text(encoding="utf-8")
+    out = []
+    for line in text.splitlines():
+        missing = [
+            m
+            for m in MD_LINK.finditer(line)
+            if m.group(2)
+            and "://" not in m.group(2)
+            and not (path.parent / m.group(2)).resolve().exists()
+        ]
+        if not missing:
+            out.append(line)
+            continue
+        if line.lstrip().startswith(("- ", "* ")) and line.lstrip()[2:].startswith("["):
+            continue  # an index entry for a document that is not shipped
+        for m in missing:
+            line = line.replace(m.group(0), m.group(1))
+        out.append(line)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
 def _order(regions):
@@ -480,7 +724,7 @@ def _order(regions):
 
 
 def check_imports(out, timeout=300):
-    """Import every module of the student edition in a fresh interpreter; raise ReleaseError on failure."""
+    """Import every module of the edition in a fresh interpreter; ReleaseError on failure."""
     code = textwrap.dedent("""
         import importlib, pkgutil, sys
         import captionrnn
@@ -507,94 +751,161 @@ def check_imports(out, timeout=300):
         )
 
 
-def release(out, force=False, check=True):
+def _check_out(out, pkg, src):
+    """Refuse an OUT that is inside, or contains, the reference being released."""
+    target = Path(out).resolve()
+    for protected in {pkg, src.parent if src and src.name == "_edition" else src} - {None}:
+        protected = protected.resolve()
+        if target == protected or target.is_relative_to(protected):
+            raise ReleaseError(
+                f"refusing to write into {out}: it is inside {protected}, which holds the "
+                "reference being released; choose a folder outside it, e.g. "
+                f"captionrnn release {protected.parent / 'student'}"
+            )
+        if protected.is_relative_to(target):
+            raise ReleaseError(
+                f"refusing to write into {out}: it contains {protected}, the reference being "
+                "released; choose a folder outside it"
+            )
+
+
+def _is_instructor_test(path):
+    """Tests of the instructor tooling or of the kernels (they import captionrnn.grading,
+    captionrnn.kernels or numba at module level): their subject is not in the edition. A test
+    module that imports them inside a test, after ``pytest.importorskip``, stays."""
+    if path.name in EXCLUDE_TESTS:
+        return True
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+        for n in names:
+            if n.startswith(("captionrnn.grading", "captionrnn.kernels", "numba")):
+                return True
+    return False
+
+
+def release(out, force=False, check=True, solutions=None):
     """Write the student edition of the installed/checkout captionrnn into ``out``.
 
-    Refuses a non-empty ``out`` unless ``force`` (then its contents are replaced). Returns a
-    :class:`ReleaseReport`. Raises ReleaseError with a one-line reason on any problem.
+    Refuses a non-empty ``out`` unless ``force`` (then its contents are replaced), and any ``out``
+    inside the project or the package. ``solutions``: a JSON file to write the solution map to
+    (outside ``out``; see :func:`fill`). Returns a :class:`ReleaseReport`. Raises ReleaseError
+    with a one-line reason on any problem.
     """
     out = Path(out)
-    pkg, root = source_tree()
+    pkg, src, where = source_tree()
+    if src is None:
+        raise ReleaseError(
+            f"{where} has no copy of the notebooks, docs, tests and setup files a student edition "
+            f"needs (it was not installed from captionrnn's own build). Fix: {REINSTALL}"
+        )
+    missing = [n for n in REQUIRED_SOURCES if not (src / n).exists()]
+    if missing:
+        raise ReleaseError(
+            f"{where} lacks {', '.join(missing)}, which the student edition needs. Fix: {REINSTALL}"
+        )
+    _check_out(out, pkg, src)
+    if solutions is not None:
+        sol = Path(solutions).resolve()
+        if sol.is_relative_to(out.resolve()):
+            raise ReleaseError(f"--solutions {solutions} is inside {out}: students would get it")
     if out.exists() and not out.is_dir():
         raise ReleaseError(f"{out} exists and is not a folder")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise ReleaseError(
-                f"{out} is not empty; choose an empty folder or pass --force to replace its contents"
-            )
-        if out.resolve() in (
-            pkg.resolve(),
-            *(p for p in [root] if p),
-        ) or pkg.resolve().is_relative_to(out.resolve()):
-            raise ReleaseError(
-                f"refusing to overwrite {out}: it holds the reference code being released"
+                f"{out} is not empty; choose an empty folder or pass --force to replace its "
+                "contents"
             )
         for child in out.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    report = ReleaseReport(out)
+    report = ReleaseReport(out, source=where)
     _copy_package(pkg, out / "captionrnn", report)
+    kernels = [p.read_text(encoding="utf-8") for p in [pkg / "kernels.py"] if p.is_file()]
+    given = [p.read_text(encoding="utf-8") for p in report.files if p.suffix == ".py"]
+    secret = solution_lines(report.regions, kernels, given)
 
-    if root is None:
-        report.notes.append(
-            "no project folder next to the package (installed, not a checkout): "
-            "tests, docs, notebooks and setup files were not copied"
-        )
-    else:
-        for name in ("pyproject.toml", "setup.cfg", "LICENSE", ".gitignore"):
-            if (root / name).is_file():
-                text = (root / name).read_text(encoding="utf-8")
-                (out / name).write_text(
-                    _student_setup_cfg(text) if name == "setup.cfg" else text, encoding="utf-8"
-                )
-        if (root / "docs").is_dir():
-            shutil.copytree(root / "docs", out / "docs", ignore=IGNORE)
-        else:
-            report.notes.append("no docs/ folder to copy")
-        tests = root / "tests"
-        if tests.is_dir():
-            shutil.copytree(
-                tests,
-                out / "tests",
-                ignore=shutil.ignore_patterns(
-                    "__pycache__", "*.pyc", ".pytest_cache", ".hypothesis", *EXCLUDE_TESTS
-                ),
+    for name in ("pyproject.toml", "setup.cfg", "LICENSE"):
+        if (src / name).is_file():
+            text = (src / name).read_text(encoding="utf-8")
+            (out / name).write_text(
+                _student_setup_cfg(text) if name == "setup.cfg" else text, encoding="utf-8"
             )
-            ignore = sorted(
-                p.name
-                for p in (out / "tests").glob("test_*.py")
-                if re.search(
-                    r"captionrnn\.kernels|from captionrnn import kernels|^import numba",
-                    p.read_text(encoding="utf-8"),
-                    re.M,
-                )
+    (out / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
+
+    (out / "docs").mkdir()
+    for doc in sorted((src / "docs").glob("*.md")):
+        if doc.name not in NOT_SHIPPED_DOCS:
+            text = student_doc(doc.read_text(encoding="utf-8"), secret)
+            (out / "docs" / doc.name).write_text(text, encoding="utf-8")
+
+    shutil.copytree(
+        src / "tests",
+        out / "tests",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis"),
+    )
+    dropped = sorted(p.name for p in (out / "tests").glob("*.py") if _is_instructor_test(p))
+    for name in dropped:
+        (out / "tests" / name).unlink()
+    for test in sorted((out / "tests").glob("*.py")):
+        names = _strip_leaking_tests(test, secret)
+        if names:
+            report.notes.append(
+                f"tests/{test.name}: left out {', '.join(names)} (their oracle is the solution)"
             )
-            conftest = out / "tests" / "conftest.py"
-            head = (
-                conftest.read_text(encoding="utf-8")
-                if conftest.is_file()
-                else '"""Shared fixtures."""\n'
-            )
-            if not re.search(r"^import pytest$", head, re.M):
-                head = "import pytest\n" + head
-            conftest.write_text(
-                head.rstrip("\n") + "\n" + STUDENT_CONFTEST.format(ignore=ignore), encoding="utf-8"
-            )
-        else:
-            report.notes.append("no tests/ folder to copy")
-        notebooks = (
-            sorted((root / "assignments").glob("*.ipynb"))
-            if (root / "assignments").is_dir()
-            else []
-        )
-        if notebooks:
-            (out / "assignments").mkdir(exist_ok=True)
-            for nb in notebooks:
-                _clear_notebook(nb, out / "assignments" / nb.name)
-                report.notebooks.append(nb.name)
-        else:
-            report.notes.append("assignments/ has no notebooks yet: none copied")
+    conftest = out / "tests" / "conftest.py"
+    head = conftest.read_text(encoding="utf-8") if conftest.is_file() else '"""Fixtures."""\n'
+    if not re.search(r"^import pytest$", head, re.M):
+        head = "import pytest\n" + head
+    conftest.write_text(head.rstrip("\n") + "\n" + STUDENT_CONFTEST, encoding="utf-8")
+
+    (out / "assignments").mkdir()
+    for nb in sorted((src / "assignments").glob("*")):
+        if nb.suffix == ".ipynb":
+            _clear_notebook(nb, out / "assignments" / nb.name)
+            report.notebooks.append(nb.name)
+        elif nb.suffix == ".md":
+            shutil.copy2(nb, out / "assignments" / nb.name)
+    if not report.notebooks:
+        report.notes.append("assignments/ has no notebooks")
     (out / "README.md").write_text(README.format(order=_order(report.regions)), encoding="utf-8")
+    for md in [
+        *out.glob("*.md"),
+        *(out / "docs").glob("*.md"),
+        *(out / "assignments").glob("*.md"),
+    ]:
+        _unlink_missing(md, out)
+
+    found = leaks(out, secret)
+    if found:
+        raise ReleaseError(
+            "solution code would leave in the student edition (mark it, or rewrite it as an "
+            "equation):\n" + "\n".join(f"  {f}:{i}: {line}" for f, i, line in found[:20])
+        )
+    if solutions is not None:
+        Path(solutions).write_text(json.dumps(report.solution_map(), indent=1), encoding="utf-8")
     if check:
         check_imports(out)
     return report
+
+
+def fill(out, solution_map):
+    """Put the reference back into a student edition: each stub of ``solution_map`` (from
+    :meth:`ReleaseReport.solution_map` or ``captionrnn release --solutions``) becomes its solution.
+    For instructors and the end-to-end test; returns the number of regions filled."""
+    n = 0
+    for rel, regions in solution_map.items():
+        path = Path(out) / rel
+        text = path.read_text(encoding="utf-8")
+        for r in regions:
+            stub, solution = "\n".join(r["stub"]) + "\n", "\n".join(r["solution"]) + "\n"
+            if stub not in text:
+                raise ReleaseError(f"{rel}: the stub of {r['function']} is not there any more")
+            text = text.replace(stub, solution, 1)
+            n += 1
+        path.write_text(text, encoding="utf-8")
+    return n
