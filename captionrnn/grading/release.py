@@ -25,10 +25,9 @@ Rules, checked by :func:`find_regions` (a violation stops the release with file:
   with ``### `` too.
 - The docs section is found for you: the first ``docs/<file>.md#<anchor>`` in the hint, else in the
   enclosing function's docstring, else in the module docstring.
-- Keep a fast-path dispatch (``if use_numba(): ... kernels ...``) and input validation *outside* the
-  region: the region is the NumPy reference computation only. A function may hold several regions
-  (e.g. the gate computation in the ``else:`` branch of the dispatch and the matmuls after it); the
-  student meets them in order. Regions may include the ``return`` line.
+- Keep input validation *outside* the region (the backend choice lives in ``captionrnn/dispatch.py``,
+  never in a student's function): the region is the NumPy reference computation only. A function
+  may hold several regions; the student meets them in order. Regions may include the ``return`` line.
 - In the reference code markers are comments: they change nothing.
 
 In the student edition each region becomes, at the region's indentation::
@@ -37,7 +36,7 @@ In the student edition each region becomes, at the region's indentation::
     raise NotImplementedError("rnn_step_forward: not implemented yet. TODO: next_h = tanh(x Wx + "
                               "prev_h Wh + b), shape (N, H). See docs/bptt.md#vanilla-rnn-step")
 
-What else the release does (docs/instructors.md has the list): removes ``captionrnn/kernels.py``
+What else the release does (docs/instructors.md has the list): removes ``captionrnn/kernels/``
 (the fused kernels are solutions too) and the instructor tooling (``captionrnn/grading`` and the
 CLI modules that use it), makes 'numpy' the only backend, drops numba from ``install_requires``,
 copies the notebooks (outputs cleared, plain json), the tests (less those of the tooling and those
@@ -461,7 +460,7 @@ def _excluded(rel):
 
 
 def _check_no_kernel_imports(path, source):
-    """The student edition has no kernels.py, so no module may import it at import time."""
+    """The student edition has no kernels package, so no module may import it at import time."""
 
     def visit(node):
         for sub in ast.iter_child_nodes(node):
@@ -472,10 +471,10 @@ def _check_no_kernel_imports(path, source):
                 names = [a.name for a in sub.names]
             elif isinstance(sub, ast.ImportFrom):
                 names = [f"{sub.module}.{a.name}" for a in sub.names] + [sub.module or ""]
-            if any(n == "captionrnn.kernels" or n.split(".")[0] == "numba" for n in names):
+            if any(n.startswith("captionrnn.kernels") or n.split(".")[0] == "numba" for n in names):
                 raise ReleaseError(
                     f"{path}:{sub.lineno}: imports the Numba kernels at import time; the student "
-                    "edition has no kernels.py. Import them inside the `if use_numba():` branch"
+                    "edition has no kernels package. Import them lazily, as captionrnn/dispatch.py does"
                 )
             visit(sub)
 
@@ -825,7 +824,7 @@ def release(out, force=False, check=True, solutions=None):
     out.mkdir(parents=True, exist_ok=True)
     report = ReleaseReport(out, source=where)
     _copy_package(pkg, out / "captionrnn", report)
-    kernels = [p.read_text(encoding="utf-8") for p in [pkg / "kernels.py"] if p.is_file()]
+    kernels = [p.read_text(encoding="utf-8") for p in sorted((pkg / "kernels").glob("*.py"))]
     given = [p.read_text(encoding="utf-8") for p in report.files if p.suffix == ".py"]
     secret = solution_lines(report.regions, kernels, given)
 
