@@ -346,7 +346,7 @@ def _secret_lines():
 def test_leak_search_finds_every_region_and_the_kernels():
     regions, secret = _secret_lines()
     assert len(regions) >= 25 and len(secret) > 100  # one region per student function
-    for line in ("dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)", "np.add.at(dW, x, dout)"):
+    for line in ("dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)", "np.add.at(dW, cache.x, dout)"):
         assert re.sub(r"\s", "", line) in secret, line
 
 
