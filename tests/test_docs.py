@@ -86,5 +86,6 @@ def test_every_hint_and_link_in_the_student_edition_resolves(edition):
         for doc, anchor in REF.findall(text):
             if anchor not in available.get(doc, ()):
                 broken.append(f"{f.relative_to(edition)} -> docs/{doc}#{anchor}")
-    assert hints >= 30, "the stubs' hints should name their docs section"
+    # one per layer function (the model's three stubs point at the notebook, not a derivation)
+    assert hints >= 25, "the stubs' hints should name their docs section"
     assert not broken, "links to sections missing from the student edition:\n" + "\n".join(broken)
