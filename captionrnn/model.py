@@ -15,9 +15,17 @@ plugs in without touching ``loss``, ``step`` or ``sample``. Shapes use the packa
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
+from captionrnn.additive_attention import (
+    additive_attention_forward,
+    additive_attention_lstm_backward,
+    additive_attention_lstm_forward,
+    attention_keys_forward,
+    doubly_stochastic_loss,
+)
 from captionrnn.attention import (
     attention_backward,
     attention_forward,
@@ -189,6 +197,68 @@ CELLS = {
 }
 
 
+# The additive (Bahdanau) form of the attention cell, chosen with CaptioningRNN(cell_type='attention',
+# attention='additive'); see captionrnn.additive_attention. Wa (H, Da), Wha (H, Da), ba (Da,), wa (Da,)
+# with Da = H. Its backward also takes the maps' gradient (the doubly stochastic regulariser).
+class _AdditiveCellCache(NamedTuple):
+    lstm: tuple  # AdditiveLSTMCache
+    dweights: object = None  # gradient of the maps (N, T, Y, X) from the regulariser, if any
+
+
+def _additive_forward(x, A, p):
+    names = ("Wx", "Wh", "Wattn", "b", "Wa", "Wha", "ba", "wa")
+    h, cache = additive_attention_lstm_forward(x, A, *(p[k] for k in names))
+    return h, _AdditiveCellCache(cache)
+
+
+def _additive_backward(dh, cache):
+    dx, dA, *g = additive_attention_lstm_backward(dh, cache.lstm, cache.dweights)
+    return dx, dA, dict(zip(("Wx", "Wh", "Wattn", "b", "Wa", "Wha", "ba", "wa"), g))
+
+
+def _additive_initial_state(A, p):
+    keys, _ = attention_keys_forward(A, p["Wa"])  # (N, K, Da), once per image
+    h0 = A.mean(axis=(2, 3))
+    return {"h": h0, "c": h0.copy(), "A": A, "keys": keys}
+
+
+def _additive_step(x, state, p):
+    attn, weights, _ = additive_attention_forward(
+        state["h"], state["A"], state["keys"], p["Wha"], p["ba"], p["wa"]
+    )
+    h, c, _ = lstm_step_forward(
+        x, state["h"], state["c"], p["Wx"], p["Wh"], p["b"], attn, p["Wattn"]
+    )
+    return h, {"h": h, "c": c, "A": state["A"], "keys": state["keys"], ATTENTION_KEY: weights}
+
+
+def _randn_h(shape):
+    return lambda rng, W, H: rng.standard_normal(shape(H)) / np.sqrt(H)
+
+
+ATTENTION_FORMS = {
+    "dot": CELLS["attention"],
+    "additive": Cell(
+        gates=4,
+        forward=_additive_forward,
+        backward=_additive_backward,
+        initial_state=_additive_initial_state,
+        step=_additive_step,
+        extra_params=(
+            ("Wattn", _randn_h(lambda H: (H, 4 * H))),
+            ("Wa", _randn_h(lambda H: (H, H))),
+            ("Wha", _randn_h(lambda H: (H, H))),
+            ("ba", lambda rng, W, H: np.zeros(H)),
+            ("wa", _randn_h(lambda H: (H,))),
+        ),
+        encode=_spatial_encode,
+        encode_backward=_spatial_encode_backward,
+        spatial=True,
+        attention=True,
+    ),
+}
+
+
 class CaptioningRNN:
     """A recurrent captioning model with parameters in ``self.params`` (CS231n's CaptioningRNN).
 
@@ -209,6 +279,11 @@ class CaptioningRNN:
     - cell_type: one of ``CELLS`` ('rnn', 'lstm', 'gru' take pooled features (N, D); 'attention' takes
       spatial features (N, C, 4, 4), see :mod:`captionrnn.attention`)
     - dtype: np.float32 (training) or np.float64 (gradient checks)
+    - attention: for cell_type='attention', the form of the attention: 'dot' (scaled dot product,
+      :mod:`captionrnn.attention`, the default) or 'additive' (Show, Attend and Tell's,
+      :mod:`captionrnn.additive_attention`; extra params ``Wa``, ``Wha`` (H, H), ``ba``, ``wa`` (H,))
+    - attention_reg: lambda of the doubly stochastic regularisation added to the loss (additive form
+      only; 0 = none); it can also be set later as ``model.attention_reg``
     - seed: None draws from the global ``np.random`` exactly like CS231n (so ``np.random.seed`` in a
       notebook reproduces the course's numbers); an int or an ``np.random.Generator`` makes the
       initialisation independent of global state
@@ -223,6 +298,8 @@ class CaptioningRNN:
         cell_type="rnn",
         dtype=np.float32,
         seed=None,
+        attention="dot",
+        attention_reg=0.0,
     ):
         if cell_type not in CELLS:
             raise ValueError(
@@ -258,6 +335,18 @@ class CaptioningRNN:
         self._start = self.word_to_idx.get("<START>")
         self._end = self.word_to_idx.get("<END>")
         self._cell = CELLS[cell_type]
+        if attention not in ATTENTION_FORMS:
+            raise ValueError(f"attention must be one of {sorted(ATTENTION_FORMS)}, got {attention!r}")
+        if attention != "dot" and cell_type != "attention":
+            raise ValueError(
+                f"attention={attention!r} needs cell_type='attention', got {cell_type!r}"
+            )
+        if cell_type == "attention":
+            self._cell = ATTENTION_FORMS[attention]
+        self.attention = attention
+        if attention_reg and attention != "additive":
+            raise ValueError("attention_reg needs attention='additive' (its backward takes the maps)")
+        self.attention_reg = float(attention_reg)
 
         if seed is None:
             rng = np.random  # the legacy global stream: standard_normal(shape) == randn(*shape)
@@ -406,6 +495,17 @@ class CaptioningRNN:
         return loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache)
         ### END SOLUTION
 
+    def _regularise(self, loss, captions, caches):
+        """Add the doubly stochastic attention term (additive form, ``attention_reg`` > 0) to the loss;
+        its gradient with respect to the maps rides in the cell's cache to the cell's backward."""
+        if not self.attention_reg:
+            return loss, caches
+        enc_cache, embed_cache, cell_cache, vocab_cache = caches
+        mask = captions[:, 1:] != self._null
+        reg, dweights = doubly_stochastic_loss(cell_cache.lstm.weights, mask, self.attention_reg)
+        cell_cache = cell_cache._replace(dweights=dweights)
+        return loss + reg, (enc_cache, embed_cache, cell_cache, vocab_cache)
+
     def loss(self, features, captions):
         """Training loss and gradients for a minibatch (reads ``self.params`` afresh on every call).
 
@@ -418,9 +518,9 @@ class CaptioningRNN:
         - loss: scalar of the model's dtype, summed over time and averaged over N
         - grads: dict with the keys of ``self.params``, each the gradient of that param's shape and dtype
         """
-        loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache) = self._forward(
-            features, captions
-        )
+        loss, dscores, caches = self._forward(features, captions)
+        loss, caches = self._regularise(loss, captions, caches)
+        enc_cache, embed_cache, cell_cache, vocab_cache = caches
         ### BEGIN SOLUTION
         ### TODO: backward through the layers in reverse: temporal_affine_backward -> dh, dW_vocab, db_vocab;
         ### self._cell.backward(dh, cell_cache) -> dx, denc, the cell's grads; word_embedding_backward -> dW_embed;
@@ -436,7 +536,8 @@ class CaptioningRNN:
 
     def eval_loss(self, features, captions):
         """The loss of :meth:`loss` without the backward pass (for validation); returns a float."""
-        return float(self._forward(features, captions)[0])
+        loss, _, caches = self._forward(features, captions)
+        return float(self._regularise(loss, captions, caches)[0])
 
     # ---- decoding: one batched step at a time ----------------------------------------------------
 
@@ -529,6 +630,8 @@ class CaptioningRNN:
             "input_dim": self.input_dim,
             "wordvec_dim": self.wordvec_dim,
             "hidden_dim": self.hidden_dim,
+            "attention": self.attention,
+            "attention_reg": self.attention_reg,
             "dtype": self.dtype.name,
             "word_to_idx": self.word_to_idx,
         }
@@ -569,6 +672,8 @@ class CaptioningRNN:
                 cell_type=meta["cell_type"],
                 dtype=np.dtype(meta["dtype"]),
                 seed=0,
+                attention=meta.get("attention", "dot"),
+                attention_reg=meta.get("attention_reg", 0.0),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(
