@@ -37,23 +37,31 @@ BASE = dict(
     batch=100,
     best_by="val_loss",
     pool4=False,
+    attention="dot",
     reg=0.0,
 )
 ROWS = {
     "base": ({}, "3,000 scenes, LSTM H 256, 8 epochs, keep best by val loss"),
-    "train10k": ({"train": 10000, "epochs": 4}, "10,000 scenes, 4 epochs (about the same steps x 1.7)"),
     "train20k": ({"train": 20000, "epochs": 3}, "20,000 scenes, 3 epochs"),
-    "train20k_e5": ({"train": 20000, "epochs": 5}, "20,000 scenes, 5 epochs"),
-    "h128": ({"train": 20000, "epochs": 3, "hidden": 128}, "20,000 scenes, H 128"),
-    "h384": ({"train": 20000, "epochs": 3, "hidden": 384}, "20,000 scenes, H 384"),
     "best_correct": (
         {"train": 20000, "epochs": 3, "best_by": "correct"},
         "20,000 scenes, keep the epoch with most correct captions",
     ),
-    "att_dot": ({"cell": "attention", "train": 20000, "epochs": 3}, "attention (dot product)"),
-    "att_dot4": (
-        {"cell": "attention", "train": 20000, "epochs": 3, "pool4": True},
-        "attention (dot product), spatial map pooled to 4x4",
+    "h128": ({"train": 20000, "epochs": 3, "hidden": 128}, "20,000 scenes, H 128"),
+    "att_dot": (
+        {"cell": "attention", "train": 20000, "epochs": 1, "hidden": 128, "wordvec": 64},
+        "attention (dot product), 8x8 map, H 128, 1 epoch",
+    ),
+    "att_add": (
+        {
+            "cell": "attention",
+            "attention": "additive",
+            "train": 20000,
+            "epochs": 1,
+            "hidden": 128,
+            "wordvec": 64,
+        },
+        "attention (additive), 8x8 map, H 128, 1 epoch",
     ),
 }
 
@@ -79,7 +87,12 @@ def pool_to_4x4(data):
 
 
 def run_row(cfg, seed=0, verbose=False):
-    from captionrnn.evaluation import caption_metrics, evaluate_model, split_features
+    from captionrnn.evaluation import (
+        caption_metrics,
+        evaluate_grounding,
+        evaluate_model,
+        split_features,
+    )
     from captionrnn.model import CaptioningRNN
     from captionrnn.solver import CaptioningSolver
 
@@ -93,10 +106,10 @@ def run_row(cfg, seed=0, verbose=False):
         wordvec_dim=cfg["wordvec"],
         hidden_dim=cfg["hidden"],
         cell_type=cfg["cell"],
+        attention=cfg["attention"],
+        attention_reg=cfg["reg"],
         seed=seed,
     )
-    if cfg.get("reg"):
-        model.attention_reg = cfg["reg"]
     solver = CaptioningSolver(
         model,
         data,
@@ -107,7 +120,7 @@ def run_row(cfg, seed=0, verbose=False):
         num_epochs=cfg["epochs"],
         grad_clip=5.0,
         seed=seed,
-        print_every=10**9,
+        print_every=100,
         verbose=verbose,
         keep_best=True,
         eval_fn=caption_metrics(max_images=200),
@@ -117,7 +130,9 @@ def run_row(cfg, seed=0, verbose=False):
     solver.train()
     train_wall, train_cpu = time.perf_counter() - w, time.process_time() - c
     metrics, hyps, _ = evaluate_model(model, data, "val")
+    grounding = evaluate_grounding(model, data, "val") if model.has_attention else None
     return {
+        "grounding": grounding,
         "correct": metrics["correct"],
         "object_recall": metrics["object_recall"],
         "Bleu_4": metrics["Bleu_4"],
@@ -129,6 +144,10 @@ def run_row(cfg, seed=0, verbose=False):
         "best_epoch": solver.best_epoch,
         "example": hyps[min(hyps)],
     }
+
+
+def grounded(g):
+    return "" if g is None else f"{g['ratio']:.2f}x chance ({g['share']:.2f} vs {g['chance']:.2f})"
 
 
 def main(argv=None):
@@ -148,9 +167,9 @@ def main(argv=None):
         f"(OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; greedy captions of all 500 "
         "validation images; base: " + ", ".join(f"{k} {v}" for k, v in BASE.items()) + ").",
         "",
-        "| row | what changes | correct | object recall | BLEU-4 | CIDEr | best epoch | build wall / CPU s "
-        "| train wall / CPU s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| row | what changes | correct | object recall | BLEU-4 | CIDEr | attention on object "
+        "| best epoch | build wall / CPU s | train wall / CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         change, what = ROWS[name]
@@ -158,7 +177,7 @@ def main(argv=None):
         r = run_row(cfg, verbose=args.verbose)
         line = (
             f"| {name} | {what} | {r['correct']:.1%} | {r['object_recall']:.3f} | {r['Bleu_4']:.3f} | "
-            f"{r['CIDEr']:.2f} | {r['best_epoch']} | {r['build_wall']:.0f} / {r['build_cpu']:.0f} | "
+            f"{r['CIDEr']:.2f} | {grounded(r['grounding'])} | {r['best_epoch']} | {r['build_wall']:.0f} / {r['build_cpu']:.0f} | "
             f"{r['train_wall']:.0f} / {r['train_cpu']:.0f} |"
         )
         print(line, f'  e.g. "{r["example"]}"', flush=True)

@@ -304,3 +304,82 @@ def shapes_caption_scores(hypotheses, annotations):
         "object_recall": float(np.mean([c["recall"] for c in checks])),
         "images": len(checks),
     }
+
+
+# ----------------------------------------------------------------- shapes: does attention land on the object?
+def object_cells(obj, grid):
+    """Boolean (grid, grid) mask [row, col] of the cells the object's bounding box [x0, y0, x1, y1) overlaps,
+    on a 64-pixel image cut into grid x grid cells."""
+    from captionrnn.data.shapes import IMAGE_SIZE
+
+    cell = IMAGE_SIZE // grid
+    x0, y0, x1, y1 = obj["bbox"]
+    mask = np.zeros((grid, grid), bool)
+    mask[y0 // cell : (y1 - 1) // cell + 1, x0 // cell : (x1 - 1) // cell + 1] = True
+    return mask
+
+
+def named_objects(word, objects):
+    """The objects a word names: same colour, or same shape (plurals count); None if not an object word."""
+    colours, shapes, plurals, _ = _shapes_vocabulary()
+    if word in colours:
+        return [o for o in objects if o["colour"] == word]
+    if word in shapes or word in plurals:
+        shape = plurals.get(word, word)
+        return [o for o in objects if o["shape"] == shape]
+    return None
+
+
+def attention_grounding(captions, maps, annotations, idx_to_word, end=None):
+    """How much of each word's attention map lies on the object the word names, against chance.
+
+    Inputs:
+    - captions: generated word indices, shape (N, T) (from ``model.sample``)
+    - maps: the map of the step that produced each word, shape (N, T, Y, X) (Y = X)
+    - annotations: per image, its objects (shapes ``data[f"{split}_annotations"]``)
+    - idx_to_word: the vocabulary; end: index of ``<END>`` (the caption stops there)
+
+    Over every generated colour or shape word that names exactly one object of its image: the share of
+    the map's mass on the cells the object's bounding box overlaps, and the share a uniform map would
+    put there (chance). Returns a dict with "words" (how many), "share", "chance" (means), "ratio"
+    (share / chance: 1 is no better than uniform) and "above" (fraction of words whose share beats chance).
+    """
+    grid = maps.shape[-1]
+    share, chance = [], []
+    for n, objects in enumerate(annotations):
+        for t, w in enumerate(captions[n]):
+            if end is not None and w == end:
+                break
+            match = named_objects(idx_to_word[int(w)], objects)
+            if match is None or len(match) != 1 or not maps[n, t].any():
+                continue
+            cells = object_cells(match[0], grid)
+            share.append(float(maps[n, t][cells].sum()))
+            chance.append(float(cells.mean()))
+    if not share:
+        return {"words": 0, "share": 0.0, "chance": 0.0, "ratio": 0.0, "above": 0.0}
+    share, chance = np.array(share), np.array(chance)
+    return {
+        "words": len(share),
+        "share": float(share.mean()),
+        "chance": float(chance.mean()),
+        "ratio": float(share.mean() / chance.mean()),
+        "above": float(np.mean(share > chance)),
+    }
+
+
+def evaluate_grounding(model, data, split="val", max_images=None, max_length=16):
+    """:func:`attention_grounding` of ``model``'s greedy captions on ``split`` (an attention model on a
+    dataset with scene annotations, i.e. shapes)."""
+    features = split_features(model.cell_type, data, split)
+    n = len(features) if max_images is None else min(max_images, len(features))
+    captions, maps = model.sample(
+        np.asarray(features[:n], dtype=model.dtype), max_length=max_length, return_attention=True
+    )
+    return attention_grounding(
+        captions,
+        maps,
+        data[f"{split}_annotations"][:n],
+        data["idx_to_word"],
+        data["word_to_idx"].get("<END>"),
+    )

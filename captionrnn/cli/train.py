@@ -17,6 +17,8 @@ DEFAULTS = dict(
     lr_decay=0.95,
     seed=0,
     grad_clip=5.0,
+    attention="additive",
+    attention_reg=1.0,
 )
 
 
@@ -88,9 +90,24 @@ def register(sub):
     )
     p.add_argument(
         "--best-by",
-        default="val_loss",
-        choices=["val_loss", "CIDEr", "Bleu_4"],
-        help="which validation score chooses the parameters kept (default: %(default)s)",
+        default=None,
+        choices=["val_loss", "CIDEr", "Bleu_4", "correct", "object_recall"],
+        help="which validation score chooses the parameters kept (default: 'correct', the share of "
+        "captions true to the scene, on shapes; val_loss elsewhere)",
+    )
+    p.add_argument(
+        "--attention",
+        default=DEFAULTS["attention"],
+        choices=["dot", "additive"],
+        help="--cell attention only: the attention form, additive (Show, Attend and Tell; its maps "
+        "land on the named object) or dot (scaled dot product) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--attention-reg",
+        type=float,
+        default=DEFAULTS["attention_reg"],
+        help="--attention additive only: lambda of the doubly stochastic regulariser "
+        "(default: %(default)s)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-iteration output")
     p.set_defaults(func=run)
@@ -138,6 +155,11 @@ def run(args):
         hidden_dim=args.hidden_dim,
         cell_type=args.cell,
         seed=args.seed,
+        **(
+            dict(attention=args.attention, attention_reg=args.attention_reg)
+            if args.cell == "attention"
+            else {}
+        ),
     )
     n_train, n_val = len(data["train_captions"]), len(data.get("val_captions", []))
     print(
@@ -149,6 +171,8 @@ def run(args):
         json.dumps({"data": args.data, "args": vars(args) | {"func": None}}, indent=2, default=str)
     )
 
+    if args.best_by is None:  # shapes scenes can be checked: keep the epoch whose captions are right
+        args.best_by = "correct" if args.metrics and "val_annotations" in data else "val_loss"
     solver = CaptioningSolver(
         model,
         data,
@@ -222,6 +246,21 @@ def run(args):
             "\nvalidation metrics (greedy, up to 500 images): "
             + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items())
         )
+        if "correct" in metrics:
+            print(
+                f"checked against the scenes: {metrics['correct']:.1%} of the captions are correct "
+                f"(every object named exists with that colour, shape and size; counts right), "
+                f"object recall {metrics['object_recall']:.3f} (share of each scene's objects named)"
+            )
+        if model.has_attention and "val_annotations" in data:
+            from captionrnn.evaluation import evaluate_grounding
+
+            g = evaluate_grounding(model, data, "val", max_images=500)
+            summary["val_grounding"] = g
+            print(
+                f"attention on the object a word names: {g['share']:.3f} of the map vs {g['chance']:.3f} "
+                f"for a uniform map ({g['ratio']:.2f}x chance, {g['words']} words naming one object)"
+            )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ntrained in {train_time:.0f} s; wrote:")
     for path in (model_path, loss_png, gallery_png, out / "checkpoints", out / "summary.json"):

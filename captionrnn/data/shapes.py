@@ -48,7 +48,7 @@ SIZES = {"small": (5.0, 7.0), "large": (10.0, 13.0)}  # half-size r in pixels, d
 DEFAULT_SIZES = {"train": 3000, "val": 500, "test": 500}
 POOLED_DIM = 512
 HUE_BINS = 12
-ORI_BINS = 8
+ORI_BINS = 12
 SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 4  # = 27, see image_features
 INK_FLOOR = 0.15  # chroma of the grey background's noise stays below this; objects have 0.45-0.8
 
@@ -301,7 +301,8 @@ def _features_chunk(images):
     mag = np.hypot(gx, gy).ravel()
     edge_px = np.flatnonzero(mag > 0)
     ori = np.arctan2(gy.ravel()[edge_px], gx.ravel()[edge_px]) % (2 * np.pi)  # signed: apex differs
-    ori_bins = _soft_bins(ori * (ORI_BINS / (2 * np.pi)), ORI_BINS)
+    # bins centred on 0, 45, 90, ... degrees: axis-aligned and diagonal edges each fill their own bin
+    ori_bins = _soft_bins(ori * (ORI_BINS / (2 * np.pi)) + 0.5, ORI_BINS)
     mag_e = mag[edge_px]
 
     # Spatial map: per cell an ink-weighted hue histogram, the mean colour, a gradient-orientation
@@ -360,6 +361,7 @@ def _features_chunk(images):
     glob = np.concatenate(
         [
             signature.reshape(n, -1),
+            edge.reshape(n, -1) / P,
             w / P,
             mean_x * present,
             mean_y * present,
