@@ -39,6 +39,7 @@ BASE = dict(
     pool4=False,
     attention="dot",
     reg=0.0,
+    attention_dim=None,
 )
 ROWS = {
     "base": ({}, "3,000 scenes, LSTM H 256, 8 epochs, keep best by val loss"),
@@ -56,12 +57,14 @@ ROWS = {
         {
             "cell": "attention",
             "attention": "additive",
+            "reg": 1.0,
+            "attention_dim": 32,
             "train": 20000,
             "epochs": 1,
             "hidden": 128,
             "wordvec": 64,
         },
-        "attention (additive), 8x8 map, H 128, 1 epoch",
+        "attention (additive, Da 32, lambda 1), 8x8 map, H 128, 1 epoch",
     ),
 }
 
@@ -108,6 +111,7 @@ def run_row(cfg, seed=0, verbose=False):
         cell_type=cfg["cell"],
         attention=cfg["attention"],
         attention_reg=cfg["reg"],
+        attention_dim=cfg["attention_dim"],
         seed=seed,
     )
     solver = CaptioningSolver(

@@ -199,7 +199,7 @@ CELLS = {
 
 # The additive (Bahdanau) form of the attention cell, chosen with CaptioningRNN(cell_type='attention',
 # attention='additive'); see captionrnn.additive_attention. Wa (H, Da), Wha (H, Da), ba (Da,), wa (Da,)
-# with Da = H. Its backward also takes the maps' gradient (the doubly stochastic regulariser).
+# with Da = attention_dim. Its backward also takes the maps' gradient (the doubly stochastic regulariser).
 class _AdditiveCellCache(NamedTuple):
     lstm: tuple  # AdditiveLSTMCache
     dweights: object = None  # gradient of the maps (N, T, Y, X) from the regulariser, if any
@@ -233,7 +233,7 @@ def _additive_step(x, state, p):
 
 
 def _randn_h(shape):
-    return lambda rng, W, H: rng.standard_normal(shape(H)) / np.sqrt(H)
+    return lambda rng, W, H, Da: rng.standard_normal(shape(H, Da)) / np.sqrt(H)
 
 
 ATTENTION_FORMS = {
@@ -245,11 +245,11 @@ ATTENTION_FORMS = {
         initial_state=_additive_initial_state,
         step=_additive_step,
         extra_params=(
-            ("Wattn", _randn_h(lambda H: (H, 4 * H))),
-            ("Wa", _randn_h(lambda H: (H, H))),
-            ("Wha", _randn_h(lambda H: (H, H))),
-            ("ba", lambda rng, W, H: np.zeros(H)),
-            ("wa", _randn_h(lambda H: (H,))),
+            ("Wattn", _randn_h(lambda H, Da: (H, 4 * H))),
+            ("Wa", _randn_h(lambda H, Da: (H, Da))),
+            ("Wha", _randn_h(lambda H, Da: (H, Da))),
+            ("ba", lambda rng, W, H, Da: np.zeros(Da)),
+            ("wa", _randn_h(lambda H, Da: (Da,))),
         ),
         encode=_spatial_encode,
         encode_backward=_spatial_encode_backward,
@@ -284,6 +284,7 @@ class CaptioningRNN:
       :mod:`captionrnn.additive_attention`; extra params ``Wa``, ``Wha`` (H, H), ``ba``, ``wa`` (H,))
     - attention_reg: lambda of the doubly stochastic regularisation added to the loss (additive form
       only; 0 = none); it can also be set later as ``model.attention_reg``
+    - attention_dim: Da, the width of the additive attention's hidden layer (default H)
     - seed: None draws from the global ``np.random`` exactly like CS231n (so ``np.random.seed`` in a
       notebook reproduces the course's numbers); an int or an ``np.random.Generator`` makes the
       initialisation independent of global state
@@ -300,6 +301,7 @@ class CaptioningRNN:
         seed=None,
         attention="dot",
         attention_reg=0.0,
+        attention_dim=None,
     ):
         if cell_type not in CELLS:
             raise ValueError(
@@ -336,7 +338,9 @@ class CaptioningRNN:
         self._end = self.word_to_idx.get("<END>")
         self._cell = CELLS[cell_type]
         if attention not in ATTENTION_FORMS:
-            raise ValueError(f"attention must be one of {sorted(ATTENTION_FORMS)}, got {attention!r}")
+            raise ValueError(
+                f"attention must be one of {sorted(ATTENTION_FORMS)}, got {attention!r}"
+            )
         if attention != "dot" and cell_type != "attention":
             raise ValueError(
                 f"attention={attention!r} needs cell_type='attention', got {cell_type!r}"
@@ -345,8 +349,11 @@ class CaptioningRNN:
             self._cell = ATTENTION_FORMS[attention]
         self.attention = attention
         if attention_reg and attention != "additive":
-            raise ValueError("attention_reg needs attention='additive' (its backward takes the maps)")
+            raise ValueError(
+                "attention_reg needs attention='additive' (its backward takes the maps)"
+            )
         self.attention_reg = float(attention_reg)
+        self.attention_dim = int(attention_dim or hidden_dim) if attention == "additive" else None
 
         if seed is None:
             rng = np.random  # the legacy global stream: standard_normal(shape) == randn(*shape)
@@ -369,7 +376,9 @@ class CaptioningRNN:
         p["Wh"] = rng.standard_normal((H, G * H)) / np.sqrt(H)
         p["b"] = np.zeros(G * H)
         for name, init in self._cell.extra_params:
-            p[name] = init(rng, W, H)
+            p[name] = (
+                init(rng, W, H, self.attention_dim) if attention == "additive" else init(rng, W, H)
+            )
         p["W_vocab"] = rng.standard_normal((H, V)) / np.sqrt(H)
         p["b_vocab"] = np.zeros(V)
         self.params = {k: v.astype(dtype) for k, v in p.items()}
@@ -632,6 +641,7 @@ class CaptioningRNN:
             "hidden_dim": self.hidden_dim,
             "attention": self.attention,
             "attention_reg": self.attention_reg,
+            "attention_dim": self.attention_dim,
             "dtype": self.dtype.name,
             "word_to_idx": self.word_to_idx,
         }
@@ -674,6 +684,7 @@ class CaptioningRNN:
                 seed=0,
                 attention=meta.get("attention", "dot"),
                 attention_reg=meta.get("attention_reg", 0.0),
+                attention_dim=meta.get("attention_dim"),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(

@@ -219,7 +219,9 @@ def test_whole_model_gradient_with_regulariser(backend, rng, reg):
     captions[1, 4:] = 0
     loss, grads = model.loss(features, captions)
     for name, value in model.params.items():
-        num = eval_numerical_gradient(lambda _: model.loss(features, captions)[0], value, verbose=False)
+        num = eval_numerical_gradient(
+            lambda _: model.loss(features, captions)[0], value, verbose=False
+        )
         assert normwise(num, grads[name]) < MODEL_TOL, (name, normwise(num, grads[name]))
     if reg:
         plain = CaptioningRNN(

@@ -11,7 +11,7 @@ DEFAULTS = dict(
     cell="lstm",
     hidden_dim=256,
     wordvec_dim=128,
-    epochs=8,
+    epochs=3,
     batch_size=100,
     lr=5e-3,
     lr_decay=0.95,
@@ -19,6 +19,7 @@ DEFAULTS = dict(
     grad_clip=5.0,
     attention="additive",
     attention_reg=1.0,
+    attention_dim=32,
 )
 
 
@@ -156,7 +157,11 @@ def run(args):
         cell_type=args.cell,
         seed=args.seed,
         **(
-            dict(attention=args.attention, attention_reg=args.attention_reg)
+            dict(
+                attention=args.attention,
+                attention_reg=args.attention_reg if args.attention == "additive" else 0.0,
+                attention_dim=DEFAULTS["attention_dim"] if args.attention == "additive" else None,
+            )
             if args.cell == "attention"
             else {}
         ),
@@ -171,7 +176,9 @@ def run(args):
         json.dumps({"data": args.data, "args": vars(args) | {"func": None}}, indent=2, default=str)
     )
 
-    if args.best_by is None:  # shapes scenes can be checked: keep the epoch whose captions are right
+    if (
+        args.best_by is None
+    ):  # shapes scenes can be checked: keep the epoch whose captions are right
         args.best_by = "correct" if args.metrics and "val_annotations" in data else "val_loss"
     solver = CaptioningSolver(
         model,

@@ -3,11 +3,12 @@
 Each 64x64 image holds one to three non-overlapping objects, each a shape (circle, square, triangle, diamond,
 cross) in one of six colours, small or large, anywhere in the frame, on a grey background with pixel noise.
 Five captions per image come from a small grammar with several phrasings, relations ("to the left of",
-"above", ...) and counts ("two red shapes").
+"above", ...) and counts ("two red shapes"); every phrasing names every object of the scene (directly or
+in a count), so a model's captions can be checked for object recall as well as correctness.
 
 Image features are computed **from the pixels only** (:func:`image_features` takes nothing but the images):
 hand-designed colour and gradient statistics, in the spirit of HOG and colour histograms, with fixed filters and
-no learning from the labels. The only fitting is unsupervised (mean/std and PCA over the training images).
+no learning from the labels, on an 8 x 8 grid of 8-pixel cells. The only fitting is unsupervised (mean/std and PCA over the training images).
 The dataset is written in the CS231n layout (see :mod:`captionrnn.data.coco`) plus the images, so every tool
 that reads COCO reads it.
 """
@@ -45,11 +46,13 @@ COLOURS = {
     "purple": (150, 60, 200),
 }
 SIZES = {"small": (5.0, 7.0), "large": (10.0, 13.0)}  # half-size r in pixels, drawn uniformly
-DEFAULT_SIZES = {"train": 3000, "val": 500, "test": 500}
+DEFAULT_SIZES = {"train": 20000, "val": 500, "test": 500}
 POOLED_DIM = 512
 HUE_BINS = 12
 ORI_BINS = 12
 SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 4  # = 27, see image_features
+GLOBAL_DIM = 2 * HUE_BINS * ORI_BINS + 7 * HUE_BINS + SPATIAL_CHANNELS  # = 403, see image_features
+FEATURE_DIM = 16 * SPATIAL_CHANNELS + GLOBAL_DIM  # = 899: the pooled vector (``{split}_features``)
 INK_FLOOR = 0.15  # chroma of the grey background's noise stays below this; objects have 0.45-0.8
 
 
@@ -120,7 +123,8 @@ def render(scenes, rng):
 
 def annotate(scenes, masks):
     """Per image, per object: shape, colour, size, centre, bounding box [x0, y0, x1, y1) in pixels and
-    ``cells``, the share of the object's pixels in each of the 4x4 grid cells (row-major, 4 lists of 4)."""
+    ``cells``, the share of the object's pixels in each of the GRID x GRID cells of the spatial map
+    (row-major, 8 lists of 8)."""
     out, k = [], 0
     for scene in scenes:
         objs = []
@@ -212,6 +216,7 @@ def _templates(objs, rng):
         ]
     a, b = order[0], order[1]
     big = max(objs, key=lambda o: o["r"])
+    small = min(objs, key=lambda o: o["r"])
     if len(objs) == 2:
         return [
             f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)}",
@@ -220,7 +225,8 @@ def _templates(objs, rng):
             f"there are two shapes {_np(a, rng, False)} and {_np(b, rng, False)}",
             _count_phrase(order),
             f"{_np(a, rng, True)} and {_np(b, rng, True)}",
-            f"the larger shape is a {big['colour']} {big['shape']}"
+            f"the larger shape is a {big['colour']} {big['shape']} and the other is a "
+            f"{small['colour']} {small['shape']}"
             if a["size"] != b["size"]
             else f"two {a['size']} shapes {_np(a, rng, False)} and {_np(b, rng, False)}",
         ]
@@ -228,11 +234,12 @@ def _templates(objs, rng):
     return [
         f"three shapes a {a['colour']} {a['shape']} a {b['colour']} {b['shape']} and a {c['colour']} {c['shape']}",
         f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)} and {_np(c, rng, False)}",
-        f"there are three shapes including {_np(a, rng, True)}",
+        f"there are three shapes {_np(a, rng, True)} {_np(b, rng)} and {_np(c, rng)}",
         _count_phrase(order),
-        f"{_np(a, rng)} is {_rel(a, b)} {_np(b, rng)}",
-        f"the biggest of three shapes is a {big['colour']} {big['shape']}",
-        f"{_np(b, rng, False)} {_rel(b, c)} {_np(c, rng, False)} and one more shape",
+        f"{_np(a, rng)} is {_rel(a, b)} {_np(b, rng)} and there is also {_np(c, rng)}",
+        f"the biggest of three shapes is a {big['colour']} {big['shape']} with "
+        + " and ".join(f"a {o['colour']} {o['shape']}" for o in objs if o is not big),
+        f"{_np(b, rng, False)} {_rel(b, c)} {_np(c, rng, False)} and one more shape {_np(a, rng)}",
     ]
 
 
@@ -270,7 +277,9 @@ def _cells(a, cell=CELL):
     """Mean of (N, S, S, ...) over each cell x cell block -> (N, S/cell, S/cell, ...)."""
     n, s = a.shape[:2]
     g, rest = s // cell, a.shape[3:]
-    a = a.reshape(n, s, g, cell, *rest).sum(axis=3)  # two single-axis sums: faster than one over (2, 4)
+    a = a.reshape(n, s, g, cell, *rest).sum(
+        axis=3
+    )  # two single-axis sums: faster than one over (2, 4)
     return a.reshape(n, g, cell, g, *rest).sum(axis=2) / (cell * cell)
 
 
@@ -314,7 +323,9 @@ def _features_chunk(images):
     n_cells = n * GRID * GRID
     per_cell = CELL * CELL
     quarter = _cells(ink, CELL // 2).reshape(n, GRID, 2, GRID, 2).transpose(0, 1, 3, 2, 4)
-    hue_cells = _hist(img_of * GRID * GRID + cell_of_pixel[px_of], hue_bins, ink_on, n_cells, HUE_BINS)
+    hue_cells = _hist(
+        img_of * GRID * GRID + cell_of_pixel[px_of], hue_bins, ink_on, n_cells, HUE_BINS
+    )
     ori_cells = _hist(img_e * GRID * GRID + cell_of_pixel[px_e], ori_bins, mag_e, n_cells, ORI_BINS)
     spatial = np.concatenate(
         [
@@ -432,12 +443,17 @@ class FeatureScaler:
 
     @staticmethod
     def _raw(spatial, glob):
-        # signed square root (Hellinger map) of the statistics: small histogram entries count by ratio
-        flat = np.concatenate([spatial.reshape(len(spatial), -1), glob], 1).astype(np.float64)
+        # The pooled vector: the global statistics and the spatial map averaged to 4 x 4 cells (the full
+        # 8 x 8 map in a pooled vector drowns the per-colour shape signatures: measured with a linear
+        # probe, benchmarks/results/shapes_levers.md). Signed square root (Hellinger map) of the
+        # statistics: small histogram entries count by ratio.
+        n, c, g = spatial.shape[:3]
+        coarse = spatial.reshape(n, c, 4, g // 4, 4, g // 4).mean(axis=(3, 5)).reshape(n, -1)
+        flat = np.concatenate([coarse, glob], 1).astype(np.float64)
         return np.sign(flat) * np.sqrt(np.abs(flat))
 
     def transform(self, spatial, glob):
-        """Returns (spatial standardised (N, C, 4, 4), full vector (N, Draw), pooled (N, dim)), all float32."""
+        """Returns (spatial standardised (N, C, 8, 8), pooled vector (N, 899), its PCA (N, dim)), float32."""
         z = (self._raw(spatial, glob) - self.mean) / self.std
         pooled = z @ self.components / self.scale
         if (
@@ -476,7 +492,9 @@ def generate_split(n, rng, captions_per_image=5):
         images.append(chunk_images)
         annotations += annotate(scenes[s : s + 1000], masks)
     captions = [make_captions(s, rng, captions_per_image) for s in scenes]
-    images = np.concatenate(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    images = (
+        np.concatenate(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    )
     return images, annotations, captions
 
 
@@ -498,13 +516,16 @@ def build_shapes(
     - num_train, num_val, num_test: images per split (five captions each)
     - seed: everything (scenes, noise, captions) follows from it; each split has its own stream, so changing
       num_val leaves the training images unchanged
-    - write_png: also save every image as a PNG (the ``*_urls.txt`` files list them, for galleries)
+    - write_png: also save the validation and test images as PNGs (the ``*_urls.txt`` files list them, for
+      galleries); ``"all"`` writes the training images' too (PNG encoding is the slowest part of a build:
+      every image is always in ``{split}2014_images.h5``)
 
     Files beyond the layout: ``{split}2014_images.h5`` (dataset ``images``, uint8 (N, 64, 64, 3)) and
     ``{split}2014_annotations.json`` (per image, its objects; see :func:`annotate`).
-    The features: ``*_vgg16_fc7.h5`` holds the full standardised descriptor (N, 32*16 + 248 = 760),
-    ``*_pca.h5`` its PCA to 512 (N, 512), ``*_spatial.h5`` the spatial map (N, 32, 4, 4) standardised per
-    channel; all statistics come from the training images. Returns the folder as a Path.
+    The features: ``*_vgg16_fc7.h5`` holds the pooled descriptor, standardised (N, FEATURE_DIM = 899: the
+    spatial map averaged to 4 x 4 cells and the global statistics), ``*_pca.h5`` its PCA to 512 (N, 512;
+    CS231n's width, for code that expects it), ``*_spatial.h5`` the spatial map (N, 27, 8, 8) standardised
+    per channel; all statistics come from the training images. Returns the folder as a Path.
     """
     import h5py
 
@@ -548,10 +569,11 @@ def build_shapes(
         "seed": seed,
         "sizes": sizes,
         "image_size": IMAGE_SIZE,
-        "features": "hand-designed pixel statistics (colour histograms, gradient-orientation histograms, "
-        "corner responses) per 16x16 cell and per hue; never computed from the labels. "
-        f"*_vgg16_fc7.h5: full standardised vector ({splits['train']['features'].shape[1]}-d); "
-        f"*_pca.h5: its PCA to {POOLED_DIM}; *_spatial.h5: (N, {SPATIAL_CHANNELS}, 4, 4)",
+        "features": "hand-designed pixel statistics (colour histograms, gradient-orientation histograms) "
+        f"per {CELL}x{CELL} cell and per hue; never computed from the labels. "
+        f"*_vgg16_fc7.h5: pooled standardised vector ({splits['train']['features'].shape[1]}-d, "
+        f"the default); *_pca.h5: its PCA to {POOLED_DIM}; *_spatial.h5: (N, {SPATIAL_CHANNELS}, "
+        f"{GRID}, {GRID})",
         "vocab_size": len(vocab["idx_to_word"]),
         "max_length": max_length,
     }
@@ -561,7 +583,7 @@ def build_shapes(
             f.create_dataset("images", data=images)
         with open(tmp / f"{name}2014_annotations.json", "w", encoding="utf-8") as f:
             json.dump(annotations, f)
-        if write_png:
+        if write_png == "all" or (write_png and name != "train"):
             from PIL import Image
 
             (tmp / "images" / name).mkdir(parents=True)
@@ -582,7 +604,7 @@ def load_shapes(
     seed=0,
     cache_dir=None,
     rebuild=False,
-    pca_features=True,
+    pca_features=False,
     max_train=None,
     images=True,
     verbose=True,
@@ -590,7 +612,7 @@ def load_shapes(
     """The shapes dataset, built on first use and then read from the cache.
 
     Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs, features
-    (N, 512) with ``pca_features=True``, spatial_features (N, 32, 4, 4), urls (local PNG paths), idx_to_word,
+    (N, 899), or (N, 512) with ``pca_features=True``, spatial_features (N, 27, 8, 8), urls, idx_to_word,
     word_to_idx, info) plus ``{split}_annotations`` (list per image of object dicts) and, with ``images=True``,
     ``{split}_images`` uint8 (Nimg, 64, 64, 3).
     """
