@@ -22,8 +22,6 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-
 HERE = Path(__file__).resolve().parent
 
 BASE = dict(
@@ -70,7 +68,7 @@ ROWS = {
 
 
 def load(train, val=500, test=500):
-    """The dataset (built when not cached) and (wall, cpu) seconds of the build, (0, 0) if cached."""
+    """The dataset (built when not cached) and (wall, cpu) seconds of the build ((0, 0): cached)."""
     from captionrnn.data.shapes import load_shapes, shapes_dir
 
     cached = (shapes_dir(train, val, test) / "dataset.json").is_file()
@@ -166,8 +164,9 @@ def main(argv=None):
             print(f"{name:14s} {what}  {change}")
         return 0
     names = args.only.split(",") if args.only else list(ROWS)
+    only = f" --only {args.only}" if args.only else ""
     lines = [
-        f"Command: `python benchmarks/shapes_levers.py{' --only ' + args.only if args.only else ''}` "
+        f"Command: `python benchmarks/shapes_levers.py{only}` "
         f"(OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; greedy captions of all 500 "
         "validation images; base: " + ", ".join(f"{k} {v}" for k, v in BASE.items()) + ").",
         "",
@@ -180,8 +179,9 @@ def main(argv=None):
         cfg = {**BASE, **change}
         r = run_row(cfg, verbose=args.verbose)
         line = (
-            f"| {name} | {what} | {r['correct']:.1%} | {r['object_recall']:.3f} | {r['Bleu_4']:.3f} | "
-            f"{r['CIDEr']:.2f} | {grounded(r['grounding'])} | {r['best_epoch']} | {r['build_wall']:.0f} / {r['build_cpu']:.0f} | "
+            f"| {name} | {what} | {r['correct']:.1%} | {r['object_recall']:.3f} | "
+            f"{r['Bleu_4']:.3f} | {r['CIDEr']:.2f} | {grounded(r['grounding'])} | {r['best_epoch']} | "
+            f"{r['build_wall']:.0f} / {r['build_cpu']:.0f} | "
             f"{r['train_wall']:.0f} / {r['train_cpu']:.0f} |"
         )
         print(line, f'  e.g. "{r["example"]}"', flush=True)

@@ -3,23 +3,24 @@
 The second attention form beside the scaled dot product of :mod:`captionrnn.attention` (which stays
 the default of that module). A small one-hidden-layer network scores every grid position k:
 
-    keys_k = A_k Wa                                   (computed once per image: it does not depend on t)
+    keys_k = A_k Wa                                   (once per image: it does not depend on t)
     e_k    = w . tanh(keys_k + prev_h Wh + b)         scores, (N, K)
     alpha  = softmax_k(e),   attn = sum_k alpha_k A_k  weights (N, K), context (N, H)
 
-The context enters the LSTM gates exactly as in :mod:`captionrnn.attention` (``attn @ Wattn``), and
-h0 = c0 = mean_k A_k. Unlike the dot product, the score can learn *what* to look for (a colour, an
-outline) separately from what the context carries: ``Wa`` picks features of the cells, ``Wh`` turns the
-state into a query, and the tanh lets a cell score high only when both agree.
+The context enters the LSTM gates exactly as in :mod:`captionrnn.attention` (``attn @ Wattn``),
+and h0 = c0 = mean_k A_k. Unlike the dot product, the score can learn *what* to look for (a colour,
+an outline) separately from what the context carries: ``Wa`` picks features of the cells, ``Wh``
+turns the state into a query, and the tanh lets a cell score high only when both agree.
 
-Doubly stochastic regularisation (Xu et al. 2015, eq. 14): lambda * sum_k (1 - sum_t alpha_tk)^2 pushes
-every position to receive about one unit of attention over the caption, so the maps do not stay on one
-place. :func:`doubly_stochastic_loss` returns its value and its gradient with respect to the maps, which
-:func:`additive_attention_lstm_backward` takes as ``dweights``.
+Doubly stochastic regularisation (Xu et al. 2015, eq. 14): lambda * sum_k (1 - sum_t alpha_tk)^2
+pushes every position to receive about one unit of attention over the caption, so the maps do not
+stay on one place. :func:`doubly_stochastic_loss` returns its value and its gradient with respect
+to the maps, which :func:`additive_attention_lstm_backward` takes as ``dweights``.
 
-Shapes use the package legend (N batch, T timesteps, W word vectors, H hidden, K = Y * X grid positions,
-Da the attention size). Derivations: docs/attention.md#additive-attention. No Numba kernel: on the
-'numba' backend the LSTM steps use their kernels and this layer runs this NumPy reference.
+Shapes use the package legend (N batch, T timesteps, W word vectors, H hidden, K = Y * X grid
+positions, Da the attention size). Derivations: docs/attention.md#additive-attention. No Numba
+kernel: on the 'numba' backend the LSTM steps use their kernels and this layer runs this NumPy
+reference.
 """
 
 from typing import NamedTuple
@@ -69,7 +70,7 @@ def _check_A(A, N=None, H=None):
 
 
 def attention_keys_forward(A, Wa):
-    """The attention keys of every grid position: keys_k = A_k Wa (no bias: the query's b is enough).
+    """The attention keys of every grid position: keys_k = A_k Wa (no bias: b is in the query).
 
     Inputs:
     - A: projected spatial features, shape (N, H, Y, X)
@@ -106,7 +107,8 @@ def attention_keys_backward(dkeys, cache):
     N, H = A.shape[:2]
     check_shape("dkeys", dkeys, (N, A.shape[2] * A.shape[3], Wa.shape[1]), "(N, K, Da)")
     ### BEGIN SOLUTION
-    ### TODO: an affine layer over the positions: dA_k = dkeys_k Wa^T, dWa = sum over n, k of A_k^T dkeys_k
+    ### TODO: an affine layer over the positions: dA_k = dkeys_k Wa^T, dWa = sum over n, k of A_k^T
+    ### dkeys_k
     A_pos = A.reshape(N, H, -1).transpose(0, 2, 1)  # (N, K, H)
     dA = (dkeys @ Wa.T).transpose(0, 2, 1).reshape(A.shape)
     dWa = A_pos.reshape(-1, H).T @ dkeys.reshape(-1, Wa.shape[1])  # (H, Da)
@@ -132,8 +134,8 @@ def additive_attention_forward(prev_h, A, keys, Wh, b, w):
     - attn_weights: attention weights, each map summing to 1, shape (N, Y, X)
     - cache: AdditiveAttentionCache for additive_attention_backward
 
-    The same return convention as :func:`captionrnn.attention.dot_product_attention`, so the two forms
-    are interchangeable inside the attention LSTM.
+    The same return convention as :func:`captionrnn.attention.dot_product_attention`, so the two
+    forms are interchangeable inside the attention LSTM.
     """
     check_float("prev_h", prev_h)
     check_shape("prev_h", prev_h, (None, None), "(N, H)")
@@ -146,8 +148,9 @@ def additive_attention_forward(prev_h, A, keys, Wh, b, w):
     check_shape("b", b, (Da,), "(Da,)")
     check_shape("w", w, (Da,), "(Da,)")
     ### BEGIN SOLUTION
-    ### TODO: query = prev_h Wh + b (N, Da); z = tanh(keys + query) (N, K, Da); scores e = z . w (N, K);
-    ### a stable softmax over K; attn = sum_k weights_k A_k (N, H); cache = AdditiveAttentionCache(...)
+    ### TODO: query = prev_h Wh + b (N, Da); z = tanh(keys + query) (N, K, Da); scores e = z . w (N,
+    ### K); a stable softmax over K; attn = sum_k weights_k A_k (N, H); cache =
+    ### AdditiveAttentionCache(...)
     query = prev_h @ Wh + b  # (N, Da)
     z = np.tanh(keys + query[:, None, :])  # (N, K, Da)
     scores = z @ w  # (N, K)
@@ -183,10 +186,10 @@ def additive_attention_backward(dattn, cache, dweights=None):
     if dweights is not None:
         check_shape("dweights", dweights, (N,) + A.shape[2:], "(N, Y, X)")
     ### BEGIN SOLUTION
-    ### TODO: dA_k = weights_k dattn; dweights_k += dattn . A_k; softmax backward
-    ### de = w * (dweights - sum_j w_j dweights_j); dz = de_k w; through tanh ds = dz (1 - z^2);
-    ### dkeys = ds, dquery = sum_k ds; dWh = prev_h^T dquery, db = sum_n dquery, dprev_h = dquery Wh^T;
-    ### dw = sum over n, k of de_k z_k
+    ### TODO: dA_k = weights_k dattn; dweights_k += dattn . A_k; softmax backward de = w * (dweights
+    ### - sum_j w_j dweights_j); dz = de_k w; through tanh ds = dz (1 - z^2); dkeys = ds, dquery =
+    ### sum_k ds; dWh = prev_h^T dquery, db = sum_n dquery, dprev_h = dquery Wh^T; dw = sum over n,
+    ### k of de_k z_k
     A_flat = A.reshape(N, H, K)
     dA = dattn[:, :, None] * weights[:, None, :]  # (N, H, K): attn is linear in each A_k
     dalpha = (dattn[:, None, :] @ A_flat)[:, 0, :]  # (N, K)
@@ -225,8 +228,9 @@ def additive_attention_lstm_forward(x, A, Wx, Wh, Wattn, b, Wa, Wha, ba, wa):
     H = A.shape[1]
     check_shape("Wattn", Wattn, (H, 4 * H), "(H, 4H)")
     ### BEGIN SOLUTION
-    ### TODO: keys = attention_keys_forward(A, Wa) once; h0 = c0 = mean of A over the grid; for each t:
-    ### additive_attention_forward(prev h, A, keys, Wha, ba, wa), then lstm_step_forward with the context
+    ### TODO: keys = attention_keys_forward(A, Wa) once; h0 = c0 = mean of A over the grid; for each
+    ### t: additive_attention_forward(prev h, A, keys, Wha, ba, wa), then lstm_step_forward with the
+    ### context
     keys, keys_cache = attention_keys_forward(A, Wa)
     prev_h = A.mean(axis=(2, 3))  # (N, H)
     prev_c = prev_h.copy()
@@ -269,8 +273,9 @@ def additive_attention_lstm_backward(dh, cache, dweights=None):
         check_shape("dweights", dweights, (N, T) + A.shape[2:], "(N, T, Y, X)")
     ### BEGIN SOLUTION
     ### TODO: as attention_backward, with additive_attention_backward in place of the dot product:
-    ### prev_h feeds the gates and the query (add both dprev_h); sum dA, dkeys and the weight gradients
-    ### over t; then the keys' backward adds to dA and gives dWa; h0 = c0 = mean of A adds (dh0 + dc0) / K
+    ### prev_h feeds the gates and the query (add both dprev_h); sum dA, dkeys and the weight
+    ### gradients over t; then the keys' backward adds to dA and gives dWa; h0 = c0 = mean of A adds
+    ### (dh0 + dc0) / K
     dx = np.empty((N, T, Wx.shape[0]), dtype=dh.dtype)
     dA = np.zeros(A.shape, dtype=np.result_type(dh, A))
     dkeys = np.zeros((N, A.shape[2] * A.shape[3], Wa.shape[1]), dtype=dA.dtype)
@@ -302,8 +307,8 @@ def additive_attention_lstm_backward(dh, cache, dweights=None):
 def doubly_stochastic_loss(weights, mask, lam):
     """Doubly stochastic attention regularisation (Xu et al. 2015, eq. 14), averaged over the batch.
 
-    loss = lam / N * sum_n sum_k (1 - sum_t mask_nt alpha_ntk)^2: over a caption every position should
-    receive about one unit of attention in total (only the real, unmasked steps count).
+    loss = lam / N * sum_n sum_k (1 - sum_t mask_nt alpha_ntk)^2: over a caption every position
+    should receive about one unit of attention in total (only the real, unmasked steps count).
 
     Inputs:
     - weights: the attention maps of every step, shape (N, T, Y, X)
@@ -319,8 +324,8 @@ def doubly_stochastic_loss(weights, mask, lam):
     N, T = weights.shape[:2]
     check_shape("mask", np.asarray(mask), (N, T), "(N, T)")
     ### BEGIN SOLUTION
-    ### TODO: m = mask as the weights' dtype; total_k = sum_t m_t alpha_tk (N, Y, X); loss = lam / N *
-    ### sum (1 - total)^2; dweights_t = -2 lam / N * (1 - total) * m_t
+    ### TODO: m = mask as the weights' dtype; total_k = sum_t m_t alpha_tk (N, Y, X); loss = lam / N
+    ### * sum (1 - total)^2; dweights_t = -2 lam / N * (1 - total) * m_t
     m = np.asarray(mask).astype(weights.dtype)[:, :, None, None]  # (N, T, 1, 1)
     gap = 1 - (m * weights).sum(axis=1)  # (N, Y, X)
     loss = weights.dtype.type(lam / N) * (gap**2).sum()

@@ -1,5 +1,5 @@
-"""Additive (Bahdanau) attention: gradient checks, step-vs-sequence, dtype, no mutation, PyTorch oracle,
-the doubly stochastic regulariser and the whole model with it.
+"""Additive (Bahdanau) attention: gradient checks, step-vs-sequence, dtype, no mutation, PyTorch
+oracle, the doubly stochastic regulariser and the whole model with it.
 
 Every layer test runs on both backends through the ``backend`` fixture. The additive attention layer
 has no Numba kernel: on 'numba' it is this NumPy reference, while the LSTM steps around it use the
@@ -21,9 +21,9 @@ from captionrnn.additive_attention import (
 from captionrnn.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array
 from captionrnn.model import CaptioningRNN
 
-# Centred differences, h = 1e-5, float64: truncation O(h^2) ~ 1e-10 plus round-off ~ eps |f| / h ~ 1e-11
-# on O(1) values. Normwise errors are ~1e-10 here; 1e-7 leaves a wide margin while a missing term
-# (the tanh derivative, the softmax's second term, the h0 = mean(A) path) gives 1e-2 or more.
+# Centred differences, h = 1e-5, float64: truncation O(h^2) ~ 1e-10 plus round-off ~ eps |f| / h ~
+# 1e-11 on O(1) values. Normwise errors are ~1e-10 here; 1e-7 leaves a wide margin while a missing
+# term (the tanh derivative, the softmax's second term, the h0 = mean(A) path) gives 1e-2 or more.
 NORMWISE_TOL = 1e-7
 # Whole model: the loss is ~8, so round-off is eps * 8 / h ~ 2e-10 absolute, while dWx is only ~1e-3
 # (CS231n's W_embed = randn / 100 makes the word vectors tiny): ~2e-7 relative. 1e-5 keeps a margin.
@@ -252,8 +252,8 @@ def test_model_saves_and_loads_its_attention_form(tmp_path):
 
 
 def test_torch_oracle(backend, rng, torch):
-    """The whole sequence in PyTorch autograd (float64): torch's lstm_cell (gate rows i, f, g, o; ours
-    i, f, o, g; two biases, b_hh = 0) and the additive score written out."""
+    """The whole sequence in PyTorch autograd (float64): torch's lstm_cell (gate rows i, f, g, o;
+    ours i, f, o, g; two biases, b_hh = 0) and the additive score written out."""
     p = seq_inputs(rng, N=2, T=4, W=3, H=4)
     h, cache = additive_attention_lstm_forward(*(p[k] for k in SEQ_ORDER))
     dh = rng.normal(size=h.shape)

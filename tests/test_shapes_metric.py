@@ -1,6 +1,6 @@
 """Shapes captions checked against their scenes: caption correctness and object recall.
 
-The references written by the grammar must all be correct; each kind of planted error must be caught.
+The grammar's reference captions must all be correct; each kind of planted error must be caught.
 """
 
 import numpy as np
@@ -45,7 +45,7 @@ def test_every_reference_caption_is_correct(references):
 
 
 def test_reference_captions_name_every_object(references):
-    """Every phrasing of the grammar names every object of its scene (directly or in a true count)."""
+    """Every phrasing of the grammar names every object of its scene (directly or in a count)."""
     annotations, captions = references
     for objects, caps in zip(annotations, captions):
         for c in caps:
