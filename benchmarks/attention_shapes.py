@@ -274,7 +274,7 @@ def main(argv=None):
     parser.add_argument(
         "--max-train", type=int, default=None, help="use only this many training captions"
     )
-    parser.add_argument("--max-length", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--proj-scale",

@@ -38,6 +38,17 @@ BASE = dict(
     attention="dot",
     reg=0.0,
     attention_dim=None,
+    attention_init="mean",
+    proj_scale=1.0,
+)
+ATT = dict(
+    cell="attention",
+    attention="additive",
+    attention_dim=32,
+    train=20000,
+    epochs=1,
+    hidden=128,
+    wordvec=64,
 )
 ROWS = {
     "base": ({}, "3,000 scenes, LSTM H 256, 8 epochs, keep best by val loss"),
@@ -52,17 +63,20 @@ ROWS = {
         "attention (dot product), 8x8 map, H 128, 1 epoch",
     ),
     "att_add": (
-        {
-            "cell": "attention",
-            "attention": "additive",
-            "reg": 1.0,
-            "attention_dim": 32,
-            "train": 20000,
-            "epochs": 1,
-            "hidden": 128,
-            "wordvec": 64,
-        },
+        dict(ATT, reg=1.0),
         "attention (additive, Da 32, lambda 1), 8x8 map, H 128, 1 epoch",
+    ),
+    "att_add_zero": (
+        dict(ATT, reg=1.0, attention_init="zero"),
+        "attention (additive, lambda 1), h0 = c0 = 0",
+    ),
+    "att_add_sharp": (
+        dict(ATT, proj_scale=4.0),
+        "attention (additive, lambda 0), W_proj x 4 at initialisation",
+    ),
+    "att_add_zero_noreg": (
+        dict(ATT, attention_init="zero"),
+        "attention (additive, lambda 0), h0 = c0 = 0",
     ),
 }
 
@@ -110,8 +124,11 @@ def run_row(cfg, seed=0, verbose=False):
         attention=cfg["attention"],
         attention_reg=cfg["reg"],
         attention_dim=cfg["attention_dim"],
+        attention_init=cfg["attention_init"],
         seed=seed,
     )
+    if cfg["proj_scale"] != 1:  # sharper maps at initialisation (a larger A makes larger scores)
+        model.params["W_proj"] *= model.dtype.type(cfg["proj_scale"])
     solver = CaptioningSolver(
         model,
         data,

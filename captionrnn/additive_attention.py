@@ -60,6 +60,7 @@ class AdditiveLSTMCache(NamedTuple):
     steps: list  # per timestep (AdditiveAttentionCache, the LSTM step's cache)
     params: tuple  # (Wx, Wh, Wattn, b, Wa, Wha, ba, wa)
     weights: np.ndarray  # every step's map, (N, T, Y, X)
+    initial: str  # "mean": h0 = c0 = mean_k A_k; "zero": h0 = c0 = 0
 
 
 def _check_A(A, N=None, H=None):
@@ -207,7 +208,7 @@ def additive_attention_backward(dattn, cache, dweights=None):
     return dprev_h, dA.reshape(A.shape), ds, dWh, db, dw
 
 
-def additive_attention_lstm_forward(x, A, Wx, Wh, Wattn, b, Wa, Wha, ba, wa):
+def additive_attention_lstm_forward(x, A, Wx, Wh, Wattn, b, Wa, Wha, ba, wa, initial="mean"):
     """The attention LSTM of :func:`captionrnn.attention.attention_forward` with additive attention.
 
     Inputs:
@@ -216,6 +217,8 @@ def additive_attention_lstm_forward(x, A, Wx, Wh, Wattn, b, Wa, Wha, ba, wa):
     - Wx: (W, 4H); Wh: (H, 4H); Wattn: context-to-gates weights (H, 4H); b: gate biases (4H,)
     - Wa: feature-to-attention weights (H, Da); Wha: hidden-to-attention weights (H, Da);
       ba: attention bias (Da,); wa: scoring vector (Da,)
+    - initial: "mean" (h0 = c0 = mean_k A_k, as the dot-product LSTM) or "zero" (h0 = c0 = 0: the
+      model sees the image only through its attention)
 
     Returns a tuple of:
     - h: hidden states for every timestep, shape (N, T, H)
@@ -227,12 +230,14 @@ def additive_attention_lstm_forward(x, A, Wx, Wh, Wattn, b, Wa, Wha, ba, wa):
     _check_A(A, N)
     H = A.shape[1]
     check_shape("Wattn", Wattn, (H, 4 * H), "(H, 4H)")
+    if initial not in ("mean", "zero"):
+        raise ValueError(f"initial must be 'mean' or 'zero', got {initial!r}")
     ### BEGIN SOLUTION
     ### TODO: keys = attention_keys_forward(A, Wa) once; h0 = c0 = mean of A over the grid; for each
     ### t: additive_attention_forward(prev h, A, keys, Wha, ba, wa), then lstm_step_forward with the
     ### context
     keys, keys_cache = attention_keys_forward(A, Wa)
-    prev_h = A.mean(axis=(2, 3))  # (N, H)
+    prev_h = A.mean(axis=(2, 3)) if initial == "mean" else np.zeros(A.shape[:2], A.dtype)  # (N, H)
     prev_c = prev_h.copy()
     h = np.empty((N, T, H), dtype=np.result_type(x, A, Wx, Wh, Wattn, b))
     weights = np.empty((N, T) + A.shape[2:], dtype=h.dtype)
@@ -244,7 +249,8 @@ def additive_attention_lstm_forward(x, A, Wx, Wh, Wattn, b, Wa, Wha, ba, wa):
         )
         h[:, t] = prev_h
         steps.append((attn_cache, lstm_cache))
-    cache = AdditiveLSTMCache(keys_cache, steps, (Wx, Wh, Wattn, b, Wa, Wha, ba, wa), weights)
+    params = (Wx, Wh, Wattn, b, Wa, Wha, ba, wa)
+    cache = AdditiveLSTMCache(keys_cache, steps, params, weights, initial)
     ### END SOLUTION
     return h, cache
 
@@ -298,7 +304,8 @@ def additive_attention_lstm_backward(dh, cache, dweights=None):
     dA_keys, dWa = attention_keys_backward(dkeys, keys_cache)
     dA += dA_keys
     K = A.shape[2] * A.shape[3]
-    dA += ((dprev_h + dprev_c) / K)[:, :, None, None]  # h0 = c0 = mean_k A_k
+    if cache.initial == "mean":
+        dA += ((dprev_h + dprev_c) / K)[:, :, None, None]  # h0 = c0 = mean_k A_k
     dWx, dWh, dWattn, db, dWha, dba, dwa = grads
     ### END SOLUTION
     return dx, dA, dWx, dWh, dWattn, db, dWa, dWha, dba, dwa

@@ -128,7 +128,7 @@ def caption_metrics(
     max_images=200,
     decode="greedy",
     keys=("Bleu_4", "CIDEr", "correct", "object_recall"),
-    max_length=20,
+    max_length=26,
 ):
     """An ``eval_fn`` for :class:`captionrnn.CaptioningSolver`: validation BLEU-4 and CIDEr each epoch
     (and, on shapes, the share of correct captions and the object recall).
@@ -368,7 +368,7 @@ def attention_grounding(captions, maps, annotations, idx_to_word, end=None):
     }
 
 
-def evaluate_grounding(model, data, split="val", max_images=None, max_length=16):
+def evaluate_grounding(model, data, split="val", max_images=None, max_length=24):
     """:func:`attention_grounding` of ``model``'s greedy captions on ``split`` (an attention model on a
     dataset with scene annotations, i.e. shapes)."""
     features = split_features(model.cell_type, data, split)

@@ -205,45 +205,38 @@ class _AdditiveCellCache(NamedTuple):
     dweights: object = None  # gradient of the maps (N, T, Y, X) from the regulariser, if any
 
 
-def _additive_forward(x, A, p):
+def _additive_cell(initial="mean"):
+    """The additive attention cell; ``initial`` 'mean' (h0 = c0 = mean of A) or 'zero' (h0 = c0 = 0)."""
     names = ("Wx", "Wh", "Wattn", "b", "Wa", "Wha", "ba", "wa")
-    h, cache = additive_attention_lstm_forward(x, A, *(p[k] for k in names))
-    return h, _AdditiveCellCache(cache)
 
+    def forward(x, A, p):
+        h, cache = additive_attention_lstm_forward(x, A, *(p[k] for k in names), initial=initial)
+        return h, _AdditiveCellCache(cache)
 
-def _additive_backward(dh, cache):
-    dx, dA, *g = additive_attention_lstm_backward(dh, cache.lstm, cache.dweights)
-    return dx, dA, dict(zip(("Wx", "Wh", "Wattn", "b", "Wa", "Wha", "ba", "wa"), g))
+    def backward(dh, cache):
+        dx, dA, *g = additive_attention_lstm_backward(dh, cache.lstm, cache.dweights)
+        return dx, dA, dict(zip(names, g))
 
+    def initial_state(A, p):
+        keys, _ = attention_keys_forward(A, p["Wa"])  # (N, K, Da), once per image
+        h0 = A.mean(axis=(2, 3)) if initial == "mean" else np.zeros(A.shape[:2], A.dtype)
+        return {"h": h0, "c": h0.copy(), "A": A, "keys": keys}
 
-def _additive_initial_state(A, p):
-    keys, _ = attention_keys_forward(A, p["Wa"])  # (N, K, Da), once per image
-    h0 = A.mean(axis=(2, 3))
-    return {"h": h0, "c": h0.copy(), "A": A, "keys": keys}
+    def step(x, state, p):
+        attn, weights, _ = additive_attention_forward(
+            state["h"], state["A"], state["keys"], p["Wha"], p["ba"], p["wa"]
+        )
+        h, c, _ = lstm_step_forward(
+            x, state["h"], state["c"], p["Wx"], p["Wh"], p["b"], attn, p["Wattn"]
+        )
+        return h, {"h": h, "c": c, "A": state["A"], "keys": state["keys"], ATTENTION_KEY: weights}
 
-
-def _additive_step(x, state, p):
-    attn, weights, _ = additive_attention_forward(
-        state["h"], state["A"], state["keys"], p["Wha"], p["ba"], p["wa"]
-    )
-    h, c, _ = lstm_step_forward(
-        x, state["h"], state["c"], p["Wx"], p["Wh"], p["b"], attn, p["Wattn"]
-    )
-    return h, {"h": h, "c": c, "A": state["A"], "keys": state["keys"], ATTENTION_KEY: weights}
-
-
-def _randn_h(shape):
-    return lambda rng, W, H, Da: rng.standard_normal(shape(H, Da)) / np.sqrt(H)
-
-
-ATTENTION_FORMS = {
-    "dot": CELLS["attention"],
-    "additive": Cell(
+    return Cell(
         gates=4,
-        forward=_additive_forward,
-        backward=_additive_backward,
-        initial_state=_additive_initial_state,
-        step=_additive_step,
+        forward=forward,
+        backward=backward,
+        initial_state=initial_state,
+        step=step,
         extra_params=(
             ("Wattn", _randn_h(lambda H, Da: (H, 4 * H))),
             ("Wa", _randn_h(lambda H, Da: (H, Da))),
@@ -255,8 +248,15 @@ ATTENTION_FORMS = {
         encode_backward=_spatial_encode_backward,
         spatial=True,
         attention=True,
-    ),
-}
+    )
+
+
+def _randn_h(shape):
+    return lambda rng, W, H, Da: rng.standard_normal(shape(H, Da)) / np.sqrt(H)
+
+
+ATTENTION_FORMS = {"dot": CELLS["attention"], "additive": _additive_cell("mean")}
+ATTENTION_INITS = ("mean", "zero")
 
 
 class CaptioningRNN:
@@ -285,6 +285,8 @@ class CaptioningRNN:
     - attention_reg: lambda of the doubly stochastic regularisation added to the loss (additive form
       only; 0 = none); it can also be set later as ``model.attention_reg``
     - attention_dim: Da, the width of the additive attention's hidden layer (default H)
+    - attention_init: additive form only: 'mean' (h0 = c0 = mean of A, as the dot-product LSTM) or
+      'zero' (h0 = c0 = 0: the model sees the image only through its attention)
     - seed: None draws from the global ``np.random`` exactly like CS231n (so ``np.random.seed`` in a
       notebook reproduces the course's numbers); an int or an ``np.random.Generator`` makes the
       initialisation independent of global state
@@ -302,6 +304,7 @@ class CaptioningRNN:
         attention="dot",
         attention_reg=0.0,
         attention_dim=None,
+        attention_init="mean",
     ):
         if cell_type not in CELLS:
             raise ValueError(
@@ -345,8 +348,15 @@ class CaptioningRNN:
             raise ValueError(
                 f"attention={attention!r} needs cell_type='attention', got {cell_type!r}"
             )
+        if attention_init not in ATTENTION_INITS:
+            raise ValueError(f"attention_init must be one of {ATTENTION_INITS}, got {attention_init!r}")
+        if attention_init != "mean" and attention != "additive":
+            raise ValueError("attention_init='zero' needs attention='additive'")
+        self.attention_init = attention_init
         if cell_type == "attention":
             self._cell = ATTENTION_FORMS[attention]
+            if attention_init != "mean":
+                self._cell = _additive_cell(attention_init)
         self.attention = attention
         if attention_reg and attention != "additive":
             raise ValueError(
@@ -642,6 +652,7 @@ class CaptioningRNN:
             "attention": self.attention,
             "attention_reg": self.attention_reg,
             "attention_dim": self.attention_dim,
+            "attention_init": self.attention_init,
             "dtype": self.dtype.name,
             "word_to_idx": self.word_to_idx,
         }
@@ -685,6 +696,7 @@ class CaptioningRNN:
                 attention=meta.get("attention", "dot"),
                 attention_reg=meta.get("attention_reg", 0.0),
                 attention_dim=meta.get("attention_dim"),
+                attention_init=meta.get("attention_init", "mean"),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(

@@ -45,7 +45,7 @@ def register(subparsers):
     p.add_argument(
         "--max-length",
         type=int,
-        default=16,
+        default=24,
         help="words per caption at most (default: %(default)s)",
     )
     p.set_defaults(func=run)

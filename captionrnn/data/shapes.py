@@ -504,7 +504,7 @@ def build_shapes(
     num_val=DEFAULT_SIZES["val"],
     num_test=DEFAULT_SIZES["test"],
     seed=0,
-    max_length=16,
+    max_length=24,  # words per caption: the longest three-object phrasing has 21
     write_png=True,
     verbose=True,
 ):
