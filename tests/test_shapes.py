@@ -35,7 +35,7 @@ def test_keys_and_shapes(shapes):
             and data[f"{split}_features"].dtype == np.float32
         )
         assert data[f"{split}_spatial_features"].shape == (n, SPATIAL_CHANNELS, GRID, GRID)
-        assert data[f"{split}_captions"].shape == (5 * n, 18)
+        assert data[f"{split}_captions"].shape == (5 * n, 26)  # max_length 24 + <START>, <END>
         np.testing.assert_array_equal(data[f"{split}_image_idxs"], np.repeat(np.arange(n), 5))
         assert len(data[f"{split}_annotations"]) == n and len(data[f"{split}_urls"]) == n
         assert np.isfinite(data[f"{split}_features"]).all()
