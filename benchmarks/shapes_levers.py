@@ -1,16 +1,17 @@
-"""Which levers make shapes captions right? Each measured alone against one baseline, on the new metric.
+"""Which levers make shapes captions right? One training run per row, scored on the new metric.
 
-    python benchmarks/shapes_levers.py            # the whole table; writes benchmarks/results/shapes_levers.md
-    python benchmarks/shapes_levers.py --only base,train20k   # some rows
-    python benchmarks/shapes_levers.py --list     # the rows and what each changes
+    python benchmarks/shapes_levers.py --list                 # the rows and what each changes
+    python benchmarks/shapes_levers.py --only att_add         # one row (each takes minutes)
+    python benchmarks/shapes_levers.py                        # every row; writes results/
 
 Every row builds (or reads from the cache) a shapes dataset, trains one model with
-:class:`captionrnn.CaptioningSolver` and decodes one greedy caption for each of the 500 validation images,
-then reports the share of **correct** captions and the **object recall**
-(:func:`captionrnn.evaluation.shapes_caption_scores`) next to BLEU-4 and CIDEr. A row changes one thing
-from the ``base`` row. Times: wall seconds and CPU seconds (user + sys of this process, all threads) for
-the dataset build (when it was not cached) and for training; on a machine shared with other jobs the
-wall time overstates what a quiet machine takes, the CPU time does not. Runs with
+:class:`captionrnn.CaptioningSolver` and decodes one greedy caption for each of the 500 validation
+images, then reports the share of **correct** captions and the **object recall**
+(:func:`captionrnn.evaluation.shapes_caption_scores`) next to BLEU-4 and CIDEr, and for attention
+models how much of each word's map lies on the object it names
+(:func:`captionrnn.evaluation.attention_grounding`). Times: wall and CPU seconds (user + sys of this
+process) of the dataset build (when not cached) and of training; on a machine shared with other jobs
+the wall time overstates what a quiet machine takes, the CPU time does not. Runs with
 ``OPENBLAS_NUM_THREADS=1`` unless set, so the CPU time is that of one core.
 """
 

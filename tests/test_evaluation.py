@@ -87,7 +87,7 @@ def test_reader_loads_a_folders_pixels_only_when_asked(data, tmp_path):
 
 
 def test_attention_grounding_against_chance():
-    """A map on the named object scores 1 / chance; a uniform map scores exactly chance (ratio 1)."""
+    """A map on the named object scores 1 / chance; a uniform map scores chance (ratio 1)."""
     from captionrnn.evaluation import attention_grounding, object_cells
 
     objects = [

@@ -23,6 +23,11 @@ DEFAULTS = dict(
 )
 
 
+# The attention LSTM scores 64 positions at every word: several times an LSTM step, so it trains a
+# smaller model for fewer epochs by default (each flag given on the command line wins).
+ATTENTION_DEFAULTS = dict(hidden_dim=128, wordvec_dim=64, epochs=1)
+
+
 def register(sub):
     from captionrnn.model import CELLS
 
@@ -46,13 +51,25 @@ def register(sub):
         help="recurrent cell (default: lstm)",
     )
     p.add_argument(
-        "--hidden-dim", type=int, default=DEFAULTS["hidden_dim"], help="H (default: %(default)s)"
+        "--hidden-dim",
+        type=int,
+        default=None,
+        help=f"H (default: {DEFAULTS['hidden_dim']}; {ATTENTION_DEFAULTS['hidden_dim']} with --cell "
+        "attention)",
     )
     p.add_argument(
-        "--wordvec-dim", type=int, default=DEFAULTS["wordvec_dim"], help="W (default: %(default)s)"
+        "--wordvec-dim",
+        type=int,
+        default=None,
+        help=f"W (default: {DEFAULTS['wordvec_dim']}; {ATTENTION_DEFAULTS['wordvec_dim']} with --cell "
+        "attention)",
     )
     p.add_argument(
-        "--epochs", type=int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)"
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"epochs (default: {DEFAULTS['epochs']}; {ATTENTION_DEFAULTS['epochs']} with --cell "
+        "attention)",
     )
     p.add_argument(
         "--batch-size", type=int, default=DEFAULTS["batch_size"], help="default: %(default)s"
@@ -129,6 +146,10 @@ def run(args):
     from captionrnn.solver import CaptioningSolver, TrainingDivergedError
 
     start = time.perf_counter()
+    for key in ("hidden_dim", "wordvec_dim", "epochs"):
+        if getattr(args, key, None) is None:
+            table = ATTENTION_DEFAULTS if args.cell == "attention" else DEFAULTS
+            setattr(args, key, table[key])
     name = (
         "shapes"
         if args.data == "shapes"
