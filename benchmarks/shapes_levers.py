@@ -198,7 +198,8 @@ def main(argv=None):
         r = run_row(cfg, verbose=args.verbose)
         line = (
             f"| {name} | {what} | {r['correct']:.1%} | {r['object_recall']:.3f} | "
-            f"{r['Bleu_4']:.3f} | {r['CIDEr']:.2f} | {grounded(r['grounding'])} | {r['best_epoch']} | "
+            f"{r['Bleu_4']:.3f} | {r['CIDEr']:.2f} | {grounded(r['grounding'])} | "
+            f"{r['best_epoch']} | "
             f"{r['build_wall']:.0f} / {r['build_cpu']:.0f} | "
             f"{r['train_wall']:.0f} / {r['train_cpu']:.0f} |"
         )

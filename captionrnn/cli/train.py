@@ -54,15 +54,15 @@ def register(sub):
         "--hidden-dim",
         type=int,
         default=None,
-        help=f"H (default: {DEFAULTS['hidden_dim']}; {ATTENTION_DEFAULTS['hidden_dim']} with --cell "
-        "attention)",
+        help=f"H (default: {DEFAULTS['hidden_dim']}; "
+        f"{ATTENTION_DEFAULTS['hidden_dim']} with --cell attention)",
     )
     p.add_argument(
         "--wordvec-dim",
         type=int,
         default=None,
-        help=f"W (default: {DEFAULTS['wordvec_dim']}; {ATTENTION_DEFAULTS['wordvec_dim']} with --cell "
-        "attention)",
+        help=f"W (default: {DEFAULTS['wordvec_dim']}; "
+        f"{ATTENTION_DEFAULTS['wordvec_dim']} with --cell attention)",
     )
     p.add_argument(
         "--epochs",

@@ -50,7 +50,7 @@ DEFAULT_SIZES = {"train": 20000, "val": 500, "test": 500}
 POOLED_DIM = 512
 HUE_BINS = 12
 ORI_BINS = 12
-SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 4  # = 27, see image_features
+SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 4  # = 31, see image_features
 GLOBAL_DIM = 2 * HUE_BINS * ORI_BINS + 7 * HUE_BINS + SPATIAL_CHANNELS  # = 403, see image_features
 FEATURE_DIM = 16 * SPATIAL_CHANNELS + GLOBAL_DIM  # = 899: the pooled vector (``{split}_features``)
 INK_FLOOR = 0.15  # chroma of the grey background's noise stays below this; objects have 0.45-0.8
@@ -394,12 +394,12 @@ def image_features(images, chunk=500):
     - images: uint8 array (N, 64, 64, 3)
 
     Returns a tuple of
-    - spatial: float32 (N, C, 8, 8), C = 27, one column per 8x8 cell: a 12-bin hue histogram weighted by
-      chroma (12), the mean R, G, B (3), an 8-bin histogram of gradient orientations of the chroma map
-      weighted by gradient magnitude (8) and the chroma of the cell's four 4x4 quarters (4)
-    - global_stats: float32 (N, 207), per hue bin: the normalised orientation histogram of its edges
-      (12 x 8), its mass, centroid x, y, spread x, y, outline per sqrt(area) and fill ratio (7 x 12); then
-      the maximum over cells of each spatial channel (27)
+    - spatial: float32 (N, C, 8, 8), C = 31, one column per 8x8 cell: a 12-bin hue histogram weighted
+      by ink (12), the mean R, G, B (3), a 12-bin histogram of gradient orientations of the ink map
+      weighted by gradient magnitude (12) and the ink of the cell's four 4x4 quarters (4)
+    - global_stats: float32 (N, 403), per hue bin: the orientation histogram of its outline, normalised
+      and raw (2 x 12 x 12), its mass, centroid x, y, spread x, y, outline per sqrt(area) and fill
+      (7 x 12); then the maximum over cells of each spatial channel (31)
 
     Not standardised; :func:`build_shapes` standardises them with training-split statistics.
     """
@@ -524,7 +524,7 @@ def build_shapes(
     ``{split}2014_annotations.json`` (per image, its objects; see :func:`annotate`).
     The features: ``*_vgg16_fc7.h5`` holds the pooled descriptor, standardised (N, FEATURE_DIM = 899: the
     spatial map averaged to 4 x 4 cells and the global statistics), ``*_pca.h5`` its PCA to 512 (N, 512;
-    CS231n's width, for code that expects it), ``*_spatial.h5`` the spatial map (N, 27, 8, 8) standardised
+    CS231n's width, for code that expects it), ``*_spatial.h5`` the spatial map (N, 31, 8, 8) standardised
     per channel; all statistics come from the training images. Returns the folder as a Path.
     """
     import h5py
@@ -612,7 +612,7 @@ def load_shapes(
     """The shapes dataset, built on first use and then read from the cache.
 
     Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs, features
-    (N, 899), or (N, 512) with ``pca_features=True``, spatial_features (N, 27, 8, 8), urls, idx_to_word,
+    (N, 899), or (N, 512) with ``pca_features=True``, spatial_features (N, 31, 8, 8), urls, idx_to_word,
     word_to_idx, info) plus ``{split}_annotations`` (list per image of object dicts) and, with ``images=True``,
     ``{split}_images`` uint8 (Nimg, 64, 64, 3).
     """
