@@ -369,7 +369,8 @@ def report(results, args):
         f"Command: `{cmd}` (epochs {args.epochs}, batch {args.batch_size}, Adam lr {args.lr}, decay "
         f"{args.lr_decay}/epoch, clip {args.grad_clip}, W {args.wordvec_dim}, H {args.hidden_dim}, seed "
         f"{args.seed}, W_proj init x {args.proj_scale:g}, attention {args.attention}, lambda "
-        f"{args.attention_reg:g}; greedy decoding, max {args.max_length} words, all 500 validation images).",
+        f"{args.attention_reg:g}; greedy decoding, max {args.max_length} words, all 500 validation "
+        "images).",
         "",
         "| model | features | train time | val loss | "
         + " | ".join(METRICS)

@@ -93,9 +93,10 @@ def evaluate_model(
 
     - max_images: score a fixed, seeded random subset of this many images (None: all images of the split)
     Returns a tuple of:
-    - metrics: dict with Bleu_1..Bleu_4, CIDEr, ROUGE_L (see captionrnn.metrics); on a dataset with scene
-      annotations (shapes: ``data[f"{split}_annotations"]``) also ``correct`` (share of captions true to
-      the scene) and ``object_recall`` (see :func:`shapes_caption_scores`)
+    - metrics: dict with Bleu_1..Bleu_4, CIDEr, ROUGE_L (see captionrnn.metrics); on a dataset
+    with scene
+      annotations (shapes: ``data[f"{split}_annotations"]``) also ``correct`` (share of captions
+      true to the scene) and ``object_recall`` (see :func:`shapes_caption_scores`)
     - hypotheses: dict image index -> generated caption
     - references: dict image index -> list of reference captions
     """
@@ -130,12 +131,14 @@ def caption_metrics(
     keys=("Bleu_4", "CIDEr", "correct", "object_recall"),
     max_length=26,
 ):
-    """An ``eval_fn`` for :class:`captionrnn.CaptioningSolver`: validation BLEU-4 and CIDEr each epoch
-    (and, on shapes, the share of correct captions and the object recall).
+    """An ``eval_fn`` for :class:`captionrnn.CaptioningSolver`: validation BLEU-4 and CIDEr each
+    epoch (and, on shapes, the share of correct captions and the object recall).
 
     Scores a fixed subset of ``max_images`` val images (the same ones every epoch), so epochs compare.
-    Use with ``CaptioningSolver(..., eval_fn=caption_metrics(), best_by='CIDEr')`` to keep the best by CIDEr
-    (on shapes, ``best_by='correct'`` keeps the epoch whose captions are most often right). Keys the data
+    Use with ``CaptioningSolver(..., eval_fn=caption_metrics(), best_by='CIDEr')`` to keep the
+    best by CIDEr
+    (on shapes, ``best_by='correct'`` keeps the epoch whose captions are most often right). Keys
+    the data
     cannot give (``correct`` without scene annotations) are left out.
     """
 
@@ -150,7 +153,8 @@ def caption_metrics(
     return eval_fn
 
 
-# ------------------------------------------------------------------------------ shapes: captions checked
+# ------------------------------------------------------------------------------ shapes: captions
+# checked
 # The shapes scenes are generated, so every caption can be checked against the scene's annotations
 # (data[f"{split}_annotations"]: per image, a list of objects with "shape", "colour" and "size").
 _NUMBERS = {"one": 1, "two": 2, "three": 3}
@@ -166,7 +170,8 @@ def parse_shapes_caption(caption):
     """What a shapes caption claims: the objects it mentions and the counts it states.
 
     Returns a tuple of:
-    - mentions: list of dicts, one per object mentioned, with "shape", "colour" and "size" where said
+    - mentions: list of dicts, one per object mentioned, with "shape", "colour" and "size" where
+    said
       ("a large red circle" -> all three; "two circles one red and one blue" -> two mentions
       {"shape": "circle", "colour": ...}; a lone "red" -> {"colour": "red"})
     - counts: list of (n, attribute dict) claims: "two red shapes" -> (2, {"colour": "red"}),
@@ -252,10 +257,12 @@ def check_shapes_caption(caption, objects):
     - objects: the image's annotation, a list of dicts with "shape", "colour" and "size"
 
     Returns a dict with:
-    - correct: True when the caption mentions at least one object, every object it mentions is in the
+    - correct: True when the caption mentions at least one object, every object it mentions is in
+    the
       scene with that colour, shape and (when said) size (distinct mentions are distinct objects),
       and every count it states agrees with the scene
-    - recall: share of the scene's objects the caption mentions (by a noun phrase, or as members of a
+    - recall: share of the scene's objects the caption mentions (by a noun phrase, or as members
+    of a
       true count such as "two red shapes"), in [0, 1]
     - errors: list of strings saying what is wrong (empty when correct)
     """
@@ -306,10 +313,11 @@ def shapes_caption_scores(hypotheses, annotations):
     }
 
 
-# ----------------------------------------------------------------- shapes: does attention land on the object?
+# ----------------------------------------------------------------- shapes: does attention land
+# on the object?
 def object_cells(obj, grid):
-    """Boolean (grid, grid) mask [row, col] of the cells the object's bounding box [x0, y0, x1, y1) overlaps,
-    on a 64-pixel image cut into grid x grid cells."""
+    """Boolean (grid, grid) mask [row, col] of the cells the object's bounding box [x0, y0, x1, y1)
+    overlaps, on a 64-pixel image cut into grid x grid cells."""
     from captionrnn.data.shapes import IMAGE_SIZE
 
     cell = IMAGE_SIZE // grid
@@ -320,7 +328,8 @@ def object_cells(obj, grid):
 
 
 def named_objects(word, objects):
-    """The objects a word names: same colour, or same shape (plurals count); None if not an object word."""
+    """The objects a word names: same colour or same shape (plurals count); None if not an object
+    word."""
     colours, shapes, plurals, _ = _shapes_vocabulary()
     if word in colours:
         return [o for o in objects if o["colour"] == word]
@@ -339,10 +348,13 @@ def attention_grounding(captions, maps, annotations, idx_to_word, end=None):
     - annotations: per image, its objects (shapes ``data[f"{split}_annotations"]``)
     - idx_to_word: the vocabulary; end: index of ``<END>`` (the caption stops there)
 
-    Over every generated colour or shape word that names exactly one object of its image: the share of
-    the map's mass on the cells the object's bounding box overlaps, and the share a uniform map would
+    Over every generated colour or shape word that names exactly one object of its image: the
+    share of
+    the map's mass on the cells the object's bounding box overlaps, and the share a uniform map
+    would
     put there (chance). Returns a dict with "words" (how many), "share", "chance" (means), "ratio"
-    (share / chance: 1 is no better than uniform) and "above" (fraction of words whose share beats chance).
+    (share / chance: 1 is no better than uniform) and "above" (fraction of words whose share
+    beats chance).
     """
     grid = maps.shape[-1]
     share, chance = [], []
@@ -369,8 +381,8 @@ def attention_grounding(captions, maps, annotations, idx_to_word, end=None):
 
 
 def evaluate_grounding(model, data, split="val", max_images=None, max_length=24):
-    """:func:`attention_grounding` of ``model``'s greedy captions on ``split`` (an attention model on a
-    dataset with scene annotations, i.e. shapes)."""
+    """:func:`attention_grounding` of ``model``'s greedy captions on ``split`` (an attention model
+    on a dataset with scene annotations, i.e. shapes)."""
     features = split_features(model.cell_type, data, split)
     n = len(features) if max_images is None else min(max_images, len(features))
     captions, maps = model.sample(

@@ -197,16 +197,17 @@ CELLS = {
 }
 
 
-# The additive (Bahdanau) form of the attention cell, chosen with CaptioningRNN(cell_type='attention',
-# attention='additive'); see captionrnn.additive_attention. Wa (H, Da), Wha (H, Da), ba (Da,), wa (Da,)
-# with Da = attention_dim. Its backward also takes the maps' gradient (the doubly stochastic regulariser).
+# The additive (Bahdanau) form of the attention cell, chosen with
+# CaptioningRNN(cell_type='attention', attention='additive'); see captionrnn.additive_attention.
+# Wa (H, Da), Wha (H, Da), ba (Da,), wa (Da,) with Da = attention_dim. Its backward also takes the
+# maps' gradient (the doubly stochastic regulariser).
 class _AdditiveCellCache(NamedTuple):
     lstm: tuple  # AdditiveLSTMCache
     dweights: object = None  # gradient of the maps (N, T, Y, X) from the regulariser, if any
 
 
 def _additive_cell(initial="mean"):
-    """The additive attention cell; ``initial`` 'mean' (h0 = c0 = mean of A) or 'zero' (h0 = c0 = 0)."""
+    """The additive attention cell; ``initial``: 'mean' (h0 = c0 = mean of A) or 'zero' (0)."""
     names = ("Wx", "Wh", "Wattn", "b", "Wa", "Wha", "ba", "wa")
 
     def forward(x, A, p):
@@ -281,7 +282,8 @@ class CaptioningRNN:
     - dtype: np.float32 (training) or np.float64 (gradient checks)
     - attention: for cell_type='attention', the form of the attention: 'dot' (scaled dot product,
       :mod:`captionrnn.attention`, the default) or 'additive' (Show, Attend and Tell's,
-      :mod:`captionrnn.additive_attention`; extra params ``Wa``, ``Wha`` (H, H), ``ba``, ``wa`` (H,))
+      :mod:`captionrnn.additive_attention`; extra params ``Wa``, ``Wha`` (H, Da), ``ba``, ``wa``
+      (Da,))
     - attention_reg: lambda of the doubly stochastic regularisation added to the loss (additive form
       only; 0 = none); it can also be set later as ``model.attention_reg``
     - attention_dim: Da, the width of the additive attention's hidden layer (default H)
@@ -349,7 +351,9 @@ class CaptioningRNN:
                 f"attention={attention!r} needs cell_type='attention', got {cell_type!r}"
             )
         if attention_init not in ATTENTION_INITS:
-            raise ValueError(f"attention_init must be one of {ATTENTION_INITS}, got {attention_init!r}")
+            raise ValueError(
+                f"attention_init must be one of {ATTENTION_INITS}, got {attention_init!r}"
+            )
         if attention_init != "mean" and attention != "additive":
             raise ValueError("attention_init='zero' needs attention='additive'")
         self.attention_init = attention_init
@@ -515,8 +519,8 @@ class CaptioningRNN:
         ### END SOLUTION
 
     def _regularise(self, loss, captions, caches):
-        """Add the doubly stochastic attention term (additive form, ``attention_reg`` > 0) to the loss;
-        its gradient with respect to the maps rides in the cell's cache to the cell's backward."""
+        """Add the doubly stochastic attention term (additive form, ``attention_reg`` > 0) to the
+        loss; its gradient with respect to the maps rides in the cell's cache to its backward."""
         if not self.attention_reg:
             return loss, caches
         enc_cache, embed_cache, cell_cache, vocab_cache = caches

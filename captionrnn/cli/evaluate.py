@@ -1,5 +1,5 @@
-"""`captionrnn evaluate`: BLEU-1..4, CIDEr-D and ROUGE-L of a trained model on a split, with any decoder;
-on shapes also the share of captions true to the scene and the object recall."""
+"""`captionrnn evaluate`: BLEU-1..4, CIDEr-D and ROUGE-L of a trained model on a split, with any
+decoder; on shapes also the share of captions true to the scene and the object recall."""
 
 import json
 from pathlib import Path

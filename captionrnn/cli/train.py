@@ -278,7 +278,8 @@ def run(args):
             print(
                 f"checked against the scenes: {metrics['correct']:.1%} of the captions are correct "
                 f"(every object named exists with that colour, shape and size; counts right), "
-                f"object recall {metrics['object_recall']:.3f} (share of each scene's objects named)"
+                f"object recall {metrics['object_recall']:.3f} (share of each scene's objects "
+                "named)"
             )
         if model.has_attention and "val_annotations" in data:
             from captionrnn.evaluation import evaluate_grounding
@@ -286,8 +287,9 @@ def run(args):
             g = evaluate_grounding(model, data, "val", max_images=500)
             summary["val_grounding"] = g
             print(
-                f"attention on the object a word names: {g['share']:.3f} of the map vs {g['chance']:.3f} "
-                f"for a uniform map ({g['ratio']:.2f}x chance, {g['words']} words naming one object)"
+                f"attention on the object a word names: {g['share']:.3f} of the map vs "
+                f"{g['chance']:.3f} for a uniform map ({g['ratio']:.2f}x chance, "
+                f"{g['words']} words naming one object)"
             )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ntrained in {train_time:.0f} s; wrote:")

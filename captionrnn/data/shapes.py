@@ -3,12 +3,14 @@
 Each 64x64 image holds one to three non-overlapping objects, each a shape (circle, square, triangle, diamond,
 cross) in one of six colours, small or large, anywhere in the frame, on a grey background with pixel noise.
 Five captions per image come from a small grammar with several phrasings, relations ("to the left of",
-"above", ...) and counts ("two red shapes"); every phrasing names every object of the scene (directly or
-in a count), so a model's captions can be checked for object recall as well as correctness.
+"above", ...) and counts ("two red shapes"); every phrasing names every object of the scene
+(directly or in a count), so a model's captions can be checked for object recall as well as
+correctness.
 
 Image features are computed **from the pixels only** (:func:`image_features` takes nothing but the images):
 hand-designed colour and gradient statistics, in the spirit of HOG and colour histograms, with fixed filters and
-no learning from the labels, on an 8 x 8 grid of 8-pixel cells. The only fitting is unsupervised (mean/std and PCA over the training images).
+no learning from the labels, on an 8 x 8 grid of 8-pixel cells. The only fitting is unsupervised
+(mean/std and PCA over the training images).
 The dataset is written in the CS231n layout (see :mod:`captionrnn.data.coco`) plus the images, so every tool
 that reads COCO reads it.
 """
@@ -254,8 +256,8 @@ def make_captions(scene, rng, per_image=5):
 
 # --------------------------------------------------------------------------------------------- features
 def _soft_bins(pos, n_bins):
-    """Circular linear binning: positions in bin units (bin k centred on k + 0.5) -> (lo, hi, frac) so a
-    value between two bin centres counts (1 - frac) for bin lo and frac for bin hi."""
+    """Circular linear binning: positions in bin units (bin k centred on k + 0.5) -> (lo, hi, frac),
+    so a value between two bin centres counts (1 - frac) for bin lo and frac for bin hi."""
     p = pos - 0.5
     lo = np.floor(p)
     frac = (p - lo).astype(np.float32)
@@ -264,8 +266,8 @@ def _soft_bins(pos, n_bins):
 
 
 def _hist(index, bins, weight, n_rows, n_bins):
-    """Per row of ``index`` (the row of each pixel), the histogram of soft ``bins`` weighted by ``weight``:
-    (n_rows, n_bins). One pass of np.bincount per neighbour bin, no per-pixel one-hot array."""
+    """Per row of ``index`` (the row of each pixel), the histogram of soft ``bins`` weighted by
+    ``weight``: (n_rows, n_bins). One np.bincount per neighbour bin, no per-pixel one-hot array."""
     lo, hi, frac = bins
     size = n_rows * n_bins
     out = np.bincount(index * n_bins + lo, weight * (1 - frac), minlength=size)
@@ -289,7 +291,7 @@ def _features_chunk(images):
     P = s * s
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
-    # Chroma above the background's noise level ("ink"): 0 on the grey background, 0.3-0.7 on objects.
+    # Chroma above the background noise ("ink"): 0 on the grey background, 0.3-0.7 on objects.
     ink = np.maximum(mx - mn - INK_FLOOR, 0)
     # Sobel gradients of the ink map: object outlines, independent of the background grey level.
     p = np.pad(ink, ((0, 0), (1, 1), (1, 1)), mode="edge")
@@ -310,7 +312,7 @@ def _features_chunk(images):
     mag = np.hypot(gx, gy).ravel()
     edge_px = np.flatnonzero(mag > 0)
     ori = np.arctan2(gy.ravel()[edge_px], gx.ravel()[edge_px]) % (2 * np.pi)  # signed: apex differs
-    # bins centred on 0, 45, 90, ... degrees: axis-aligned and diagonal edges each fill their own bin
+    # bins centred on 0, 30, 60, ... degrees: axis-aligned and diagonal edges fill their own bins
     ori_bins = _soft_bins(ori * (ORI_BINS / (2 * np.pi)) + 0.5, ORI_BINS)
     mag_e = mag[edge_px]
 
@@ -394,10 +396,12 @@ def image_features(images, chunk=500):
     - images: uint8 array (N, 64, 64, 3)
 
     Returns a tuple of
-    - spatial: float32 (N, C, 8, 8), C = 31, one column per 8x8 cell: a 12-bin hue histogram weighted
+    - spatial: float32 (N, C, 8, 8), C = 31, one column per 8x8 cell: a 12-bin hue histogram
+    weighted
       by ink (12), the mean R, G, B (3), a 12-bin histogram of gradient orientations of the ink map
       weighted by gradient magnitude (12) and the ink of the cell's four 4x4 quarters (4)
-    - global_stats: float32 (N, 403), per hue bin: the orientation histogram of its outline, normalised
+    - global_stats: float32 (N, 403), per hue bin: the orientation histogram of its outline,
+    normalised
       and raw (2 x 12 x 12), its mass, centroid x, y, spread x, y, outline per sqrt(area) and fill
       (7 x 12); then the maximum over cells of each spatial channel (31)
 
@@ -422,7 +426,8 @@ def image_features(images, chunk=500):
 class FeatureScaler:
     """Standardise with training statistics and reduce to ``dim`` dimensions by PCA (unsupervised).
 
-    The statistics come from at most ``max_fit`` training images (a fixed, evenly spaced subset): PCA of
+    The statistics come from at most ``max_fit`` training images (a fixed, evenly spaced subset):
+    PCA of
     a ~2000-d descriptor is as good from 5,000 images as from 50,000, at a tenth of the cost."""
 
     def __init__(self, spatial, glob, dim=POOLED_DIM, max_fit=5000):
@@ -434,7 +439,8 @@ class FeatureScaler:
         self.mean, self.std = flat.mean(0), flat.std(0) + 1e-6
         z = (flat - self.mean) / self.std
         z = z - z.mean(0)
-        # PCA from the covariance (D x D) rather than an SVD of the data: the same directions, faster.
+        # PCA from the covariance (D x D) rather than an SVD of the data: the same directions,
+        # faster.
         var, vecs = np.linalg.eigh(z.T @ z / len(z))
         order = np.argsort(var)[::-1][: min(dim, len(z))]
         self.components = vecs[:, order]
@@ -443,8 +449,10 @@ class FeatureScaler:
 
     @staticmethod
     def _raw(spatial, glob):
-        # The pooled vector: the global statistics and the spatial map averaged to 4 x 4 cells (the full
-        # 8 x 8 map in a pooled vector drowns the per-colour shape signatures: measured with a linear
+        # The pooled vector: the global statistics and the spatial map averaged to 4 x 4 cells
+        # (the full
+        # 8 x 8 map in a pooled vector drowns the per-colour shape signatures: measured with a
+        # linear
         # probe, benchmarks/results/shapes_levers.md). Signed square root (Hellinger map) of the
         # statistics: small histogram entries count by ratio.
         n, c, g = spatial.shape[:3]
@@ -453,7 +461,7 @@ class FeatureScaler:
         return np.sign(flat) * np.sqrt(np.abs(flat))
 
     def transform(self, spatial, glob):
-        """Returns (spatial standardised (N, C, 8, 8), pooled vector (N, 899), its PCA (N, dim)), float32."""
+        """Returns (spatial standardised (N, C, 8, 8), pooled (N, 899), PCA (N, dim)), float32."""
         z = (self._raw(spatial, glob) - self.mean) / self.std
         pooled = z @ self.components / self.scale
         if (
@@ -516,15 +524,20 @@ def build_shapes(
     - num_train, num_val, num_test: images per split (five captions each)
     - seed: everything (scenes, noise, captions) follows from it; each split has its own stream, so changing
       num_val leaves the training images unchanged
-    - write_png: also save the validation and test images as PNGs (the ``*_urls.txt`` files list them, for
-      galleries); ``"all"`` writes the training images' too (PNG encoding is the slowest part of a build:
+    - write_png: also save the validation and test images as PNGs (the ``*_urls.txt`` files list
+    them, for
+      galleries); ``"all"`` writes the training images' too (PNG encoding is the slowest part of
+      a build:
       every image is always in ``{split}2014_images.h5``)
 
     Files beyond the layout: ``{split}2014_images.h5`` (dataset ``images``, uint8 (N, 64, 64, 3)) and
     ``{split}2014_annotations.json`` (per image, its objects; see :func:`annotate`).
-    The features: ``*_vgg16_fc7.h5`` holds the pooled descriptor, standardised (N, FEATURE_DIM = 899: the
-    spatial map averaged to 4 x 4 cells and the global statistics), ``*_pca.h5`` its PCA to 512 (N, 512;
-    CS231n's width, for code that expects it), ``*_spatial.h5`` the spatial map (N, 31, 8, 8) standardised
+    The features: ``*_vgg16_fc7.h5`` holds the pooled descriptor, standardised (N, FEATURE_DIM =
+    899: the
+    spatial map averaged to 4 x 4 cells and the global statistics), ``*_pca.h5`` its PCA to 512
+    (N, 512;
+    CS231n's width, for code that expects it), ``*_spatial.h5`` the spatial map (N, 31, 8, 8)
+    standardised
     per channel; all statistics come from the training images. Returns the folder as a Path.
     """
     import h5py
@@ -569,7 +582,7 @@ def build_shapes(
         "seed": seed,
         "sizes": sizes,
         "image_size": IMAGE_SIZE,
-        "features": "hand-designed pixel statistics (colour histograms, gradient-orientation histograms) "
+        "features": "hand-designed pixel statistics (colour and gradient-orientation histograms) "
         f"per {CELL}x{CELL} cell and per hue; never computed from the labels. "
         f"*_vgg16_fc7.h5: pooled standardised vector ({splits['train']['features'].shape[1]}-d, "
         f"the default); *_pca.h5: its PCA to {POOLED_DIM}; *_spatial.h5: (N, {SPATIAL_CHANNELS}, "
@@ -612,7 +625,8 @@ def load_shapes(
     """The shapes dataset, built on first use and then read from the cache.
 
     Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs, features
-    (N, 899), or (N, 512) with ``pca_features=True``, spatial_features (N, 31, 8, 8), urls, idx_to_word,
+    (N, 899), or (N, 512) with ``pca_features=True``, spatial_features (N, 31, 8, 8), urls,
+    idx_to_word,
     word_to_idx, info) plus ``{split}_annotations`` (list per image of object dicts) and, with ``images=True``,
     ``{split}_images`` uint8 (Nimg, 64, 64, 3).
     """
