@@ -79,10 +79,16 @@ def train(cell, data, args):
         hidden_dim=args.hidden_dim,
         cell_type=cell,
         seed=args.seed,
+        **(
+            dict(attention=args.attention, attention_reg=args.attention_reg)
+            if cell == "attention"
+            else {}
+        ),
     )
     if cell == "attention" and args.proj_scale != 1:
         model.params["W_proj"] *= model.dtype.type(args.proj_scale)
-    init_stats = score_spread(model, data) if cell == "attention" else None
+    dot = cell == "attention" and args.attention == "dot"
+    init_stats = score_spread(model, data) if dot else None
     solver = CaptioningSolver(
         model,
         data,
@@ -269,7 +275,7 @@ def main(argv=None):
     parser.add_argument(
         "--max-train", type=int, default=None, help="use only this many training captions"
     )
-    parser.add_argument("--max-length", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--proj-scale",
@@ -277,12 +283,29 @@ def main(argv=None):
         default=1.0,
         help="multiply the attention model's initial W_proj by this (1 = library initialisation)",
     )
+    parser.add_argument(
+        "--attention",
+        default="additive",
+        choices=["dot", "additive"],
+        help="the attention model's form (the score diagnostics exist for 'dot' only)",
+    )
+    parser.add_argument("--attention-reg", type=float, default=1.0, help="additive only")
+    parser.add_argument(
+        "--max-scenes",
+        type=int,
+        default=None,
+        help="train on the captions of the first this many training scenes",
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "attention_shapes.md"))
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv
 
     data = load_shapes()
+    if args.max_scenes:
+        keep = data["train_image_idxs"] < args.max_scenes
+        data["train_captions"] = data["train_captions"][keep]
+        data["train_image_idxs"] = data["train_image_idxs"][keep]
     if args.max_train:
         keep = np.random.default_rng(args.seed).permutation(len(data["train_captions"]))[
             : args.max_train
@@ -292,6 +315,7 @@ def main(argv=None):
             data["train_image_idxs"][keep],
         )
     check_cells_orientation(data["val_annotations"])
+    args.spatial_shape = tuple(data["train_spatial_features"].shape[1:])
     idx_to_word, end = data["idx_to_word"], data["word_to_idx"]["<END>"]
     print(
         f"shapes: {len(data['train_captions'])} training captions, {len(data['val_image_idxs'])} val captions of "
@@ -312,7 +336,7 @@ def main(argv=None):
             "rows": rows,
             "examples": decode_captions(captions[:3], idx_to_word, strip=True),
         }
-        if cell == "attention":
+        if cell == "attention" and args.attention == "dot":
             with uniform_attention():
                 u_metrics = evaluate(model, data, args.max_length)[0]
                 u_loss = solver.validation_loss()
@@ -345,7 +369,9 @@ def report(results, args):
     lines = [
         f"Command: `{cmd}` (epochs {args.epochs}, batch {args.batch_size}, Adam lr {args.lr}, decay "
         f"{args.lr_decay}/epoch, clip {args.grad_clip}, W {args.wordvec_dim}, H {args.hidden_dim}, seed "
-        f"{args.seed}, W_proj init x {args.proj_scale:g}; greedy decoding, max {args.max_length} words, all 500 validation images).",
+        f"{args.seed}, W_proj init x {args.proj_scale:g}, attention {args.attention}, lambda "
+        f"{args.attention_reg:g}; greedy decoding, max {args.max_length} words, all 500 validation "
+        "images).",
         "",
         "| model | features | train time | val loss | "
         + " | ".join(METRICS)
@@ -354,7 +380,9 @@ def report(results, args):
     ]
     for cell, r in results.items():
         present = [x["present"] for x in r["rows"]]
-        feats = "spatial (32, 4, 4)" if cell == "attention" else "pooled (512,)"
+        feats = (
+            f"spatial {args.spatial_shape}, {args.attention}" if cell == "attention" else "pooled"
+        )
         lines.append(
             f"| {cell} | {feats} | {r['seconds']:.0f} s | {r['val_loss']:.3f} | "
             + " | ".join(f"{r['metrics'][m]:.3f}" for m in METRICS)
@@ -386,6 +414,8 @@ def report(results, args):
                     f"| {name} | {label} | {s['words']} | {s['share']:.3f} | {s['chance']:.3f} | "
                     f"{s['ratio']:.2f} | {s['above']:.1%} |"
                 )
+    if "diagnostics" not in results["attention"]:
+        return "\n".join(lines + ["", examples(results), ""])
     d = results["attention"]["diagnostics"]
     si, st, m, u = d["scores_init"], d["scores_trained"], d["maps"], d["uniform_ablation"]
     lines += [
@@ -410,15 +440,14 @@ def report(results, args):
         f"vs {results['attention']['metrics']['Bleu_4']:.3f}, CIDEr {u['metrics']['CIDEr']:.3f} vs "
         f"{results['attention']['metrics']['CIDEr']:.3f}.",
     ]
-    lines += [
-        "",
-        "First validation captions: "
-        + "; ".join(
-            f"{c}: " + " / ".join(f'"{t}"' for t in r["examples"]) for c, r in results.items()
-        ),
-        "",
-    ]
+    lines += ["", examples(results), ""]
     return "\n".join(lines)
+
+
+def examples(results):
+    return "First validation captions: " + "; ".join(
+        f"{c}: " + " / ".join(f'"{t}"' for t in r["examples"]) for c, r in results.items()
+    )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,17 @@ plugs in without touching ``loss``, ``step`` or ``sample``. Shapes use the packa
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
+from captionrnn.additive_attention import (
+    additive_attention_forward,
+    additive_attention_lstm_backward,
+    additive_attention_lstm_forward,
+    attention_keys_forward,
+    doubly_stochastic_loss,
+)
 from captionrnn.attention import (
     attention_backward,
     attention_forward,
@@ -188,6 +196,69 @@ CELLS = {
 }
 
 
+# The additive (Bahdanau) form of the attention cell, chosen with
+# CaptioningRNN(cell_type='attention', attention='additive'); see captionrnn.additive_attention.
+# Wa (H, Da), Wha (H, Da), ba (Da,), wa (Da,) with Da = attention_dim. Its backward also takes the
+# maps' gradient (the doubly stochastic regulariser).
+class _AdditiveCellCache(NamedTuple):
+    lstm: tuple  # AdditiveLSTMCache
+    dweights: object = None  # gradient of the maps (N, T, Y, X) from the regulariser, if any
+
+
+def _additive_cell(initial="mean"):
+    """The additive attention cell; ``initial``: 'mean' (h0 = c0 = mean of A) or 'zero' (0)."""
+    names = ("Wx", "Wh", "Wattn", "b", "Wa", "Wha", "ba", "wa")
+
+    def forward(x, A, p):
+        h, cache = additive_attention_lstm_forward(x, A, *(p[k] for k in names), initial=initial)
+        return h, _AdditiveCellCache(cache)
+
+    def backward(dh, cache):
+        dx, dA, *g = additive_attention_lstm_backward(dh, cache.lstm, cache.dweights)
+        return dx, dA, dict(zip(names, g))
+
+    def initial_state(A, p):
+        keys, _ = attention_keys_forward(A, p["Wa"])  # (N, K, Da), once per image
+        h0 = A.mean(axis=(2, 3)) if initial == "mean" else np.zeros(A.shape[:2], A.dtype)
+        return {"h": h0, "c": h0.copy(), "A": A, "keys": keys}
+
+    def step(x, state, p):
+        attn, weights, _ = additive_attention_forward(
+            state["h"], state["A"], state["keys"], p["Wha"], p["ba"], p["wa"]
+        )
+        h, c, _ = lstm_step_forward(
+            x, state["h"], state["c"], p["Wx"], p["Wh"], p["b"], attn, p["Wattn"]
+        )
+        return h, {"h": h, "c": c, "A": state["A"], "keys": state["keys"], ATTENTION_KEY: weights}
+
+    return Cell(
+        gates=4,
+        forward=forward,
+        backward=backward,
+        initial_state=initial_state,
+        step=step,
+        extra_params=(
+            ("Wattn", _randn_h(lambda H, Da: (H, 4 * H))),
+            ("Wa", _randn_h(lambda H, Da: (H, Da))),
+            ("Wha", _randn_h(lambda H, Da: (H, Da))),
+            ("ba", lambda rng, W, H, Da: np.zeros(Da)),
+            ("wa", _randn_h(lambda H, Da: (Da,))),
+        ),
+        encode=_spatial_encode,
+        encode_backward=_spatial_encode_backward,
+        spatial=True,
+        attention=True,
+    )
+
+
+def _randn_h(shape):
+    return lambda rng, W, H, Da: rng.standard_normal(shape(H, Da)) / np.sqrt(H)
+
+
+ATTENTION_FORMS = {"dot": CELLS["attention"], "additive": _additive_cell("mean")}
+ATTENTION_INITS = ("mean", "zero")
+
+
 class CaptioningRNN:
     """A recurrent captioning model with parameters in ``self.params`` (CS231n's CaptioningRNN).
 
@@ -208,6 +279,15 @@ class CaptioningRNN:
     - cell_type: one of ``CELLS`` ('rnn', 'lstm', 'gru' take pooled features (N, D); 'attention' takes
       spatial features (N, C, 4, 4), see :mod:`captionrnn.attention`)
     - dtype: np.float32 (training) or np.float64 (gradient checks)
+    - attention: for cell_type='attention', the form of the attention: 'dot' (scaled dot product,
+      :mod:`captionrnn.attention`, the default) or 'additive' (Show, Attend and Tell's,
+      :mod:`captionrnn.additive_attention`; extra params ``Wa``, ``Wha`` (H, Da), ``ba``, ``wa``
+      (Da,))
+    - attention_reg: lambda of the doubly stochastic regularisation added to the loss (additive form
+      only; 0 = none); it can also be set later as ``model.attention_reg``
+    - attention_dim: Da, the width of the additive attention's hidden layer (default H)
+    - attention_init: additive form only: 'mean' (h0 = c0 = mean of A, as the dot-product LSTM) or
+      'zero' (h0 = c0 = 0: the model sees the image only through its attention)
     - seed: None draws from the global ``np.random`` exactly like CS231n (so ``np.random.seed`` in a
       notebook reproduces the course's numbers); an int or an ``np.random.Generator`` makes the
       initialisation independent of global state
@@ -222,6 +302,10 @@ class CaptioningRNN:
         cell_type="rnn",
         dtype=np.float32,
         seed=None,
+        attention="dot",
+        attention_reg=0.0,
+        attention_dim=None,
+        attention_init="mean",
     ):
         if cell_type not in CELLS:
             raise ValueError(
@@ -257,6 +341,32 @@ class CaptioningRNN:
         self._start = self.word_to_idx.get("<START>")
         self._end = self.word_to_idx.get("<END>")
         self._cell = CELLS[cell_type]
+        if attention not in ATTENTION_FORMS:
+            raise ValueError(
+                f"attention must be one of {sorted(ATTENTION_FORMS)}, got {attention!r}"
+            )
+        if attention != "dot" and cell_type != "attention":
+            raise ValueError(
+                f"attention={attention!r} needs cell_type='attention', got {cell_type!r}"
+            )
+        if attention_init not in ATTENTION_INITS:
+            raise ValueError(
+                f"attention_init must be one of {ATTENTION_INITS}, got {attention_init!r}"
+            )
+        if attention_init != "mean" and attention != "additive":
+            raise ValueError("attention_init='zero' needs attention='additive'")
+        self.attention_init = attention_init
+        if cell_type == "attention":
+            self._cell = ATTENTION_FORMS[attention]
+            if attention_init != "mean":
+                self._cell = _additive_cell(attention_init)
+        self.attention = attention
+        if attention_reg and attention != "additive":
+            raise ValueError(
+                "attention_reg needs attention='additive' (its backward takes the maps)"
+            )
+        self.attention_reg = float(attention_reg)
+        self.attention_dim = int(attention_dim or hidden_dim) if attention == "additive" else None
 
         if seed is None:
             rng = np.random  # the legacy global stream: standard_normal(shape) == randn(*shape)
@@ -279,7 +389,9 @@ class CaptioningRNN:
         p["Wh"] = rng.standard_normal((H, G * H)) / np.sqrt(H)
         p["b"] = np.zeros(G * H)
         for name, init in self._cell.extra_params:
-            p[name] = init(rng, W, H)
+            p[name] = (
+                init(rng, W, H, self.attention_dim) if attention == "additive" else init(rng, W, H)
+            )
         p["W_vocab"] = rng.standard_normal((H, V)) / np.sqrt(H)
         p["b_vocab"] = np.zeros(V)
         self.params = {k: v.astype(dtype) for k, v in p.items()}
@@ -403,6 +515,17 @@ class CaptioningRNN:
         return loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache)
         ### END SOLUTION
 
+    def _regularise(self, loss, captions, caches):
+        """Add the doubly stochastic attention term (additive form, ``attention_reg`` > 0) to the
+        loss; its gradient with respect to the maps rides in the cell's cache to its backward."""
+        if not self.attention_reg:
+            return loss, caches
+        enc_cache, embed_cache, cell_cache, vocab_cache = caches
+        mask = captions[:, 1:] != self._null
+        reg, dweights = doubly_stochastic_loss(cell_cache.lstm.weights, mask, self.attention_reg)
+        cell_cache = cell_cache._replace(dweights=dweights)
+        return loss + reg, (enc_cache, embed_cache, cell_cache, vocab_cache)
+
     def loss(self, features, captions):
         """Training loss and gradients for a minibatch (reads ``self.params`` afresh on every call).
 
@@ -416,9 +539,9 @@ class CaptioningRNN:
         - loss: scalar of the model's dtype, summed over time and averaged over N
         - grads: dict with the keys of ``self.params``, each the gradient of that param's shape and dtype
         """
-        loss, dscores, (enc_cache, embed_cache, cell_cache, vocab_cache) = self._forward(
-            features, captions
-        )
+        loss, dscores, caches = self._forward(features, captions)
+        loss, caches = self._regularise(loss, captions, caches)
+        enc_cache, embed_cache, cell_cache, vocab_cache = caches
         ### BEGIN SOLUTION
         ### TODO: backward through the layers in reverse: temporal_affine_backward -> dh, dW_vocab, db_vocab;
         ### self._cell.backward(dh, cell_cache) -> dx, denc, the cell's grads; word_embedding_backward -> dW_embed;
@@ -434,7 +557,8 @@ class CaptioningRNN:
 
     def eval_loss(self, features, captions):
         """The loss of :meth:`loss` without the backward pass (for validation); returns a float."""
-        return float(self._forward(features, captions)[0])
+        loss, _, caches = self._forward(features, captions)
+        return float(self._regularise(loss, captions, caches)[0])
 
     # ---- decoding: one batched step at a time ----------------------------------------------------
 
@@ -528,6 +652,10 @@ class CaptioningRNN:
             "input_dim": self.input_dim,
             "wordvec_dim": self.wordvec_dim,
             "hidden_dim": self.hidden_dim,
+            "attention": self.attention,
+            "attention_reg": self.attention_reg,
+            "attention_dim": self.attention_dim,
+            "attention_init": self.attention_init,
             "dtype": self.dtype.name,
             "word_to_idx": self.word_to_idx,
         }
@@ -568,6 +696,10 @@ class CaptioningRNN:
                 cell_type=meta["cell_type"],
                 dtype=np.dtype(meta["dtype"]),
                 seed=0,
+                attention=meta.get("attention", "dot"),
+                attention_reg=meta.get("attention_reg", 0.0),
+                attention_dim=meta.get("attention_dim"),
+                attention_init=meta.get("attention_init", "mean"),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(

@@ -5,7 +5,7 @@ import pytest
 
 from captionrnn.cli import main
 from captionrnn.data import load_coco_data
-from captionrnn.data.shapes import build_shapes
+from captionrnn.data.shapes import GRID, build_shapes
 from captionrnn.model import CaptioningRNN
 from captionrnn.solver import CaptioningSolver
 
@@ -156,10 +156,10 @@ def test_attend_clear_errors(tiny, tmp_path, capsys):
 
 
 def test_sampled_maps_of_the_trained_model(tiny):
-    """What the command draws: one map per generated word, each summing to 1 over the 16 cells."""
+    """What the command draws: one map per generated word, each summing to 1 over the grid cells."""
     model = CaptioningRNN.load(tiny["model"])
     feats = load_coco_data(tiny["data"])["val_spatial_features"][:4]
     captions, maps = model.sample(feats, max_length=8, return_attention=True)
-    assert maps.shape == (4, 8, 4, 4)
+    assert maps.shape == (4, 8, GRID, GRID)
     emitted = captions != model._null
     np.testing.assert_allclose(maps.sum(axis=(2, 3))[emitted], 1.0, rtol=1e-5)

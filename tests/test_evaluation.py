@@ -84,3 +84,27 @@ def test_reader_loads_a_folders_pixels_only_when_asked(data, tmp_path):
     build_shapes(out, num_train=5, num_val=3, num_test=2, seed=1, write_png=False, verbose=False)
     full = load_coco_data(out, images=True)
     assert full["val_images"].shape == (3, 64, 64, 3) and full["val_images"].dtype == np.uint8
+
+
+def test_attention_grounding_against_chance():
+    """A map on the named object scores 1 / chance; a uniform map scores chance (ratio 1)."""
+    from captionrnn.evaluation import attention_grounding, object_cells
+
+    objects = [
+        {"shape": "circle", "colour": "red", "size": "small", "bbox": [0, 0, 10, 10]},
+        {"shape": "square", "colour": "blue", "size": "large", "bbox": [40, 40, 60, 60]},
+    ]
+    idx_to_word = ["<NULL>", "<START>", "<END>", "a", "red", "circle", "blue"]
+    captions = np.array([[3, 4, 5, 2]])  # "a red circle <END>"
+    cells = object_cells(objects[0], 8)
+    assert cells.sum() == 4 and cells[:2, :2].all()  # 10 px over 8-px cells: 2 x 2 cells
+    on_object = np.zeros((1, 4, 8, 8))
+    on_object[0, :, 0, 0] = 1.0
+    g = attention_grounding(captions, on_object, [objects], idx_to_word, end=2)
+    assert g["words"] == 2 and g["share"] == 1.0 and g["ratio"] == pytest.approx(16.0)
+    uniform = np.full((1, 4, 8, 8), 1 / 64)
+    g = attention_grounding(captions, uniform, [objects], idx_to_word, end=2)
+    assert g["ratio"] == pytest.approx(1.0) and g["above"] == 0.0
+    # "blue" names the square; words naming no object or two objects are not counted
+    g = attention_grounding(np.array([[6, 2, 0, 0]]), uniform, [objects], idx_to_word, end=2)
+    assert g["words"] == 1 and g["chance"] == pytest.approx(object_cells(objects[1], 8).mean())

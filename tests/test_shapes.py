@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from captionrnn.data import decode_captions, image_features, load_shapes, probe_accuracy
-from captionrnn.data.shapes import IMAGE_SIZE, SPATIAL_CHANNELS, generate_split
+from captionrnn.data.shapes import (
+    FEATURE_DIM,
+    GRID,
+    IMAGE_SIZE,
+    SPATIAL_CHANNELS,
+    generate_split,
+)
 
 SMALL = dict(num_train=60, num_val=20, num_test=20, seed=3, verbose=False)
 
@@ -25,11 +31,11 @@ def test_keys_and_shapes(shapes):
         assert data[f"{split}_images"].shape == (n, IMAGE_SIZE, IMAGE_SIZE, 3)
         assert data[f"{split}_images"].dtype == np.uint8
         assert (
-            data[f"{split}_features"].shape == (n, 512)
+            data[f"{split}_features"].shape == (n, FEATURE_DIM)
             and data[f"{split}_features"].dtype == np.float32
         )
-        assert data[f"{split}_spatial_features"].shape == (n, SPATIAL_CHANNELS, 4, 4)
-        assert data[f"{split}_captions"].shape == (5 * n, 18)
+        assert data[f"{split}_spatial_features"].shape == (n, SPATIAL_CHANNELS, GRID, GRID)
+        assert data[f"{split}_captions"].shape == (5 * n, 26)  # max_length 24 + <START>, <END>
         np.testing.assert_array_equal(data[f"{split}_image_idxs"], np.repeat(np.arange(n), 5))
         assert len(data[f"{split}_annotations"]) == n and len(data[f"{split}_urls"]) == n
         assert np.isfinite(data[f"{split}_features"]).all()
@@ -107,7 +113,7 @@ def test_splits_are_disjoint(shapes):
 def test_features_see_only_pixels():
     images, annotations, _ = generate_split(6, np.random.default_rng(0))
     spatial, glob = image_features(images)
-    assert spatial.shape == (6, SPATIAL_CHANNELS, 4, 4) and spatial.dtype == np.float32
+    assert spatial.shape == (6, SPATIAL_CHANNELS, GRID, GRID) and spatial.dtype == np.float32
     # identical pixels give identical features whatever else is known about the scene
     s2, g2 = image_features(np.concatenate([images[3:], images[:3]]))
     np.testing.assert_array_equal(s2, np.concatenate([spatial[3:], spatial[:3]]))

@@ -46,7 +46,7 @@ def register(subparsers):
     p.add_argument(
         "--max-length",
         type=positive_int,
-        default=16,
+        default=24,
         help="words per caption at most (default: %(default)s)",
     )
     p.set_defaults(func=run)

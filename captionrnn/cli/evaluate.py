@@ -1,4 +1,5 @@
-"""`captionrnn evaluate`: BLEU-1..4, CIDEr-D and ROUGE-L of a trained model on a split, with any decoder."""
+"""`captionrnn evaluate`: BLEU-1..4, CIDEr-D and ROUGE-L of a trained model on a split, with any
+decoder; on shapes also the share of captions true to the scene and the object recall."""
 
 import json
 
@@ -88,6 +89,11 @@ def run(args):
     print(
         format_table([{"metric": k, "score": v} for k, v in metrics.items()], ["metric", "score"])
     )
+    if "correct" in metrics:
+        print(
+            f"checked against the scenes: {metrics['correct']:.1%} of the captions are correct, "
+            f"object recall {metrics['object_recall']:.3f} (see captionrnn.evaluation)"
+        )
     if args.json:
         out = {
             "checkpoint": str(args.checkpoint),

@@ -3,11 +3,14 @@
 Each 64x64 image holds one to three non-overlapping objects, each a shape (circle, square, triangle, diamond,
 cross) in one of six colours, small or large, anywhere in the frame, on a grey background with pixel noise.
 Five captions per image come from a small grammar with several phrasings, relations ("to the left of",
-"above", ...) and counts ("two red shapes").
+"above", ...) and counts ("two red shapes"); every phrasing names every object of the scene
+(directly or in a count), so a model's captions can be checked for object recall as well as
+correctness.
 
 Image features are computed **from the pixels only** (:func:`image_features` takes nothing but the images):
 hand-designed colour and gradient statistics, in the spirit of HOG and colour histograms, with fixed filters and
-no learning from the labels. The only fitting is unsupervised (mean/std and PCA over the training images).
+no learning from the labels, on an 8 x 8 grid of 8-pixel cells. The only fitting is unsupervised
+(mean/std and PCA over the training images).
 The dataset is written in the CS231n layout (see :mod:`captionrnn.data.coco`) plus the images, so every tool
 that reads COCO reads it.
 """
@@ -25,9 +28,9 @@ from captionrnn import threads
 from captionrnn.data.coco import SPLITS, images_file, load_coco_data, write_dataset
 from captionrnn.data.vocab import build_vocab, encode_captions
 
-VERSION = 1
+VERSION = 2  # bump whenever scenes, captions or features change: the cache folder name carries it
 IMAGE_SIZE = 64
-GRID = 4  # the spatial map is GRID x GRID cells of CELL x CELL pixels
+GRID = 8  # the spatial map is GRID x GRID cells of CELL x CELL pixels
 CELL = IMAGE_SIZE // GRID
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
 PLURALS = {
@@ -46,11 +49,14 @@ COLOURS = {
     "purple": (150, 60, 200),
 }
 SIZES = {"small": (5.0, 7.0), "large": (10.0, 13.0)}  # half-size r in pixels, drawn uniformly
-DEFAULT_SIZES = {"train": 3000, "val": 500, "test": 500}
+DEFAULT_SIZES = {"train": 20000, "val": 500, "test": 500}
 POOLED_DIM = 512
 HUE_BINS = 12
 ORI_BINS = 12
-SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 1 + 4  # = 32, see image_features
+SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 4  # = 31, see image_features
+GLOBAL_DIM = 2 * HUE_BINS * ORI_BINS + 7 * HUE_BINS + SPATIAL_CHANNELS  # = 403, see image_features
+FEATURE_DIM = 16 * SPATIAL_CHANNELS + GLOBAL_DIM  # = 899: the pooled vector (``{split}_features``)
+INK_FLOOR = 0.15  # chroma of the grey background's noise stays below this; objects have 0.45-0.8
 
 
 # ----------------------------------------------------------------------------------------------- scenes
@@ -120,7 +126,8 @@ def render(scenes, rng):
 
 def annotate(scenes, masks):
     """Per image, per object: shape, colour, size, centre, bounding box [x0, y0, x1, y1) in pixels and
-    ``cells``, the share of the object's pixels in each of the 4x4 grid cells (row-major, 4 lists of 4)."""
+    ``cells``, the share of the object's pixels in each of the GRID x GRID cells of the spatial map
+    (row-major, 8 lists of 8)."""
     out, k = [], 0
     for scene in scenes:
         objs = []
@@ -212,6 +219,7 @@ def _templates(objs, rng):
         ]
     a, b = order[0], order[1]
     big = max(objs, key=lambda o: o["r"])
+    small = min(objs, key=lambda o: o["r"])
     if len(objs) == 2:
         return [
             f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)}",
@@ -220,7 +228,8 @@ def _templates(objs, rng):
             f"there are two shapes {_np(a, rng, False)} and {_np(b, rng, False)}",
             _count_phrase(order),
             f"{_np(a, rng, True)} and {_np(b, rng, True)}",
-            f"the larger shape is a {big['colour']} {big['shape']}"
+            f"the larger shape is a {big['colour']} {big['shape']} and the other is a "
+            f"{small['colour']} {small['shape']}"
             if a["size"] != b["size"]
             else f"two {a['size']} shapes {_np(a, rng, False)} and {_np(b, rng, False)}",
         ]
@@ -228,11 +237,12 @@ def _templates(objs, rng):
     return [
         f"three shapes a {a['colour']} {a['shape']} a {b['colour']} {b['shape']} and a {c['colour']} {c['shape']}",
         f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)} and {_np(c, rng, False)}",
-        f"there are three shapes including {_np(a, rng, True)}",
+        f"there are three shapes {_np(a, rng, True)} {_np(b, rng)} and {_np(c, rng)}",
         _count_phrase(order),
-        f"{_np(a, rng)} is {_rel(a, b)} {_np(b, rng)}",
-        f"the biggest of three shapes is a {big['colour']} {big['shape']}",
-        f"{_np(b, rng, False)} {_rel(b, c)} {_np(c, rng, False)} and one more shape",
+        f"{_np(a, rng)} is {_rel(a, b)} {_np(b, rng)} and there is also {_np(c, rng)}",
+        f"the biggest of three shapes is a {big['colour']} {big['shape']} with "
+        + " and ".join(f"a {o['colour']} {o['shape']}" for o in objs if o is not big),
+        f"{_np(b, rng, False)} {_rel(b, c)} {_np(c, rng, False)} and one more shape {_np(a, rng)}",
     ]
 
 
@@ -246,24 +256,24 @@ def make_captions(scene, rng, per_image=5):
 
 
 # --------------------------------------------------------------------------------------------- features
-def _soft_onehot(pos, n_bins):
-    """Circular soft one-hot: (..., ) positions in bin units (bin k centred on k + 0.5) -> (..., n_bins),
-    linear interpolation between the two nearest bins (so a hue between red and orange counts for both)."""
+def _soft_bins(pos, n_bins):
+    """Circular linear binning: positions in bin units (bin k centred on k + 0.5) -> (lo, hi, frac),
+    so a value between two bin centres counts (1 - frac) for bin lo and frac for bin hi."""
     p = pos - 0.5
     lo = np.floor(p)
     frac = (p - lo).astype(np.float32)
     lo = lo.astype(np.int64) % n_bins
-    out = np.zeros(pos.shape + (n_bins,), dtype=np.float32)
-    np.put_along_axis(out, lo[..., None], (1 - frac)[..., None], axis=-1)
-    np.put_along_axis(
-        out, ((lo + 1) % n_bins)[..., None], frac[..., None], axis=-1
-    )  # lo != hi: no clash
-    return out
+    return lo, (lo + 1) % n_bins, frac
 
 
-def _box3(a):
-    p = np.pad(a, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    return sum(p[:, i : i + a.shape[1], j : j + a.shape[2]] for i in range(3) for j in range(3)) / 9
+def _hist(index, bins, weight, n_rows, n_bins):
+    """Per row of ``index`` (the row of each pixel), the histogram of soft ``bins`` weighted by
+    ``weight``: (n_rows, n_bins). One np.bincount per neighbour bin, no per-pixel one-hot array."""
+    lo, hi, frac = bins
+    size = n_rows * n_bins
+    out = np.bincount(index * n_bins + lo, weight * (1 - frac), minlength=size)
+    out += np.bincount(index * n_bins + hi, weight * frac, minlength=size)
+    return out.reshape(n_rows, n_bins)
 
 
 def _cells(a, cell=CELL):
@@ -279,90 +289,122 @@ def _cells(a, cell=CELL):
 def _features_chunk(images):
     x = images.astype(np.float32) / 255  # (N, S, S, 3)
     n, s = x.shape[:2]
-    mx, mn = x.max(-1), x.min(-1)
-    chroma = mx - mn  # ~0 on the grey background
+    P = s * s
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    d = np.where(chroma > 1e-6, chroma, 1)
-    hue = (
-        np.where(mx == r, ((g - b) / d) % 6, np.where(mx == g, (b - r) / d + 2, (r - g) / d + 4))
-        / 6
-    )
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    # Chroma above the background noise ("ink"): 0 on the grey background, 0.3-0.7 on objects.
+    ink = np.maximum(mx - mn - INK_FLOOR, 0)
+    # Sobel gradients of the ink map: object outlines, independent of the background grey level.
+    p = np.pad(ink, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    gx = 2 * (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) + p[:, :-2, 2:] - p[:, :-2, :-2] + p[:, 2:, 2:]
+    gx -= p[:, 2:, :-2]
+    gy = 2 * (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) + p[:, 2:, :-2] - p[:, :-2, :-2] + p[:, 2:, 2:]
+    gy -= p[:, :-2, 2:]
 
-    # Sobel gradients of the chroma map: object outlines, independent of the background grey level.
-    p = np.pad(chroma, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    gx = (
-        2 * (p[:, 1:-1, 2:] - p[:, 1:-1, :-2])
-        + p[:, :-2, 2:]
-        - p[:, :-2, :-2]
-        + p[:, 2:, 2:]
-        - p[:, 2:, :-2]
+    # Only coloured pixels (and outline pixels) enter the histograms: a tenth of the image.
+    on = np.flatnonzero(ink.ravel() > 0)
+    rr, gg, bb = r.ravel()[on], g.ravel()[on], b.ravel()[on]
+    hi_, d = mx.ravel()[on], (mx - mn).ravel()[on]
+    hue = np.where(
+        hi_ == rr, ((gg - bb) / d) % 6, np.where(hi_ == gg, (bb - rr) / d + 2, (rr - gg) / d + 4)
     )
-    gy = (
-        2 * (p[:, 2:, 1:-1] - p[:, :-2, 1:-1])
-        + p[:, 2:, :-2]
-        - p[:, :-2, :-2]
-        + p[:, 2:, 2:]
-        - p[:, :-2, 2:]
-    )
-    mag = np.hypot(gx, gy)
-    ori = np.arctan2(gy, gx) % (2 * np.pi)  # signed: a triangle's apex differs
-    # Harris corner response on the same map (k = 0.04), positive part only.
-    sxx, syy, sxy = _box3(gx * gx), _box3(gy * gy), _box3(gx * gy)
-    corner = np.maximum(sxx * syy - sxy**2 - 0.04 * (sxx + syy) ** 2, 0)
+    hue_bins = _soft_bins(hue * (HUE_BINS / 6), HUE_BINS)
+    ink_on = ink.ravel()[on]
+    mag = np.hypot(gx, gy).ravel()
+    edge_px = np.flatnonzero(mag > 0)
+    ori = np.arctan2(gy.ravel()[edge_px], gx.ravel()[edge_px]) % (2 * np.pi)  # signed: apex differs
+    # bins centred on 0, 30, 60, ... degrees: axis-aligned and diagonal edges fill their own bins
+    ori_bins = _soft_bins(ori * (ORI_BINS / (2 * np.pi)) + 0.5, ORI_BINS)
+    mag_e = mag[edge_px]
 
-    hue_1h = _soft_onehot(hue * HUE_BINS, HUE_BINS) * chroma[..., None]  # (N, S, S, 12)
-    ori_1h = _soft_onehot(ori / (2 * np.pi) * ORI_BINS, ORI_BINS) * mag[..., None]  # (N, S, S, 12)
-    quarter = _cells(chroma, CELL // 2).reshape(n, GRID, 2, GRID, 2).transpose(0, 1, 3, 2, 4)
+    # Spatial map: per cell an ink-weighted hue histogram, the mean colour, a gradient-orientation
+    # histogram and the ink of its four quarters.
+    yy, xx = np.divmod(np.arange(P), s)
+    cell_of_pixel = (yy // CELL) * GRID + xx // CELL
+    img_of, px_of = np.divmod(on, P)
+    img_e, px_e = np.divmod(edge_px, P)
+    n_cells = n * GRID * GRID
+    per_cell = CELL * CELL
+    quarter = _cells(ink, CELL // 2).reshape(n, GRID, 2, GRID, 2).transpose(0, 1, 3, 2, 4)
+    hue_cells = _hist(
+        img_of * GRID * GRID + cell_of_pixel[px_of], hue_bins, ink_on, n_cells, HUE_BINS
+    )
+    ori_cells = _hist(img_e * GRID * GRID + cell_of_pixel[px_e], ori_bins, mag_e, n_cells, ORI_BINS)
     spatial = np.concatenate(
         [
-            _cells(hue_1h),
+            hue_cells.reshape(n, GRID, GRID, -1) / per_cell,
             _cells(x),
-            _cells(ori_1h),
-            _cells(corner)[..., None],
+            ori_cells.reshape(n, GRID, GRID, -1) / per_cell,
             quarter.reshape(n, GRID, GRID, 4),
         ],
         axis=-1,
-    )  # (N, 4, 4, C)
-    spatial = spatial.transpose(0, 3, 1, 2)
+    ).transpose(0, 3, 1, 2)  # (N, C, G, G)
 
-    # Global statistics per hue bin: which colour has which edge directions and corners, where, how big.
-    P = s * s
-    hue_1h = hue_1h.reshape(n, P, HUE_BINS)
-    hue_t = hue_1h.transpose(0, 2, 1)  # (N, 12, P)
-    hue_ori = (hue_t @ ori_1h.reshape(n, P, ORI_BINS)).reshape(n, -1) / P
-    yy, xx = np.mgrid[0:s, 0:s]
-    cx, cy = (xx.ravel() + 0.5) / s * 2 - 1, (yy.ravel() + 0.5) / s * 2 - 1
-    per_pixel = np.stack([np.ones(P), cx, cy, cx**2, cy**2], 1).astype(np.float32)  # (P, 5)
-    mom = hue_t @ per_pixel  # (N, 12, 5)
-    w = mom[..., 0]
+    # Global statistics per hue bin (one object per colour, mostly): mass, centroid, spread, the
+    # orientation histogram of its edges (normalised: a shape signature independent of size), the
+    # outline per sqrt(area) (crosses and triangles have more outline per pixel than circles) and
+    # the fill of its spread box (squares fill it, diamonds and triangles do not).
+    cx = ((xx[px_of] + 0.5) / s * 2 - 1).astype(np.float32)
+    cy = ((yy[px_of] + 0.5) / s * 2 - 1).astype(np.float32)
+    mom = [_hist(img_of, hue_bins, ink_on * v, n, HUE_BINS) for v in (1, cx, cy, cx**2, cy**2)]
+    w = mom[0]
     safe = np.maximum(w, 1e-3)
-    mean_x, mean_y = mom[..., 1] / safe, mom[..., 2] / safe
-    spread_x = np.sqrt(np.maximum(mom[..., 3] / safe - mean_x**2, 0))
-    spread_y = np.sqrt(np.maximum(mom[..., 4] / safe - mean_y**2, 0))
-    hue_corner = (hue_t @ corner.reshape(n, P, 1))[..., 0]
-    cell_max = spatial.reshape(n, spatial.shape[1], -1).max(
-        -1
-    )  # max-pooling: the densest cell of each channel
+    mean_x, mean_y = mom[1] / safe, mom[2] / safe
+    spread_x = np.sqrt(np.maximum(mom[3] / safe - mean_x**2, 0))
+    spread_y = np.sqrt(np.maximum(mom[4] / safe - mean_y**2, 0))
+    present = (w > 3.0).astype(np.float32)  # more than a few pixels' worth of this hue
+    # The hue of an outline pixel: that of the nearest ink, read on the ink pixels it touches.
+    hue_px = np.full(n * P, -1, dtype=np.int64)
+    hue_px[on] = np.where(hue_bins[2] < 0.5, hue_bins[0], hue_bins[1])
+    img_ink = np.pad(hue_px.reshape(n, s, s), ((0, 0), (1, 1), (1, 1)), constant_values=-1)
+    near = np.max(
+        [img_ink[:, i : i + s, j : j + s] for i in range(3) for j in range(3)], axis=0
+    ).ravel()[edge_px]
+    keep = near >= 0
+    edge = _hist(
+        (img_e * HUE_BINS + near)[keep],
+        tuple(a[keep] for a in ori_bins),
+        mag_e[keep],
+        n * HUE_BINS,
+        ORI_BINS,
+    ).reshape(n, HUE_BINS, ORI_BINS)
+    edge_sum = edge.sum(-1)
+    signature = edge / np.maximum(edge_sum, 1e-3)[..., None] * present[..., None]
+    outline = edge_sum / np.sqrt(safe) * present
+    fill = np.minimum(w / np.maximum(spread_x * spread_y * P, 1e-3), 10) * present
     glob = np.concatenate(
-        [hue_ori, w / P, mean_x, mean_y, spread_x, spread_y, hue_corner / P, cell_max], axis=1
+        [
+            signature.reshape(n, -1),
+            edge.reshape(n, -1) / P,
+            w / P,
+            mean_x * present,
+            mean_y * present,
+            spread_x,
+            spread_y,
+            outline,
+            fill,
+            spatial.reshape(n, spatial.shape[1], -1).max(-1),  # the densest cell of each channel
+        ],
+        axis=1,
     )
     return spatial, glob
 
 
-def image_features(images, chunk=250):
+def image_features(images, chunk=500):
     """Hand-designed features of images, computed from the pixels alone.
 
     Inputs:
     - images: uint8 array (N, 64, 64, 3)
 
     Returns a tuple of
-    - spatial: float32 (N, C, 4, 4), C = 32, one column per 16x16 cell: a 12-bin hue histogram weighted by
-      chroma (12), the mean R, G, B (3), a 12-bin histogram of gradient orientations of the chroma map
-      weighted by gradient magnitude (12), the mean Harris corner response (1) and the chroma of the
-      cell's four 8x8 quarters (4)
-    - global_stats: float32 (N, 248), per hue bin: the orientation histogram of its edges (12 x 12), its mass,
-      centroid x, y, spread x, y and corner mass (6 x 12); then the maximum over cells of each spatial
-      channel (32)
+    - spatial: float32 (N, C, 8, 8), C = 31, one column per 8x8 cell: a 12-bin hue histogram
+    weighted
+      by ink (12), the mean R, G, B (3), a 12-bin histogram of gradient orientations of the ink map
+      weighted by gradient magnitude (12) and the ink of the cell's four 4x4 quarters (4)
+    - global_stats: float32 (N, 403), per hue bin: the orientation histogram of its outline,
+    normalised
+      and raw (2 x 12 x 12), its mass, centroid x, y, spread x, y, outline per sqrt(area) and fill
+      (7 x 12); then the maximum over cells of each spatial channel (31)
 
     Not standardised; :func:`build_shapes` standardises them with training-split statistics.
     """
@@ -383,28 +425,44 @@ def image_features(images, chunk=250):
 
 
 class FeatureScaler:
-    """Standardise with training statistics and reduce to ``dim`` dimensions by PCA (unsupervised)."""
+    """Standardise with training statistics and reduce to ``dim`` dimensions by PCA (unsupervised).
 
-    def __init__(self, spatial, glob, dim=POOLED_DIM):
+    The statistics come from at most ``max_fit`` training images (a fixed, evenly spaced subset):
+    PCA of
+    a ~2000-d descriptor is as good from 5,000 images as from 50,000, at a tenth of the cost."""
+
+    def __init__(self, spatial, glob, dim=POOLED_DIM, max_fit=5000):
+        step = max(1, -(-len(spatial) // max_fit))
+        spatial, glob = spatial[::step], glob[::step]
         flat = self._raw(spatial, glob)
         self.s_mean = spatial.mean(axis=(0, 2, 3), keepdims=True)[0]
         self.s_std = spatial.std(axis=(0, 2, 3), keepdims=True)[0] + 1e-6
         self.mean, self.std = flat.mean(0), flat.std(0) + 1e-6
         z = (flat - self.mean) / self.std
-        _, sv, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
-        k = min(dim, vt.shape[0])
-        self.components = vt[:k].T
-        self.scale = sv[:k] / np.sqrt(len(z)) + 1e-6
+        z = z - z.mean(0)
+        # PCA from the covariance (D x D) rather than an SVD of the data: the same directions,
+        # faster.
+        var, vecs = np.linalg.eigh(z.T @ z / len(z))
+        order = np.argsort(var)[::-1][: min(dim, len(z))]
+        self.components = vecs[:, order]
+        self.scale = np.sqrt(np.maximum(var[order], 0)) + 1e-6
         self.dim = dim
 
     @staticmethod
     def _raw(spatial, glob):
-        # signed square root (Hellinger map) of the statistics: small histogram entries count by ratio
-        flat = np.concatenate([spatial.reshape(len(spatial), -1), glob], 1).astype(np.float64)
+        # The pooled vector: the global statistics and the spatial map averaged to 4 x 4 cells
+        # (the full
+        # 8 x 8 map in a pooled vector drowns the per-colour shape signatures: measured with a
+        # linear
+        # probe, benchmarks/results/shapes_levers.md). Signed square root (Hellinger map) of the
+        # statistics: small histogram entries count by ratio.
+        n, c, g = spatial.shape[:3]
+        coarse = spatial.reshape(n, c, 4, g // 4, 4, g // 4).mean(axis=(3, 5)).reshape(n, -1)
+        flat = np.concatenate([coarse, glob], 1).astype(np.float64)
         return np.sign(flat) * np.sqrt(np.abs(flat))
 
     def transform(self, spatial, glob):
-        """Returns (spatial standardised (N, C, 4, 4), full vector (N, Draw), pooled (N, dim)), all float32."""
+        """Returns (spatial standardised (N, C, 8, 8), pooled (N, 899), PCA (N, dim)), float32."""
         z = (self._raw(spatial, glob) - self.mean) / self.std
         pooled = z @ self.components / self.scale
         if (
@@ -437,9 +495,16 @@ def shapes_dir(
 def generate_split(n, rng, captions_per_image=5):
     """n scenes drawn with ``rng``: returns (images uint8 (n, 64, 64, 3), annotations, list of caption lists)."""
     scenes = [_sample_scene(rng) for _ in range(n)]
-    images, masks = render(scenes, rng)
+    images, annotations = [], []
+    for s in range(0, n, 1000):  # in chunks: the object masks of 1,000 scenes take ~8 MB
+        chunk_images, masks = render(scenes[s : s + 1000], rng)
+        images.append(chunk_images)
+        annotations += annotate(scenes[s : s + 1000], masks)
     captions = [make_captions(s, rng, captions_per_image) for s in scenes]
-    return images, annotate(scenes, masks), captions
+    images = (
+        np.concatenate(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    )
+    return images, annotations, captions
 
 
 @threads.limited
@@ -449,7 +514,7 @@ def build_shapes(
     num_val=DEFAULT_SIZES["val"],
     num_test=DEFAULT_SIZES["test"],
     seed=0,
-    max_length=16,
+    max_length=24,  # words per caption: the longest three-object phrasing has 21
     write_png=True,
     verbose=True,
 ):
@@ -461,13 +526,21 @@ def build_shapes(
     - num_train, num_val, num_test: images per split (five captions each)
     - seed: everything (scenes, noise, captions) follows from it; each split has its own stream, so changing
       num_val leaves the training images unchanged
-    - write_png: also save every image as a PNG (the ``*_urls.txt`` files list them, for galleries)
+    - write_png: also save the validation and test images as PNGs (the ``*_urls.txt`` files list
+    them, for
+      galleries); ``"all"`` writes the training images' too (PNG encoding is the slowest part of
+      a build:
+      every image is always in ``{split}2014_images.h5``)
 
     Files beyond the layout: ``{split}2014_images.h5`` (dataset ``images``, uint8 (N, 64, 64, 3)) and
     ``{split}2014_annotations.json`` (per image, its objects; see :func:`annotate`).
-    The features: ``*_vgg16_fc7.h5`` holds the full standardised descriptor (N, 32*16 + 248 = 760),
-    ``*_pca.h5`` its PCA to 512 (N, 512), ``*_spatial.h5`` the spatial map (N, 32, 4, 4) standardised per
-    channel; all statistics come from the training images. Returns the folder as a Path.
+    The features: ``*_vgg16_fc7.h5`` holds the pooled descriptor, standardised (N, FEATURE_DIM =
+    899: the
+    spatial map averaged to 4 x 4 cells and the global statistics), ``*_pca.h5`` its PCA to 512
+    (N, 512;
+    CS231n's width, for code that expects it), ``*_spatial.h5`` the spatial map (N, 31, 8, 8)
+    standardised
+    per channel; all statistics come from the training images. Returns the folder as a Path.
     """
     from captionrnn.runs import write_hdf5
 
@@ -511,10 +584,11 @@ def build_shapes(
         "seed": seed,
         "sizes": sizes,
         "image_size": IMAGE_SIZE,
-        "features": "hand-designed pixel statistics (colour histograms, gradient-orientation histograms, "
-        "corner responses) per 16x16 cell and per hue; never computed from the labels. "
-        f"*_vgg16_fc7.h5: full standardised vector ({splits['train']['features'].shape[1]}-d); "
-        f"*_pca.h5: its PCA to {POOLED_DIM}; *_spatial.h5: (N, {SPATIAL_CHANNELS}, 4, 4)",
+        "features": "hand-designed pixel statistics (colour and gradient-orientation histograms) "
+        f"per {CELL}x{CELL} cell and per hue; never computed from the labels. "
+        f"*_vgg16_fc7.h5: pooled standardised vector ({splits['train']['features'].shape[1]}-d, "
+        f"the default); *_pca.h5: its PCA to {POOLED_DIM}; *_spatial.h5: (N, {SPATIAL_CHANNELS}, "
+        f"{GRID}, {GRID})",
         "vocab_size": len(vocab["idx_to_word"]),
         "max_length": max_length,
     }
@@ -523,7 +597,7 @@ def build_shapes(
         write_hdf5(tmp / images_file(name), {"images": images})  # captionrnn.runs: no h5py crash
         with open(tmp / f"{name}2014_annotations.json", "w", encoding="utf-8") as f:
             json.dump(annotations, f)
-        if write_png:
+        if write_png == "all" or (write_png and name != "train"):
             from PIL import Image
 
             (tmp / "images" / name).mkdir(parents=True)
@@ -544,7 +618,7 @@ def load_shapes(
     seed=0,
     cache_dir=None,
     rebuild=False,
-    pca_features=True,
+    pca_features=False,
     max_train=None,
     images=True,
     verbose=True,
@@ -552,7 +626,8 @@ def load_shapes(
     """The shapes dataset, built on first use and then read from the cache.
 
     Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs, features
-    (N, 512) with ``pca_features=True``, spatial_features (N, 32, 4, 4), urls (local PNG paths), idx_to_word,
+    (N, 899), or (N, 512) with ``pca_features=True``, spatial_features (N, 31, 8, 8), urls,
+    idx_to_word,
     word_to_idx, info) plus ``{split}_annotations`` (list per image of object dicts) and, with ``images=True``,
     ``{split}_images`` uint8 (Nimg, 64, 64, 3).
     """
