@@ -60,7 +60,7 @@ def test_release_fill_pytest_notebooks_handin_grade(tmp_path):
     report = release(edition, solutions=tmp_path / "solutions.json")
     timings["release"] = time.perf_counter() - t0
     solutions = json.loads((tmp_path / "solutions.json").read_text())
-    assert fill(edition, solutions) == len(report.regions) >= 30
+    assert fill(edition, solutions) == len(report.regions) >= 25  # one region per student function
     stub = re.compile(r"raise NotImplementedError\(['\"][\w.]+: not implemented yet")
     assert not any(stub.search(p.read_text()) for p in (edition / "captionrnn").rglob("*.py"))
 
