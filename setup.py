@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent
 # Keep in step with captionrnn.grading.release.EDITION_SOURCES.
 EDITION_SOURCES = ("assignments", "docs", "tests", "setup.cfg", "pyproject.toml", "LICENSE")
 IGNORE = shutil.ignore_patterns(
-    "__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis", "figures"
+    "__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis"
 )
 
 

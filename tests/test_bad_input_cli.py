@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from toy_data import toy_captions, toy_vocab
 
-from captionrnn.cli import main
+from captionrnn.cli import build_parser, main
 from captionrnn.data.coco import (
     CAPTIONS_FILE,
     VOCAB_FILE,
@@ -864,6 +864,13 @@ def _snapshot(root):
     }
 
 
+COMMANDS = {
+    name
+    for action in build_parser()._subparsers._group_actions
+    for name in getattr(action, "choices", None) or ()
+}
+
+
 def run_cli(argv):
     """main(argv) in-process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
@@ -895,6 +902,8 @@ def test_the_table_is_large_and_covers_every_command():
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clear_line(case, world, tmp_path, monkeypatch):
     name, argv, code, pattern = case
+    if argv and argv[0] not in COMMANDS:  # the student edition ships no release/grade
+        pytest.skip(f"this installation has no `captionrnn {argv[0]}` command")
     monkeypatch.chdir(tmp_path)  # anything written to the current folder would show up here
     monkeypatch.setenv("CAPTIONRNN_DATA", str(tmp_path / "cache"))  # never build shapes in ~/.cache
     out = tmp_path / "out"

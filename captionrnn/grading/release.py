@@ -67,7 +67,8 @@ TODO = "### TODO:"
 EXCLUDE_FROM_PACKAGE = ("kernels", "grading", "_edition")
 # Tests of the instructor tooling itself: they need captionrnn.grading, which is not shipped.
 # (Any other test that imports captionrnn.grading, captionrnn.kernels or numba is dropped too.)
-EXCLUDE_TESTS = ("test_benchmarks.py", "test_edition_e2e.py")  # benchmarks/ is not shipped
+# benchmarks/ and docs/make_figures.py are not shipped
+EXCLUDE_TESTS = ("test_benchmarks.py", "test_edition_e2e.py", "test_figures.py")
 IGNORE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "*.pyo", "*.so", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis"
 )
@@ -841,6 +842,8 @@ def release(out, force=False, check=True, solutions=None):
         if doc.name not in NOT_SHIPPED_DOCS:
             text = student_doc(doc.read_text(encoding="utf-8"), secret)
             (out / "docs" / doc.name).write_text(text, encoding="utf-8")
+    if (src / "docs" / "figures").is_dir():  # the derivations' figures (no code in them)
+        shutil.copytree(src / "docs" / "figures", out / "docs" / "figures")
 
     shutil.copytree(
         src / "tests",
