@@ -142,7 +142,7 @@ def additive_attention_forward(prev_h, A, keys, Wh, b, w):
     check_shape("prev_h", prev_h, (None, None), "(N, H)")
     N, H = prev_h.shape
     _check_A(A, N, H)
-    K = A.shape[2] * A.shape[3]
+    K = int(np.prod(A.shape[2:]))  # attention positions Y * X
     check_shape("Wh", Wh, (H, None), "(H, Da)")
     Da = Wh.shape[1]
     check_shape("keys", keys, (N, K, Da), "(N, K, Da)")
