@@ -231,10 +231,11 @@ def dependents(function, all_checks=None):
     return out
 
 
-def run_checks(pkg, scratch, timeout, deadline, progress=None, limits=None):
-    """Run every check against the package ``pkg``; returns (test rows, notes)."""
+def run_checks(pkg, scratch, timeout, deadline, progress=None, limits=None, private=()):
+    """Run every check against the package ``pkg``; returns (test rows, notes). ``private``:
+    folders the student's code must not read (see :func:`.sandbox.check_setup`)."""
     all_checks = checks_mod.all_checks()
-    sandbox.check_setup(sandbox.isolation_mode())
+    sandbox.check_setup(sandbox.isolation_mode(), private)
     seed = secrets.randbits(63)
     lease = sandbox.UidLease()
     children = []
@@ -424,6 +425,7 @@ def grade(
     progress=None,
     keep=False,
     limits=None,
+    private=(),
 ):
     """Grade ``submission``; always writes ``json_path`` (after the student's processes are dead).
 
@@ -450,7 +452,7 @@ def grade(
             write_results(results, json_path)
             raise error from exc
         try:
-            rows, notes = run_checks(pkg, scratch, timeout, deadline, progress, limits)
+            rows, notes = run_checks(pkg, scratch, timeout, deadline, progress, limits, private)
         except Exception as exc:  # the grader itself failed: still leave a results file
             rows, notes = [], [f"internal grader error: {type(exc).__name__}: {exc}"]
         results = _results(rows, notes, time.monotonic() - start, mode=mode)
@@ -468,9 +470,9 @@ def grade(
 
 
 def _one(args):
-    submission, json_path, timeout, total_timeout = args
+    submission, json_path, timeout, total_timeout, private = args
     try:
-        results = grade(submission, json_path, timeout, total_timeout)
+        results = grade(submission, json_path, timeout, total_timeout, private=private)
     except GradeError:
         results = json.loads(Path(json_path).read_text())
     except Exception as exc:  # one submission must never stop the grading of the class
@@ -502,7 +504,10 @@ def grade_many(
     tasks = []
     for p in subs:
         name = p.stem if p.suffix.lower() == ".zip" else p.name
-        tasks.append((str(p), str(out_dir / name / "results.json"), timeout, total_timeout))
+        # Without mount namespaces a child could read the other students' submissions.
+        tasks.append(
+            (str(p), str(out_dir / name / "results.json"), timeout, total_timeout, (folder,))
+        )
     done = {}
     ctx = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:

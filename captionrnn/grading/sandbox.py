@@ -198,10 +198,32 @@ def _others_can_reach(path):
     return bool(os.stat(p).st_mode & stat.S_IROTH)
 
 
-def check_setup(mode):
-    """RuntimeError naming the fix when the unprivileged child could not run Python and NumPy."""
+def readable_by_others(folder):
+    """The first file under ``folder`` that any user may read (None when there is none)."""
+    folder = Path(folder).resolve()
+    if not all(os.stat(d).st_mode & stat.S_IXOTH for d in [*folder.parents, folder]):
+        return None  # no other user can get into the folder at all
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink() and _others_can_reach(path):
+            return path
+    return None
+
+
+def check_setup(mode, private=()):
+    """RuntimeError naming the fix when the unprivileged child could not run Python and NumPy,
+    or (without mount namespaces, where it reads what every user may read) could read one of the
+    ``private`` folders: the reference package the grader judges with, a class's submissions."""
     if mode != "uid":
         return  # in the namespace mode they are bind-mounted; without a uid nothing changes
+    for folder in (HERE.parent, *private):
+        leak = readable_by_others(folder)
+        if leak is not None:
+            raise RuntimeError(
+                f"{leak} is readable by every user, so the student's code could read it (mount "
+                "namespaces are unavailable here, so the unprivileged grading user sees every "
+                f"world-readable file); run `chmod -R go-rwx {folder}` (Gradescope's "
+                "run_autograder does this for /autograder/source) and grade again"
+            )
     for what, path in (
         ("the Python interpreter", os.path.realpath(sys.executable)),
         ("NumPy", _numpy_dirs()[0] / "__init__.py"),

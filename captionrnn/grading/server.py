@@ -132,6 +132,8 @@ def handle(header, arrays):
     args = [decode(a, arrays) for a in header.get("args", [])]
     kwargs = {k: decode(v, arrays) for k, v in header.get("kwargs", {}).items()}
     value = fn(*args, **kwargs)
+    if isinstance(value, list):  # `return [out, cache]` unpacks like a tuple: graded like one
+        value = tuple(value)
     first = header.get("first")
     if isinstance(first, int) and isinstance(value, tuple):
         value = value[:first]
