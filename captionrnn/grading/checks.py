@@ -138,7 +138,7 @@ class Remote:
             limit = max(self.timeout, self.START_TIMEOUT)
             if self.deadline is not None:
                 limit = min(limit, max(0.1, self.deadline - time.monotonic()))
-            self.child.call({"op": "ping"}, (), limit)
+            self.child.call({"op": "ping"}, (), limit, cap=self.deadline)
             self.dead_at_start = 0
         except (TimeoutError, wire.WireError, OSError, ValueError):
             self.dead_at_start += 1
@@ -154,14 +154,14 @@ class Remote:
     def _request(self, header, arrays, function):
         self._ensure_child(function)
         try:
-            reply, out = self.child.call(header, arrays, self.timeout)
+            reply, out = self.child.call(header, arrays, self.timeout, cap=self.deadline)
             if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
                 raise wire.WireError("the reply has no 'ok' field")
         except TimeoutError:
             self.crashes += 1
             raise Fail(
-                f"{function} did not return within {self.timeout:g} s (an infinite loop, or far "
-                "too slow); the grader stopped it",
+                f"{function} did not return within {self.timeout:g} s of CPU time (an infinite "
+                "loop, or far too slow); the grader stopped it",
                 "timeout",
             ) from None
         except (wire.WireError, OSError, ValueError) as exc:
