@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,7 +144,9 @@ def test_feedback_names_shapes_timeouts_and_dependencies(tmp_path):
         "rnn_step_forward returned output 1 with shape (3, 3), expected (3, 4)"
         in out["rnn_step_forward: linspace inputs"]
     )
-    assert "gru_forward did not return within 1.5 s" in out["gru_forward: random inputs"]
+    assert (
+        "gru_forward did not return within 1.5 s of CPU time" in out["gru_forward: random inputs"]
+    )
     assert out["lstm_backward: random inputs"].startswith(
         "lstm_backward: lstm_step_backward fails, fix it first"
     )
@@ -174,7 +177,9 @@ def test_total_time_limit_covers_unpacking_and_a_hang_and_still_writes_results(t
     start = time.monotonic()
     results = grade(tmp_path / "sub", tmp_path / "r.json", timeout=1, total_timeout=4)
     assert time.monotonic() - start < 30
-    assert load(tmp_path / "r.json")["score"] == 0 and len(results["tests"]) == len(checks.all_checks())
+    assert load(tmp_path / "r.json")["score"] == 0 and len(results["tests"]) == len(
+        checks.all_checks()
+    )
     assert any("total time limit" in t["output"] for t in results["tests"])
 
 
@@ -364,3 +369,166 @@ def test_gradescope_zip_in_a_simulated_autograder_layout(tmp_path):
             assert "unprivileged user" in results["output"]
         else:
             assert "isolation is reduced" in results["output"]
+
+
+# Honest submissions written differently from the reference: each must score full marks.
+FLOAT32_INSIDE = r"""
+import functools as _ft, importlib as _il
+import numpy as _np
+def _to(v, dtype):
+    if isinstance(v, _np.ndarray) and v.dtype.kind == "f":
+        return v.astype(dtype)
+    if isinstance(v, _np.floating):
+        return dtype(v)
+    if isinstance(v, (tuple, list)):
+        return type(v)(_to(x, dtype) for x in v)
+    if isinstance(v, dict):
+        return {k: _to(x, dtype) for k, x in v.items()}
+    return v
+def _wrap(f, forward):
+    @_ft.wraps(f)
+    def g(*a):  # computes in float32, returns float64 (the cache stays float32)
+        r = f(*_to(a, _np.float32))
+        if forward and isinstance(r, tuple):
+            return _to(r[:-1], _np.float64) + (r[-1],)
+        return _to(r, _np.float64)
+    return g
+for _mod, _names in {
+    "layers": ["affine", "temporal_affine", "word_embedding"],
+    "rnn": ["rnn_step", "rnn"], "lstm": ["lstm_step", "lstm"], "gru": ["gru_step", "gru"],
+    "attention": ["spatial_affine", "attention"],
+}.items():
+    _m = _il.import_module("captionrnn." + _mod)
+    for _n in _names:
+        setattr(_m, _n + "_forward", _wrap(getattr(_m, _n + "_forward"), True))
+        setattr(_m, _n + "_backward", _wrap(getattr(_m, _n + "_backward"), False))
+_m = _il.import_module("captionrnn.attention")
+_m.dot_product_attention = _wrap(_m.dot_product_attention, True)
+_m.dot_product_attention_backward = _wrap(_m.dot_product_attention_backward, False)
+_m = _il.import_module("captionrnn.layers")
+_m.sigmoid = _wrap(_m.sigmoid, False)
+_m.temporal_softmax_loss = _wrap(_m.temporal_softmax_loss, False)
+"""
+
+# Caches in another shape: a namedtuple holding the reference's cache plus extra items that
+# cannot be sent (an object, a complex number), forwards returning [out, cache] lists, inputs
+# copied first. Only where the cache is the student's own business: the step caches' layout is
+# given code that the sequence functions unpack.
+OTHER_CACHES = r"""
+import collections as _co, functools as _ft, importlib as _il
+import numpy as _np
+_Box = _co.namedtuple("_Box", "inner extra note")
+def _fwd(f):
+    @_ft.wraps(f)
+    def g(*a):
+        r = f(*[_np.array(x, copy=True) if isinstance(x, _np.ndarray) else x for x in a])
+        return list(r[:-1]) + [_Box(r[-1], [_np.zeros(3), {"k": object(), 1: "s"}, 1j], "c")]
+    return g
+def _bwd(f):
+    @_ft.wraps(f)
+    def g(*a):
+        return f(*a[:-1], a[-1].inner)
+    return g
+for _mod, _names in {
+    "layers": ["affine", "temporal_affine", "word_embedding"], "rnn": ["rnn"], "lstm": ["lstm"],
+    "gru": ["gru"], "attention": ["spatial_affine", "attention"],
+}.items():
+    _m = _il.import_module("captionrnn." + _mod)
+    for _n in _names:
+        setattr(_m, _n + "_forward", _fwd(getattr(_m, _n + "_forward")))
+        setattr(_m, _n + "_backward", _bwd(getattr(_m, _n + "_backward")))
+"""
+
+
+@pytest.mark.parametrize("variant", ["float32_inside", "other_caches"])
+def test_honest_submissions_written_differently_score_full_marks(variant, tmp_path):
+    """float32 inside once scored 29/81 (tolerance 1e-7, finite differences at h = 1e-5 only);
+    forwards returning lists once scored 33/81 (the cache was not kept)."""
+    pkg = copy_reference(tmp_path / "sub")
+    code = {"float32_inside": FLOAT32_INSIDE, "other_caches": OTHER_CACHES}[variant]
+    with open(pkg / "__init__.py", "a") as f:
+        f.write("\n" + code)
+    results = grade(tmp_path / "sub", tmp_path / "results.json")
+    failed = [f"{t['name']}: {t['output']}" for t in results["tests"] if t["status"] != "passed"]
+    assert not failed, "\n".join(failed)
+    assert results["score"] == 81
+
+
+def test_float32_twin_tolerance_is_strict_where_float32_is_accurate():
+    x = np.linspace(-1, 1, 12)
+    assert checks.tolerance(x, x.astype(np.float32)) == checks.REF_TOL
+    cancelled = x + 1e-4 * np.sign(x)  # a float32 twin off by 1e-4 (ill-conditioned): 1e-3 ...
+    assert checks.tolerance(x, cancelled) == pytest.approx(1e-3, rel=1e-6)
+    assert checks.tolerance(x, x + 1.0) == 0.1  # ... never looser than 0.1
+    assert checks.tolerance(x, np.full(12, np.nan)) == checks.REF_TOL
+
+
+def test_time_limit_counts_cpu_seconds_so_a_loaded_machine_costs_no_points(tmp_path):
+    """sigmoid computes half the time and waits the other half (as it would on a machine shared
+    with another busy process) for 1.2 s of wall-clock time but ~0.6 s of CPU: within a 1 s
+    limit of CPU time (a wall-clock limit failed it). A function that only sleeps still times
+    out at the limit."""
+    pkg = copy_reference(tmp_path / "sub")
+    busy = (
+        "def sigmoid(x):\n"
+        "    import time\n"
+        "    if x.shape == (21,):  # the sigmoid check's input only\n"
+        "        end = time.monotonic() + 1.2\n"
+        "        while time.monotonic() < end:\n"
+        "            t = time.thread_time()\n"
+        "            while time.thread_time() - t < 0.01:\n"
+        "                pass\n"
+        "            time.sleep(0.01)\n"
+    )
+    _patch(pkg / "layers.py", "def sigmoid(x):\n", busy)
+    _patch(
+        pkg / "attention.py",
+        "def spatial_affine_forward(features, W, b):\n",
+        "def spatial_affine_forward(features, W, b):\n    import time\n    time.sleep(100)\n",
+    )
+    start = time.monotonic()
+    results = grade(tmp_path / "sub", tmp_path / "results.json", timeout=1.0)
+    out = {t["name"]: t for t in results["tests"]}
+    assert out["sigmoid: linspace, random and extreme inputs"]["status"] == "passed"
+    slept = out["spatial_affine_forward: random inputs"]["output"]
+    assert "did not return within 1 s of CPU time" in slept
+    assert time.monotonic() - start < 60
+
+
+def test_uid_isolation_refuses_a_reference_or_class_folder_every_user_can_read(monkeypatch):
+    """Without mount namespaces the child reads every world-readable file: the grader stops,
+    naming the fix, rather than let a student copy the reference or a classmate."""
+    import shutil
+    import tempfile
+
+    from captionrnn.grading import sandbox
+
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    tmp_path = Path(tempfile.mkdtemp(prefix="captionrnn-uid-test-"))  # pytest's is private
+    os.chmod(tmp_path, 0o755)
+    try:
+        _refuse_readable(tmp_path, monkeypatch, sandbox)
+    finally:
+        shutil.rmtree(tmp_path)
+
+
+def _refuse_readable(tmp_path, monkeypatch, sandbox):
+    ref = tmp_path / "ref" / "captionrnn"
+    (ref / "grading").mkdir(parents=True)
+    (ref / "rnn.py").write_text("solution")
+    os.chmod(ref / "rnn.py", 0o644)
+    monkeypatch.setattr(sandbox, "HERE", ref / "grading")
+    for d in [tmp_path, *tmp_path.parents]:
+        if not os.stat(d).st_mode & stat.S_IXOTH:
+            pytest.skip(f"{d} is private already: nothing to refuse")
+    with pytest.raises(RuntimeError, match=r"rnn.py is readable by every user.*chmod -R go-rwx"):
+        sandbox.check_setup("uid")
+    os.chmod(ref, 0o700)
+    klass = tmp_path / "class" / "bob"
+    klass.mkdir(parents=True)
+    (klass / "rnn.py").write_text("bob's work")
+    with pytest.raises(RuntimeError, match="bob"):
+        sandbox.check_setup("uid", private=(tmp_path / "class",))
+    os.chmod(tmp_path / "class", 0o700)
+    assert sandbox.readable_by_others(tmp_path / "class") is None

@@ -310,6 +310,126 @@ for _name in ("rnn", "lstm", "gru", "layers", "attention", "model"):
 _s.modules["captionrnn"] = _fake
 _o.environ.pop("CAPTIONRNN_GRADE_ROOT", None)
 """,
+    # Attacks added when the grader was attacked again (tests below: zips and folders).
+    "protocol_tricks": r"""
+import struct as _st
+import numpy as _np
+_m = _s.modules.get("__main__")
+_cur = [None, None]
+_recv = _m.receive
+def _spy():
+    header, arrays = _recv()
+    _cur[:] = [header.get("fn") or header.get("method"), header.get("id")]
+    return header, arrays
+_m.receive = _spy
+_reply = _m.reply
+def _orig(h, arrays=()):  # the request's id quoted, so that the parent reads on
+    return _reply(dict(h, id=_cur[1]), arrays)
+def _raw(h, payload=b""):
+    h = _j.dumps(dict(h, id=_cur[1])).encode()
+    _o.write(_m.FD_OUT, _st.pack(">4sIQ", b"CRNN", len(h), len(payload)) + h + payload)
+def _trick(header, arrays=()):
+    f = _cur[0]
+    if f == "sigmoid":  # int64 overflow in the shape product: 2**64 elements "in" 8 bytes
+        _raw({"ok": True, "value": {"a": 0}, "arrays": [{"dtype": "<f8", "shape": [65536] * 4},
+             {"dtype": "|u1", "shape": [65536]}]}, bytes(65536))
+    elif f == "affine_forward":  # big-endian and structured dtypes, 0-d, True in shapes
+        _raw({"ok": True, "value": {"t": [{"a": 0}, {"c": 1}]},
+              "arrays": [{"dtype": ">f8", "shape": [2, 3]}]}, bytes(48))
+    elif f == "temporal_affine_forward":
+        _raw({"ok": True, "value": {"t": [{"a": 0}, {"c": 1}]},
+              "arrays": [{"dtype": "<f8", "shape": [True, 3]}]}, bytes(24))
+    elif f == "word_embedding_forward":  # a cache reference in place of the output
+        _raw({"ok": True, "value": {"t": [{"c": 1}, {"c": 1}]}})
+    elif f == "temporal_softmax_loss":  # duplicate keys, the last wins; NaN/inf in arrays
+        h = (b'{"ok": false, "ok": true, "value": {"t": [{"a": 0}, {"a": 1}]}, "arrays": '
+             b'[{"dtype": "<f8", "shape": []}, {"dtype": "<f8", "shape": [3, 4, 6]}], "id": '
+             + str(_cur[1]).encode() + b"}")
+        p = _np.array(_np.nan).tobytes() + _np.full((3, 4, 6), _np.inf).tobytes()
+        _o.write(_m.FD_OUT, _st.pack(">4sIQ", b"CRNN", len(h), len(p)) + h + p)
+    elif f == "rnn_step_forward":  # two replies for one request: the extra one answers the next
+        _orig({"ok": True, "value": {"t": [{"a": 0}, {"c": 1}]}}, [_np.zeros((3, 4))])
+        _orig({"ok": True, "value": {"t": [{"a": 0}] * 5}}, [_np.zeros((3, 4))])
+    elif f == "rnn_forward":  # denormals and -0.0, int and bool arrays
+        _orig({"ok": True, "value": {"t": [{"a": 0}, {"c": 1}]}}, [_np.full((2, 3, 4), 5e-324)])
+    elif f == "lstm_step_forward":
+        _orig({"ok": True, "value": {"t": [{"a": 0}, {"a": 1}, {"c": 1}]}},
+              [_np.ones((3, 5), bool), _np.ones((3, 5), _np.int64)])
+    elif f == "sample":  # bools and uint8 captions, a 0-d value, a string
+        _orig({"ok": True, "value": {"v": "[[1, 2, 3]]"}})
+    elif f == "loss":  # grads dict with keys that clean to the same name, a huge dict
+        _keys = {"W\x00proj": {"a": 0}, **{f"k{i}": {"a": 0} for i in range(20000)}}
+        _orig({"ok": True, "value": {"t": [{"a": 0}, {"d": _keys}]}}, [_np.zeros(())])
+    else:
+        _orig(header, arrays)
+_m.reply = _trick
+_m.reply.__name__ = "reply"
+""",
+    # Stop reading a large request after taking 16 kB of it: select() then says the request pipe
+    # is writable, and a blocking write of the rest hung the grader for ever (fixed: the parent's
+    # end is non-blocking, the write times out like any call).
+    "stop_reading_requests": r"""
+import time as _t
+_m = _s.modules.get("__main__")
+_read = _m.read_exact
+def _receive():
+    _, hlen, plen = _m.FRAME.unpack(_read(_m.FRAME.size))
+    raw = _read(hlen)
+    if b'"cell_type": "lstm"' in raw and b'"input_dim": 20' in raw and b'"loss"' in raw:
+        _read(16384)  # some room in the pipe: select() tells the parent it may write again
+        _t.sleep(1000)  # stop reading: the parent's write of this ~100 kB request fills the pipe
+    header = _j.loads(raw)
+    payload = _read(plen) if plen else b""
+    arrays, offset = [], 0
+    for spec in header.get("arrays", []):
+        dtype = _m.np.dtype(spec["dtype"])
+        n = int(_m.np.prod(spec["shape"], dtype=_m.np.int64))
+        arrays.append(_m.np.frombuffer(payload, dtype, n, offset).reshape(spec["shape"]).copy())
+        offset += n * dtype.itemsize
+    return header, arrays
+_m.receive = _receive
+""",
+    # Look for a way out of the sandbox: inherited descriptors, namespaces, chroot, sockets,
+    # shared memory, other children's files; report everything found in the error messages.
+    "escape_probe": r"""
+import ctypes as _c, socket as _so, stat as _stt
+_found = []
+for _fd in range(3, 1024):
+    try:
+        _x = _o.fstat(_fd)
+        _found.append(f"fd{_fd}:{_stt.filemode(_x.st_mode)}")
+        if _stt.S_ISDIR(_x.st_mode):
+            _found.append(" ".join(_o.listdir(_fd)))
+    except OSError:
+        pass
+_libc = _c.CDLL(None, use_errno=True)
+for _fl in (0x10000000, 0x00020000, 0x20000000, 0x40000000):
+    if _libc.unshare(_fl) == 0:
+        _found.append(f"unshare {_fl:#x}")
+for _d in ("/dev/shm", "/tmp", "/run", "/var/tmp", "/sandbox/..", "/proc", "/sys"):
+    try:
+        _found.append(_d + ":" + ",".join(_o.listdir(_d)))
+    except OSError:
+        pass
+try:
+    _o.mkdir("/tmp/x"); _o.chroot("/tmp/x"); _found.append("chroot")
+except OSError:
+    pass
+for _addr in ("\0captionrnn", "/run/docker.sock", "/var/run/docker.sock"):
+    try:
+        _k = _so.socket(_so.AF_UNIX); _k.connect(_addr); _found.append("unix " + _addr)
+    except OSError:
+        pass
+try:
+    _k = _so.create_connection(("1.1.1.1", 80), timeout=1); _found.append("network")
+except OSError:
+    pass
+import builtins as _b
+class NotImplementedError(Exception):
+    def __init__(self, *a):
+        super().__init__("FOUND:" + " | ".join(_found)[:400])
+_b.NotImplementedError = NotImplementedError
+""",
 }
 
 ROOT_ONLY = {
@@ -394,7 +514,7 @@ def test_attack_gains_nothing_and_leaks_nothing(name, tmp_path, secret_env):
 
 
 def test_there_are_enough_attacks():
-    assert len(ATTACKS) + len(ROOT_ONLY) >= 15
+    assert len(ATTACKS) + len(ROOT_ONLY) >= 18
 
 
 def test_reference_still_scores_full_marks(tmp_path):
@@ -430,3 +550,68 @@ _b.NotImplementedError = NotImplementedError
         assert seen == "", f"the child sees {seen}"
         path = out.split(" PATH:")[1].split(" FILE:")[0]
         assert str(PKG.parent) not in path and "site-packages" not in path
+
+
+def _corrupt_deflate_zip(tmp_path):
+    """The edition zipped, plus one deflated entry whose compressed bytes are garbage: zipfile
+    raises zlib.error, which the grader once let through (no results.json, and grade_many
+    stopped grading the whole class)."""
+    import zipfile
+
+    path = tmp_path / "corrupt.zip"
+    pkg = copy_edition(tmp_path / "src")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(pkg.rglob("*.py")):
+            zf.write(f, "captionrnn/" + f.relative_to(pkg).as_posix())
+        zf.writestr("captionrnn/zz.py", b"x = 1\n" * 1000)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"captionrnn/zz.py") + len("captionrnn/zz.py")  # its local header's name
+    data[at + 4 : at + 24] = bytes(b ^ 0xFF for b in data[at + 4 : at + 24])
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _deep_folder(tmp_path):
+    """A folder 1500 levels deep inside the package: os.walk's recursion once crashed the grader
+    before it wrote results.json. Made relative to a descriptor (the full path is too long)."""
+    import os
+
+    copy_edition(tmp_path / "deep")
+    fd = os.open(tmp_path / "deep" / "captionrnn", os.O_RDONLY)
+    for _ in range(1500):
+        os.mkdir("d", dir_fd=fd)
+        fd, old = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(old)
+    os.close(fd)
+    return tmp_path / "deep"
+
+
+def _remove_deep(path):
+    import os
+    import subprocess
+
+    subprocess.run(["rm", "-rf", str(path)], check=False)  # rmtree recurses as deep as os.walk
+    assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("make", [_corrupt_deflate_zip, _deep_folder])
+def test_submissions_that_crashed_the_grader_get_results_and_nothing_else(make, tmp_path):
+    from captionrnn.grading.grader import GradeError, grade_many
+
+    sub = make(tmp_path)
+    json_path = tmp_path / "out" / "results.json"
+    try:
+        with pytest.raises(GradeError, match="zip|deep"):
+            grade(sub, json_path, timeout=2.0, total_timeout=60.0)
+        results = load(json_path)
+        assert results["score"] == 0 and "not graded" in results["output"]
+        assert not leaks(results, secrets=[str(tmp_path)])
+        # A class with that submission in it is still graded to the end.
+        klass = tmp_path / "class"
+        klass.mkdir()
+        sub.rename(klass / sub.name)
+        done = grade_many(klass, tmp_path / "graded", timeout=2.0, total_timeout=60.0)
+        assert [r["score"] for r in done.values()] == [0]
+    finally:
+        _remove_deep(tmp_path / "class")
+        _remove_deep(tmp_path / "deep")

@@ -136,7 +136,7 @@ def register(subparsers):
         type=positive_float,
         default=10.0,
         metavar="SECONDS",
-        help="time limit of each call into the student's code (default: 10)",
+        help="time limit of each call into the student's code, in CPU seconds (default: 10)",
     )
     p.add_argument(
         "--total-timeout",

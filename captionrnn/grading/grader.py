@@ -40,6 +40,7 @@ from . import sandbox
 EXPECTED_MODULES = ("layers.py", "rnn.py", "lstm.py", "gru.py", "model.py", "rnn_layers.py")
 MAX_UNZIPPED = 50 * 2**20  # bytes: a submission is a few hundred kB of Python
 MAX_ENTRIES = 2000  # files in a submission (zip entries or folder files)
+MAX_DEPTH = 32  # folders nested in a submission (the package is two or three deep)
 
 
 class GradeError(Exception):
@@ -94,6 +95,8 @@ def _copy_tree(src, dest, deadline):
     for root, dirs, files in os.walk(src, followlinks=False):
         _check_time(deadline, "copying the submission")
         rel = Path(root).relative_to(src)
+        if len(rel.parts) >= MAX_DEPTH:
+            raise GradeError(f"the submission nests folders more than {MAX_DEPTH} deep")
         dirs[:] = [
             d
             for d in dirs
@@ -151,6 +154,8 @@ def _extract(zip_path, dest, deadline):
                 target = (dest / info.filename).resolve()
                 if not target.is_relative_to(root) or os.path.isabs(info.filename):
                     raise GradeError(f"the zip holds a path outside the archive: {info.filename!r}")
+                if len(Path(info.filename).parts) > MAX_DEPTH:
+                    raise GradeError(f"the zip nests folders more than {MAX_DEPTH} deep")
                 if stat.S_ISLNK(info.external_attr >> 16):
                     continue  # symlinks are not unpacked
                 if info.is_dir():
@@ -165,10 +170,15 @@ def _extract(zip_path, dest, deadline):
                                 f"the zip unpacks to more than {MAX_UNZIPPED >> 20} MB"
                             )
                         fout.write(chunk)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError) as exc:
-        raise GradeError(f"the submission is not a readable zip file ({exc})") from exc
+    except GradeError:
+        raise
     except (OSError, EOFError) as exc:
-        raise GradeError(f"the zip could not be unpacked ({type(exc).__name__}: {exc})") from exc
+        why = getattr(exc, "strerror", None) or exc  # strerror: no grader path in the message
+        raise GradeError(f"the zip could not be unpacked ({type(exc).__name__}: {why})") from exc
+    except Exception as exc:  # zlib.error, UnicodeDecodeError, BadZipFile, ...: a corrupt zip
+        raise GradeError(
+            f"the submission is not a readable zip file ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def unpack_submission(submission, scratch, deadline):
@@ -186,7 +196,13 @@ def unpack_submission(submission, scratch, deadline):
         root.mkdir()
         _extract(path, root, deadline)
     elif path.is_dir():
-        _copy_tree(path, root, deadline)
+        try:
+            _copy_tree(path, root, deadline)
+        except (OSError, ValueError, RecursionError) as exc:  # unreadable, odd names, ...
+            raise GradeError(
+                "the submission folder could not be copied "
+                f"({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})"
+            ) from exc
     else:
         raise GradeError(f"submission {path} is neither a folder nor a zip file")
     return _find_package(root)
@@ -215,10 +231,11 @@ def dependents(function, all_checks=None):
     return out
 
 
-def run_checks(pkg, scratch, timeout, deadline, progress=None, limits=None):
-    """Run every check against the package ``pkg``; returns (test rows, notes)."""
+def run_checks(pkg, scratch, timeout, deadline, progress=None, limits=None, private=()):
+    """Run every check against the package ``pkg``; returns (test rows, notes). ``private``:
+    folders the student's code must not read (see :func:`.sandbox.check_setup`)."""
     all_checks = checks_mod.all_checks()
-    sandbox.check_setup(sandbox.isolation_mode())
+    sandbox.check_setup(sandbox.isolation_mode(), private)
     seed = secrets.randbits(63)
     lease = sandbox.UidLease()
     children = []
@@ -408,6 +425,7 @@ def grade(
     progress=None,
     keep=False,
     limits=None,
+    private=(),
 ):
     """Grade ``submission``; always writes ``json_path`` (after the student's processes are dead).
 
@@ -424,12 +442,17 @@ def grade(
     try:
         try:
             pkg = unpack_submission(submission, scratch, deadline)
-        except GradeError as exc:
-            results = _results([], [], time.monotonic() - start, message=f"not graded: {exc}")
+        except Exception as exc:  # GradeError, or anything unforeseen: results.json all the same
+            error = (
+                exc
+                if isinstance(exc, GradeError)
+                else GradeError(f"the submission could not be unpacked ({type(exc).__name__})")
+            )
+            results = _results([], [], time.monotonic() - start, message=f"not graded: {error}")
             write_results(results, json_path)
-            raise
+            raise error from exc
         try:
-            rows, notes = run_checks(pkg, scratch, timeout, deadline, progress, limits)
+            rows, notes = run_checks(pkg, scratch, timeout, deadline, progress, limits, private)
         except Exception as exc:  # the grader itself failed: still leave a results file
             rows, notes = [], [f"internal grader error: {type(exc).__name__}: {exc}"]
         results = _results(rows, notes, time.monotonic() - start, mode=mode)
@@ -437,18 +460,24 @@ def grade(
         return results
     finally:
         if not keep:
-            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                shutil.rmtree(scratch, ignore_errors=True)
+            except RecursionError:  # never lose results over clean-up
+                pass
 
 
 # ---------------------------------------------------------------- a whole class
 
 
 def _one(args):
-    submission, json_path, timeout, total_timeout = args
+    submission, json_path, timeout, total_timeout, private = args
     try:
-        results = grade(submission, json_path, timeout, total_timeout)
+        results = grade(submission, json_path, timeout, total_timeout, private=private)
     except GradeError:
         results = json.loads(Path(json_path).read_text())
+    except Exception as exc:  # one submission must never stop the grading of the class
+        results = _results([], [], 0.0, message=f"internal grader error: {type(exc).__name__}")
+        write_results(results, json_path)
     return submission, results
 
 
@@ -475,7 +504,10 @@ def grade_many(
     tasks = []
     for p in subs:
         name = p.stem if p.suffix.lower() == ".zip" else p.name
-        tasks.append((str(p), str(out_dir / name / "results.json"), timeout, total_timeout))
+        # Without mount namespaces a child could read the other students' submissions.
+        tasks.append(
+            (str(p), str(out_dir / name / "results.json"), timeout, total_timeout, (folder,))
+        )
     done = {}
     ctx = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:

@@ -28,6 +28,7 @@ import ctypes.util
 import fcntl
 import os
 import resource
+import select
 import shutil
 import signal
 import stat
@@ -198,10 +199,32 @@ def _others_can_reach(path):
     return bool(os.stat(p).st_mode & stat.S_IROTH)
 
 
-def check_setup(mode):
-    """RuntimeError naming the fix when the unprivileged child could not run Python and NumPy."""
+def readable_by_others(folder):
+    """The first file under ``folder`` that any user may read (None when there is none)."""
+    folder = Path(folder).resolve()
+    if not all(os.stat(d).st_mode & stat.S_IXOTH for d in [*folder.parents, folder]):
+        return None  # no other user can get into the folder at all
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink() and _others_can_reach(path):
+            return path
+    return None
+
+
+def check_setup(mode, private=()):
+    """RuntimeError naming the fix when the unprivileged child could not run Python and NumPy,
+    or (without mount namespaces, where it reads what every user may read) could read one of the
+    ``private`` folders: the reference package the grader judges with, a class's submissions."""
     if mode != "uid":
         return  # in the namespace mode they are bind-mounted; without a uid nothing changes
+    for folder in (HERE.parent, *private):
+        leak = readable_by_others(folder)
+        if leak is not None:
+            raise RuntimeError(
+                f"{leak} is readable by every user, so the student's code could read it (mount "
+                "namespaces are unavailable here, so the unprivileged grading user sees every "
+                f"world-readable file); run `chmod -R go-rwx {folder}` (Gradescope's "
+                "run_autograder does this for /autograder/source) and grade again"
+            )
     for what, path in (
         ("the Python interpreter", os.path.realpath(sys.executable)),
         ("NumPy", _numpy_dirs()[0] / "__init__.py"),
@@ -249,6 +272,7 @@ class Child:
 
     def _start(self):
         req_r, self.req_w = os.pipe()
+        os.set_blocking(self.req_w, False)  # a child that stops reading cannot block the parent
         self.rep_r, rep_w = os.pipe()
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         real_python = os.path.realpath(sys.executable)
@@ -340,14 +364,60 @@ class Child:
                 os.close(fd)
         self.rounds = 0
 
-    def call(self, header, arrays=(), timeout=10.0):
-        deadline = time.monotonic() + timeout
+    LOAD_SLACK = 4  # a call may take up to this many times its limit in wall-clock time ...
+    IDLE = 0.02  # ... if it used at least this share of a core meanwhile (sleeping uses ~0)
+
+    def call(self, header, arrays=(), timeout=10.0, cap=None):
+        """Send one request and read the reply within ``timeout`` seconds of the child's CPU time.
+
+        ... while the machine is too loaded to give the child the CPU: the limit is on CPU
+        seconds (read from /proc, where there is one), so a correct but slow submission does not
+        time out because other work shares the cores; the wait ends at LOAD_SLACK * timeout of
+        wall-clock time or at ``cap`` (time.monotonic(), the total limit), whichever is first. A
+        child that sleeps or blocks (less than IDLE of a core since the last look) is stopped at
+        once: extra wall-clock time is only for a child that computes."""
+        start = time.monotonic()
+        deadline = start + timeout
+        cap = min(cap or float("inf"), start + self.LOAD_SLACK * timeout)
+        self.rounds += 1  # the request's number: the reply must quote it (no stale replies)
+        header = dict(header, id=self.rounds)
+        cpu0 = self.cpu_seconds()
+        last = (start, cpu0)
         try:
             wire.send(self.req_w, header, arrays, deadline)
-            return wire.read_message(self.rep_r, deadline)
+            while True:  # wait for the reply's first byte; CPU time decides the limit
+                ready, _, _ = select.select(
+                    [self.rep_r], [], [], max(0, deadline - time.monotonic())
+                )
+                if ready:
+                    break
+                used, now = self.cpu_seconds(), time.monotonic()
+                if (
+                    cpu0 is None
+                    or used is None
+                    or used - cpu0 >= timeout
+                    or now >= cap
+                    or used - last[1] < self.IDLE * (now - last[0])
+                ):
+                    raise TimeoutError
+                last = (now, used)
+                deadline = min(cap, now + max(0.05, timeout - (used - cpu0)))
+            reply = wire.read_message(self.rep_r, max(deadline, time.monotonic() + 1.0))
+            if reply[0].get("id") != self.rounds:
+                raise wire.WireError("the reply does not answer the request it was sent for")
+            return reply
         except (wire.WireError, TimeoutError, OSError, ValueError, struct_error):
             self.kill()
             raise
+
+    def cpu_seconds(self):
+        """User + system CPU seconds of the child's server process (all its threads), or None."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError, AttributeError):
+            return None
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

@@ -132,6 +132,8 @@ def handle(header, arrays):
     args = [decode(a, arrays) for a in header.get("args", [])]
     kwargs = {k: decode(v, arrays) for k, v in header.get("kwargs", {}).items()}
     value = fn(*args, **kwargs)
+    if isinstance(value, list):  # `return [out, cache]` unpacks like a tuple: graded like one
+        value = tuple(value)
     first = header.get("first")
     if isinstance(first, int) and isinstance(value, tuple):
         value = value[:first]
@@ -146,6 +148,7 @@ def main():
         except BaseException as exc:  # noqa: B036 - every failure is reported to the parent
             reply(
                 {
+                    "id": header.get("id"),
                     "ok": False,
                     "error": f"{type(exc).__name__}: {exc}"[:500],
                     "not_implemented": isinstance(exc, NotImplementedError),
@@ -158,7 +161,7 @@ def main():
             caches[len(caches) + 1] = value[-1]
             value = value[:-1] + (_CacheRef(len(caches)),)
         spec = encode_with_cache(value, out)
-        reply({"ok": True, "value": spec}, out)
+        reply({"id": header.get("id"), "ok": True, "value": spec}, out)
 
 
 class _CacheRef:

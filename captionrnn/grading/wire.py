@@ -65,7 +65,9 @@ def _write_all(fd, data, deadline):
         if not ready:
             raise TimeoutError
         try:
-            n = os.write(fd, view[: 1 << 16])
+            n = os.write(fd, view[: 1 << 16])  # fd is non-blocking: a partial write returns
+        except BlockingIOError:
+            continue  # the pipe filled up since select: wait again, within the deadline
         except BrokenPipeError as exc:
             raise WireError("the student's process is gone (broken pipe)") from exc
         view = view[n:]
@@ -82,6 +84,8 @@ def encode(header, arrays):
 
 
 def send(fd, header, arrays, deadline):
+    """Write one message to ``fd`` by ``deadline``. ``fd`` must be non-blocking: a blocking pipe
+    whose reader has stopped reading would hang a large write however short the deadline."""
     _write_all(fd, encode(header, arrays), deadline)
 
 
