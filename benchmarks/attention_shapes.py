@@ -1,34 +1,38 @@
-"""Attention LSTM vs plain LSTM on the shapes dataset: caption metrics, and does attention look at the object?
+"""Attention LSTM vs plain LSTM on the shapes dataset: caption metrics, and does attention look at
+the object?
 
-    OMP_NUM_THREADS=1 python benchmarks/attention_shapes.py   # ~1 min on a quiet 2-core machine; writes benchmarks/results/
-    python benchmarks/attention_shapes.py --epochs 1 --max-train 2000   # a smoke run
-    python benchmarks/attention_shapes.py --proj-scale 4   # sharper maps at init: see docs/attention.md
+    OMP_NUM_THREADS=1 python benchmarks/attention_shapes.py   # ~1 min on a quiet 2-core machine;
+    writes benchmarks/results/ python benchmarks/attention_shapes.py --epochs 1 --max-train 2000   #
+    a smoke run python benchmarks/attention_shapes.py --proj-scale 4   # sharper maps at init: see
+    docs/attention.md
 
-Both models are trained with the same budget and hyperparameters (Adam, learning rate, decay, batch size,
-epochs, gradient clip, seeds, W and H); each gets the features it is built for: the plain LSTM the pooled
-512-d vector (``train_features``), the attention LSTM the (32, 4, 4) spatial map (``train_spatial_features``)
-of the same pixels. Validation: one greedy caption per image (all 500 images), scored with
-:func:`captionrnn.metrics.evaluate_captions` against that image's five reference captions.
+Both models are trained with the same budget and hyperparameters (Adam, learning rate, decay, batch
+size, epochs, gradient clip, seeds, W and H); each gets the features it is built for: the plain LSTM
+the pooled 512-d vector (``train_features``), the attention LSTM the (32, 4, 4) spatial map
+(``train_spatial_features``) of the same pixels. Validation: one greedy caption per image (all 500
+images), scored with :func:`captionrnn.metrics.evaluate_captions` against that image's five
+reference captions.
 
 Grounding. A generated word *names an object* when it is a colour or a shape word (plurals count:
-"circles" names circles) and at least one object of the image has that colour or shape. The cells that
-object covers are the 4 x 4 grid cells (16 x 16 pixels each) its bounding box overlaps (union over the
-matching objects). For the attention model we read the map of the step that produced the word,
-``maps[n, t]`` (the map h_{t-1} put over the grid; its context enters the step whose output scores word t),
-and report the share of its mass on those cells against the share a uniform map would put there, the
-fraction of the 16 cells covered. We also report the map of the following step (t + 1), the one computed
-once the word is known, and, for both models, how often an object word names something that is in the
-image at all.
+"circles" names circles) and at least one object of the image has that colour or shape. The cells
+that object covers are the 4 x 4 grid cells (16 x 16 pixels each) its bounding box overlaps (union
+over the matching objects). For the attention model we read the map of the step that produced the
+word, ``maps[n, t]`` (the map h_{t-1} put over the grid; its context enters the step whose output
+scores word t), and report the share of its mass on those cells against the share a uniform map
+would put there, the fraction of the 16 cells covered. We also report the map of the following step
+(t + 1), the one computed once the word is known, and, for both models, how often an object word
+names something that is in the image at all.
 
 Diagnostics (attention model). Why the maps are near-uniform: the spread of the attention scores
-h_{t-1} . A_k / sqrt(H) over the 16 cells (their standard deviation, median over the real steps of 500 training
-captions) at initialisation and after training; the maps' mean largest weight and entropy (uniform: 1/16 and
-ln 16 = 2.77); the share of mass on any object's cells against chance (salience); for words that name some
-but not all objects of an image, the mass per cell on the named objects against that on the other objects;
-and an ablation that replaces every learned map by the uniform one (same trained weights) to show whether the
-model uses its maps. ``--proj-scale`` multiplies the attention model's initial ``W_proj`` (and so A and
-the initial scores); it is 1 (the library's initialisation) by default because larger values did not help
-(docs/attention.md, "Results on shapes").
+h_{t-1} . A_k / sqrt(H) over the 16 cells (their standard deviation, median over the real steps of
+500 training captions) at initialisation and after training; the maps' mean largest weight and
+entropy (uniform: 1/16 and ln 16 = 2.77); the share of mass on any object's cells against chance
+(salience); for words that name some but not all objects of an image, the mass per cell on the named
+objects against that on the other objects; and an ablation that replaces every learned map by the
+uniform one (same trained weights) to show whether the model uses its maps. ``--proj-scale``
+multiplies the attention model's initial ``W_proj`` (and so A and the initial scores); it is 1 (the
+library's initialisation) by default because larger values did not help (docs/attention.md, "Results
+on shapes").
 """
 
 import argparse
@@ -54,7 +58,8 @@ METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L")
 
 
 def object_cells(obj):
-    """Boolean (4, 4) mask [row, col] of the grid cells the object's bounding box [x0, y0, x1, y1) overlaps."""
+    """Boolean (4, 4) mask [row, col] of the grid cells the object's bounding box [x0, y0, x1, y1)
+    overlaps."""
     x0, y0, x1, y1 = obj["bbox"]
     mask = np.zeros((GRID, GRID), bool)
     mask[y0 // CELL : (y1 - 1) // CELL + 1, x0 // CELL : (x1 - 1) // CELL + 1] = True
@@ -62,7 +67,8 @@ def object_cells(obj):
 
 
 def matching_objects(word, objects):
-    """The objects a word names: same colour, or same shape (singular or plural); None if not an object word."""
+    """The objects a word names: same colour, or same shape (singular or plural); None if not an
+    object word."""
     if word in COLOURS:
         return [o for o in objects if o["colour"] == word]
     if word in SINGULAR:
@@ -109,9 +115,9 @@ def train(cell, data, args):
 
 
 def score_spread(model, data, n=500):
-    """Attention scores h_{t-1} . A_k / sqrt(H) on the first n training captions (teacher forcing): the median
-    and 90th percentile over real steps of their standard deviation across the cells, and the maps' mean
-    largest weight and entropy."""
+    """Attention scores h_{t-1} . A_k / sqrt(H) on the first n training captions (teacher forcing):
+    the median and 90th percentile over real steps of their standard deviation across the cells, and
+    the maps' mean largest weight and entropy."""
     from captionrnn.attention import attention_forward, spatial_affine_forward
 
     p = model.params
@@ -140,7 +146,8 @@ def score_spread(model, data, n=500):
 
 @contextlib.contextmanager
 def uniform_attention():
-    """Within the block, every attention step uses the uniform map (context = mean of A): an ablation."""
+    """Within the block, every attention step uses the uniform map (context = mean of A): an
+    ablation."""
     import captionrnn.attention as ca
     import captionrnn.model as cm
 
@@ -162,8 +169,9 @@ def uniform_attention():
 
 
 def map_diagnostics(captions, maps, annotations, idx_to_word, end):
-    """On the maps that produced the generated words: mean largest weight, entropy, the share on any object's
-    cells vs chance, and (words naming some but not all objects) mass per cell on the named vs the other objects."""
+    """On the maps that produced the generated words: mean largest weight, entropy, the share on any
+    object's cells vs chance, and (words naming some but not all objects) mass per cell on the named
+    vs the other objects."""
     top, ent, sal, sal_chance, named, other = [], [], [], [], [], []
     for n, objects in enumerate(annotations):
         covered = np.logical_or.reduce([object_cells(o) for o in objects])
@@ -199,7 +207,8 @@ def map_diagnostics(captions, maps, annotations, idx_to_word, end):
 
 
 def evaluate(model, data, max_length):
-    """Greedy captions for every val image: (metrics dict, captions (N, T), maps (N, T, 4, 4) or None)."""
+    """Greedy captions for every val image: (metrics dict, captions (N, T), maps (N, T, 4, 4) or
+    None)."""
     feats = data["val_spatial_features"] if model.spatial else data["val_features"]
     captions, maps = model.sample(
         feats.astype(model.dtype), max_length=max_length, return_attention=True
@@ -213,7 +222,8 @@ def evaluate(model, data, max_length):
 
 
 def grounding(captions, maps, annotations, idx_to_word, end):
-    """Per object word: whether it names an object in the image, and (with maps) the attention shares."""
+    """Per object word: whether it names an object in the image, and (with maps) the attention
+    shares."""
     rows = []
     for n, objects in enumerate(annotations):
         for t, w in enumerate(captions[n]):
@@ -255,7 +265,8 @@ def summarise(rows, subset, key="share"):
 
 
 def check_cells_orientation(annotations):
-    """The bbox cells must contain every cell the annotation says holds object pixels ([row][col] order)."""
+    """The bbox cells must contain every cell the annotation says holds object pixels ([row][col]
+    order)."""
     for objects in annotations[:50]:
         for o in objects:
             assert (object_cells(o) | ~(np.array(o["cells"]) > 0)).all(), (
@@ -318,8 +329,10 @@ def main(argv=None):
     args.spatial_shape = tuple(data["train_spatial_features"].shape[1:])
     idx_to_word, end = data["idx_to_word"], data["word_to_idx"]["<END>"]
     print(
-        f"shapes: {len(data['train_captions'])} training captions, {len(data['val_image_idxs'])} val captions of "
-        f"{len(data['val_annotations'])} images; pooled {data['train_features'].shape[1:]}, spatial "
+        f"shapes: {len(data['train_captions'])} training captions, {len(data['val_image_idxs'])} "
+        "val captions of "
+        f"{len(data['val_annotations'])} images; pooled {data['train_features'].shape[1:]}, "
+        "spatial "
         f"{data['train_spatial_features'].shape[1:]}"
     )
 
@@ -367,8 +380,10 @@ def main(argv=None):
 def report(results, args):
     cmd = " ".join(["python benchmarks/attention_shapes.py"] + args.argv)
     lines = [
-        f"Command: `{cmd}` (epochs {args.epochs}, batch {args.batch_size}, Adam lr {args.lr}, decay "
-        f"{args.lr_decay}/epoch, clip {args.grad_clip}, W {args.wordvec_dim}, H {args.hidden_dim}, seed "
+        f"Command: `{cmd}` (epochs {args.epochs}, batch {args.batch_size}, Adam lr {args.lr}, "
+        "decay "
+        f"{args.lr_decay}/epoch, clip {args.grad_clip}, W {args.wordvec_dim}, H {args.hidden_dim}, "
+        "seed "
         f"{args.seed}, W_proj init x {args.proj_scale:g}, attention {args.attention}, lambda "
         f"{args.attention_reg:g}; greedy decoding, max {args.max_length} words, all 500 validation "
         "images).",
@@ -424,19 +439,27 @@ def report(results, args):
         "",
         "| | score std over cells (median / p90) | mean max weight | mean entropy |",
         "|---|---|---|---|",
-        f"| at init (500 training captions) | {si['score_std_median']:.2f} / {si['score_std_p90']:.2f} | "
+        f"| at init (500 training captions) | {si['score_std_median']:.2f} / "
+        f"{si['score_std_p90']:.2f} | "
         f"{si['max_weight']:.3f} | {si['entropy']:.2f} |",
-        f"| trained (500 training captions) | {st['score_std_median']:.2f} / {st['score_std_p90']:.2f} | "
+        f"| trained (500 training captions) | {st['score_std_median']:.2f} / "
+        f"{st['score_std_p90']:.2f} | "
         f"{st['max_weight']:.3f} | {st['entropy']:.2f} |",
         f"| trained (maps of generated val words) | | {m['max_weight']:.3f} | {m['entropy']:.2f} |",
         f"| uniform map | 0 | {1 / 16:.3f} | {np.log(16):.2f} |",
         "",
-        f"Share of the generated words' maps on any object's cells: {m['object_share']:.3f} vs chance "
-        f"{m['object_chance']:.3f} ({m['object_share'] / m['object_chance']:.2f} x). Words naming some but not "
-        f"all objects ({m['named_words']}): mass per cell {m['named_per_cell']:.4f} on the named objects vs "
-        f"{m['other_per_cell']:.4f} on the others ({m['named_per_cell'] / m['other_per_cell']:.2f} x, named "
-        f"higher for {m['named_above_other']:.0%}). Uniform-map ablation (same trained weights): val loss "
-        f"{u['val_loss']:.3f} vs {results['attention']['val_loss']:.3f}, BLEU-4 {u['metrics']['Bleu_4']:.3f} "
+        f"Share of the generated words' maps on any object's cells: {m['object_share']:.3f} vs "
+        "chance "
+        f"{m['object_chance']:.3f} ({m['object_share'] / m['object_chance']:.2f} x). Words naming "
+        "some but not "
+        f"all objects ({m['named_words']}): mass per cell {m['named_per_cell']:.4f} on the named "
+        "objects vs "
+        f"{m['other_per_cell']:.4f} on the others ({m['named_per_cell'] / m['other_per_cell']:.2f} "
+        "x, named "
+        f"higher for {m['named_above_other']:.0%}). Uniform-map ablation (same trained weights): "
+        "val loss "
+        f"{u['val_loss']:.3f} vs {results['attention']['val_loss']:.3f}, BLEU-4 "
+        f"{u['metrics']['Bleu_4']:.3f} "
         f"vs {results['attention']['metrics']['Bleu_4']:.3f}, CIDEr {u['metrics']['CIDEr']:.3f} vs "
         f"{results['attention']['metrics']['CIDEr']:.3f}.",
     ]

@@ -1,10 +1,12 @@
 """Greedy vs beam search vs sampling on the shapes validation split, for LSTM and GRU (issue 4).
 
-    python benchmarks/decoders_shapes.py                 # trains both models with `captionrnn train`'s defaults
-    python benchmarks/decoders_shapes.py --reuse         # reuse runs/decoders-<cell>/model.npz if present
+    python benchmarks/decoders_shapes.py                 # trains both models with `captionrnn
+    train`'s defaults python benchmarks/decoders_shapes.py --reuse         # reuse
+    runs/decoders-<cell>/model.npz if present
 
-Writes benchmarks/results/decoders_shapes.md (and .json): BLEU-1..4, CIDEr-D, ROUGE-L and milliseconds per caption
-for each cell and decoder on all validation images. Sampling decoders are seeded (seed 0).
+Writes benchmarks/results/decoders_shapes.md (and .json): BLEU-1..4, CIDEr-D, ROUGE-L and
+milliseconds per caption for each cell and decoder on all validation images. Sampling decoders are
+seeded (seed 0).
 """
 
 import argparse
@@ -63,8 +65,10 @@ def main(argv=None):
         )
     n_val = len(set(np.asarray(data["val_image_idxs"]).tolist()))
     md = (
-        f"# Decoders on the shapes validation split\n\n{n_val} validation images, every one scored against its 5 "
-        f"references (COCO-toolkit definitions, captionrnn.metrics). Models: `captionrnn train --cell CELL` "
+        f"# Decoders on the shapes validation split\n\n{n_val} validation images, every one scored "
+        "against its 5 "
+        "references (COCO-toolkit definitions, captionrnn.metrics). Models: `captionrnn train "
+        "--cell CELL` "
         f"defaults. captionrnn {__version__}, {platform.processor() or platform.machine()}, "
         f"{time.strftime('%Y-%m-%d')}.\n\nCommand: `python benchmarks/decoders_shapes.py`\n\n"
         + "\n".join(lines)

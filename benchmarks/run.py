@@ -1,42 +1,48 @@
-"""Benchmark suite: a training step against PyTorch CPU, decoding throughput, GFLOP/s, JIT and memory.
+"""Benchmark suite: a training step against PyTorch CPU, decoding throughput, GFLOP/s, JIT and
+memory.
 
     python benchmarks/run.py                          # the full suite, writes benchmarks/results.md
     python benchmarks/run.py --quick                  # 3 repeats instead of 7
     python benchmarks/run.py --threads 2              # BLAS / torch threads (default 1, see below)
-    python benchmarks/run.py --memory-scale 1         # COCO's full array sizes (writes ~2.2 GB to a temp dir)
-    python benchmarks/run.py --skip-memory --skip-compile --cells lstm --dtypes float32
+    python benchmarks/run.py --memory-scale 1         # COCO's full array sizes (writes ~2.2 GB to a
+    temp dir) python benchmarks/run.py --skip-memory --skip-compile --cells lstm --dtypes float32
 
-What it measures (sizes: the package legend, N batch, T timesteps, W word vector, H hidden, D features,
-V vocabulary, C channels, K = 16 attention positions):
+What it measures (sizes: the package legend, N batch, T timesteps, W word vector, H hidden, D
+features, V vocabulary, C channels, K = 16 attention positions):
 
-1. Training step (``CaptioningRNN.loss``: loss and every gradient) at CS231n sizes N=50, T=16, W=256,
-   H=512, D=512, V=1004 (attention: spatial features (N, 512, 4, 4)), for rnn, lstm, gru and attention in
-   float32 and float64. Captions are padded like COCO's: 8..16 words (uniform) + <END>, then <NULL>.
-   Three implementations run interleaved in one process, one call of each per repeat, and each cell
-   reports the median: our Numba backend, our NumPy backend, and the same model in PyTorch
-   (:mod:`torch_models`, skipped when torch is missing or ``CAPTIONRNN_BENCH_NO_TORCH=1``).
+1. Training step (``CaptioningRNN.loss``: loss and every gradient) at CS231n sizes N=50, T=16,
+W=256,
+   H=512, D=512, V=1004 (attention: spatial features (N, 512, 4, 4)), for rnn, lstm, gru and
+   attention in float32 and float64. Captions are padded like COCO's: 8..16 words (uniform) + <END>,
+   then <NULL>. Three implementations run interleaved in one process, one call of each per repeat,
+   and each cell reports the median: our Numba backend, our NumPy backend, and the same model in
+   PyTorch (:mod:`torch_models`, skipped when torch is missing or ``CAPTIONRNN_BENCH_NO_TORCH=1``).
    The loss of both frameworks is compared as a check that they compute the same thing.
 2. GFLOP/s of our step: the matmul FLOPs counted analytically (:func:`step_flops`, 2 m k n per
-   (m, k) @ (k, n) product) over the median time, against the peak of a 2048^3 sgemm / dgemm timed with
-   numpy in the same run and the same threads.
-3. Decoding throughput: greedy and beam-5 (``captionrnn.decoding``) for 100 images, max_length 16, LSTM,
+   (m, k) @ (k, n) product) over the median time, against the peak of a 2048^3 sgemm / dgemm timed
+   with numpy in the same run and the same threads.
+3. Decoding throughput: greedy and beam-5 (``captionrnn.decoding``) for 100 images, max_length 16,
+LSTM,
    H=512, V=1004, float32, in captions per second, and the beam-5 / greedy cost per caption.
-4. First-call JIT compile time of ``kernels.warmup()`` in a subprocess with ``NUMBA_CACHE_DIR`` pointed at
+4. First-call JIT compile time of ``kernels.warmup()`` in a subprocess with ``NUMBA_CACHE_DIR``
+pointed at
    a fresh directory (cold), then again with that cache filled (warm).
-5. Peak memory of ``load_coco_data(..., pca_features=False)`` on synthetic files in the CS231n layout with
+5. Peak memory of ``load_coco_data(..., pca_features=False)`` on synthetic files in the CS231n
+layout with
    the real COCO shapes times ``--memory-scale`` (features train (82783, 4096), val (40504, 4096)
-   float32, pca (.., 512), captions (400135, 17) / (195954, 17) int32), measured as the peak RSS of a
-   fresh subprocess (``VmHWM``) minus its RSS before loading, against the bytes of the arrays it returns.
-   The default scale 0.1 writes ~220 MB; ``--memory-scale 1`` the full ~2.2 GB.
+   float32, pca (.., 512), captions (400135, 17) / (195954, 17) int32), measured as the peak RSS of
+   a fresh subprocess (``VmHWM``) minus its RSS before loading, against the bytes of the arrays it
+   returns. The default scale 0.1 writes ~220 MB; ``--memory-scale 1`` the full ~2.2 GB.
 
 Threads. ``--threads T`` (default 1) is applied to both frameworks before either is imported
-(``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, then ``torch.set_num_threads``) and
-the counts in effect are read back and reported. With more than one thread ``OMP_WAIT_POLICY=PASSIVE`` is
-set unless given: torch's OpenMP threads otherwise spin after each parallel region and, in one process
-with OpenBLAS's threads, on 2 cores the two pools starved each other (a torch LSTM step ran 10x slower,
-measured). The default is 1 thread because at N=50 the per-timestep multiplies gain little from a second
-thread and the suite was written on a 2-core machine shared with other jobs, where any spin-waiting pool
-makes timings meaningless; on a quiet machine try ``--threads 0`` (all cores).
+(``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, then ``torch.set_num_threads``)
+and the counts in effect are read back and reported. With more than one thread
+``OMP_WAIT_POLICY=PASSIVE`` is set unless given: torch's OpenMP threads otherwise spin after each
+parallel region and, in one process with OpenBLAS's threads, on 2 cores the two pools starved each
+other (a torch LSTM step ran 10x slower, measured). The default is 1 thread because at N=50 the
+per-timestep multiplies gain little from a second thread and the suite was written on a 2-core
+machine shared with other jobs, where any spin-waiting pool makes timings meaningless; on a quiet
+machine try ``--threads 0`` (all cores).
 """
 
 import argparse
@@ -84,7 +90,8 @@ def parse_args(argv=None):
         "--memory-scale",
         type=float,
         default=0.1,
-        help="fraction of COCO's array sizes for the memory measurement (1 = full, ~2.2 GB on disk)",
+        help="fraction of COCO's array sizes for the memory measurement (1 = full, ~2.2 GB on "
+        "disk)",
     )
     p.add_argument(
         "--skip-compile", action="store_true", help="skip the JIT compile-time measurement"
@@ -102,7 +109,8 @@ def parse_args(argv=None):
 
 
 def set_threads(threads):
-    """Fix the thread counts of every pool before numpy or torch is imported; returns the count asked for."""
+    """Fix the thread counts of every pool before numpy or torch is imported; returns the count
+    asked for."""
     n = threads if threads > 0 else (os.cpu_count() or 1)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
@@ -115,7 +123,8 @@ def log(msg):
     print(msg, flush=True)
 
 
-# ---------------------------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------------------------
+# helpers
 
 
 def load_torch():
@@ -179,11 +188,12 @@ def vocab(V):
 
 
 def step_flops(cell, N, T, W, H, D, V, K=16):
-    """Matmul FLOPs of one training step (loss and all gradients), 2 m k n per (m, k) @ (k, n) product.
+    """Matmul FLOPs of one training step (loss and all gradients), 2 m k n per (m, k) @ (k, n)
+    product.
 
     With G gate blocks (1 rnn, 4 lstm and attention, 3 gru):
-    - h0 projection (N, D) @ (D, H): forward and dW_proj (the features need no gradient): 2 * 2 N D H
-      (attention: the same for every one of the K cells: 2 * 2 N K D H)
+    - h0 projection (N, D) @ (D, H): forward and dW_proj (the features need no gradient): 2 * 2 N D
+      H (attention: the same for every one of the K cells: 2 * 2 N K D H)
     - input projections (T N, W) @ (W, G H), then dx and dWx: 3 * 2 T N W G H
     - recurrence (N, H) @ (H, G H) per step, then dh_{t-1} and dWh: 3 * 2 T N H G H
     - vocabulary (T N, H) @ (H, V), then dh and dW_vocab: 3 * 2 T N H V
@@ -212,7 +222,8 @@ def gemm_peak(dtype, n=2048, repeats=5):
     return 2 * n**3 / best / 1e9
 
 
-# ---------------------------------------------------------------------------------------------- parts
+# ----------------------------------------------------------------------------------------------
+# parts
 
 
 def bench_training(args, sizes, torch):
@@ -239,7 +250,7 @@ def bench_training(args, sizes, torch):
             runs = {}
             for backend in ("numba", "numpy"):
 
-                def ours(backend=backend):
+                def ours(backend=backend, model=model, features=features, captions=captions):
                     with captionrnn.use_backend(backend):
                         return model.loss(features, captions)
 
@@ -325,7 +336,8 @@ def bench_decode(args, sizes):
     med = {name: float(np.median(t)) for name, t in times.items()}
     res = dict(images=n_img, max_length=L, greedy=med["greedy"], beam=med["beam-5"], longest=steps)
     log(
-        f"  decode: greedy {n_img / med['greedy']:.0f} captions/s, beam-5 {n_img / med['beam-5']:.0f} captions/s, "
+        f"  decode: greedy {n_img / med['greedy']:.0f} captions/s, beam-5 "
+        f"{n_img / med['beam-5']:.0f} captions/s, "
         f"beam/greedy {med['beam-5'] / med['greedy']:.2f}x"
     )
     return res
@@ -370,8 +382,8 @@ import h5py
 from captionrnn.data.coco import load_coco_data
 
 def status(key):
-    # VmRSS / VmHWM (peak) of this address space. Not ru_maxrss: Linux carries that over from the parent
-    # across fork + exec, so the child would report the benchmark process's own (larger) peak.
+    # VmRSS / VmHWM (peak) of this address space. Not ru_maxrss: Linux carries that over from the
+    # parent across fork + exec, so the child would report the benchmark process's own (larger) peak.
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(key):
@@ -387,7 +399,8 @@ print(before, peak, arrays)
 
 
 def write_coco_shaped(folder, scale, rng):
-    """Synthetic files in the CS231n layout with COCO's shapes times ``scale`` (written in chunks)."""
+    """Synthetic files in the CS231n layout with COCO's shapes times ``scale`` (written in
+    chunks)."""
     import json
 
     import h5py
@@ -441,13 +454,15 @@ def bench_memory(scale):
         scale=scale, disk=disk, before=before, peak=peak, growth=peak - before, arrays=arrays
     )
     log(
-        f"  memory: arrays {arrays / 2**20:.0f} MiB, peak RSS growth {(peak - before) / 2**20:.0f} MiB "
+        f"  memory: arrays {arrays / 2**20:.0f} MiB, peak RSS growth "
+        f"{(peak - before) / 2**20:.0f} MiB "
         f"({(peak - before) / arrays:.2f}x the arrays)"
     )
     return res
 
 
-# ---------------------------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------------------------
+# report
 
 
 def machine_info():
@@ -491,7 +506,8 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
 
     cpu, cores = machine_info()
     versions = (
-        f"Python {sys.version.split()[0]}, numpy {np.__version__} ({blas_info()}), numba {numba.__version__}, "
+        f"Python {sys.version.split()[0]}, numpy {np.__version__} ({blas_info()}), numba "
+        f"{numba.__version__}, "
         + (f"torch {torch.__version__}" if torch is not None else "torch not used")
     )
     torch_threads = torch.get_num_threads() if torch is not None else None
@@ -500,19 +516,23 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
         "",
         f"- Command: `python {' '.join(['benchmarks/run.py'] + sys.argv[1:])}`",
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {cpu}, {cores} cores; load average {load[0]} at the start, {load[1]} at the end "
-        "(other jobs shared the machine: the ratios are measured interleaved and hold better than the times)",
+        f"- Machine: {cpu}, {cores} cores; load average {load[0]} at the start, {load[1]} at "
+        "the end "
+        "(other jobs shared the machine: the ratios are measured interleaved and hold better than "
+        "the times)",
         f"- Libraries: {versions}",
         f"- Threads: asked {threads}; in effect OpenBLAS {openblas_threads()}, torch "
         f"{torch_threads if torch_threads is not None else '-'}, OMP_WAIT_POLICY="
         f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; our Numba kernels are serial",
         f"- Sizes: N={sizes['N']}, T={sizes['T']}, W={sizes['W']}, H={sizes['H']}, D={sizes['D']}, "
-        f"V={sizes['V']}; attention: features (N, {sizes['D']}, 4, 4), K=16. Median of {args.repeats} "
+        f"V={sizes['V']}; attention: features (N, {sizes['D']}, 4, 4), K=16. Median of "
+        f"{args.repeats} "
         "interleaved repeats (min-max printed while running)",
         "",
         "## Training step (loss and all gradients)",
         "",
-        "| cell | dtype | Numba ms | NumPy ms | PyTorch ms | Numba / PyTorch | NumPy / Numba | GFLOP/s | % of peak "
+        "| cell | dtype | Numba ms | NumPy ms | PyTorch ms | Numba / PyTorch | NumPy / Numba | "
+        "GFLOP/s | % of peak "
         "| loss rel. diff vs torch |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -527,16 +547,19 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
         )
     lines += [
         "",
-        "Numba / PyTorch below 1 means we are faster. GFLOP/s = matmul FLOPs of the dense step (counted by "
-        "`step_flops` in benchmarks/run.py: `4 N D H + 6 T N (W G H + H G H + H V)` with G = 1 rnn, 4 lstm, "
-        "3 gru; attention adds `4 N K D H - 4 N D H`, `6 T N H 4H` and `10 T N K H`) / Numba median time. "
-        "It is a dense-equivalent rate: our backward leaves out the rows of padded positions (targets "
+        "Numba / PyTorch below 1 means we are faster. GFLOP/s = matmul FLOPs of the dense step "
+        "(counted by "
+        "`step_flops` in benchmarks/run.py: `4 N D H + 6 T N (W G H + H G H + H V)` with G = 1 "
+        "rnn, 4 lstm, "
+        "3 gru; attention adds `4 N K D H - 4 N D H`, `6 T N H 4H` and `10 T N K H`) / Numba "
+        "median time. "
+        "It is a dense-equivalent rate: our backward leaves out the rows of padded positions "
+        "(targets "
         f"<NULL>: {_pct_range([1 - r['live'] for r in rows])} "
         "of the (n, t) here), so it performs fewer FLOPs than counted; PyTorch computes them all.",
         "",
-        "Matrix-multiply peak measured in this run (numpy, 2048 x 2048 x 2048, best of 5, same threads): "
-        + ", ".join(f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items())
-        + ".",
+        "Matrix-multiply peak measured in this run (numpy, 2048 x 2048 x 2048, best of 5, same "
+        "threads): " + ", ".join(f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()) + ".",
         "",
     ]
     if decode:
@@ -544,8 +567,10 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
         lines += [
             "## Decoding (LSTM, float32, Numba backend)",
             "",
-            f"{n} images, max_length {decode['max_length']}, H={sizes['H']}, V={sizes['V']}, random weights "
-            f"(longest caption: greedy {decode['longest']['greedy']}, beam-5 {decode['longest']['beam-5']} words).",
+            f"{n} images, max_length {decode['max_length']}, H={sizes['H']}, V={sizes['V']}, "
+            "random weights "
+            f"(longest caption: greedy {decode['longest']['greedy']}, beam-5 "
+            f"{decode['longest']['beam-5']} words).",
             "",
             "| decoder | ms per batch | captions / s | cost per caption vs greedy |",
             "|---|---:|---:|---:|",
@@ -556,13 +581,15 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
     if compile_:
         lines += (
             [
-                "## JIT compile time (`kernels.warmup()`, float32 and float64, in a fresh subprocess)",
+                "## JIT compile time (`kernels.warmup()`, float32 and float64, in a fresh "
+                "subprocess)",
                 "",
                 "| cache | import captionrnn.kernels s | warmup() s |",
                 "|---|---:|---:|",
             ]
             + [
-                f"| {k} ({'empty NUMBA_CACHE_DIR' if k == 'cold' else 'filled by the cold run'}) | {v[0]:.2f} | "
+                f"| {k} ({'empty NUMBA_CACHE_DIR' if k == 'cold' else 'filled by the cold run'}) | "
+                f"{v[0]:.2f} | "
                 f"{v[1]:.2f} |"
                 for k, v in compile_.items()
             ]
@@ -573,7 +600,8 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
         lines += [
             "## Peak memory of `load_coco_data(..., pca_features=False)`",
             "",
-            f"Synthetic files with COCO's shapes x {m['scale']:g} ({m['disk'] / 2**20:.0f} MiB of arrays on disk"
+            f"Synthetic files with COCO's shapes x {m['scale']:g} ({m['disk'] / 2**20:.0f} MiB of "
+            "arrays on disk"
             + (
                 "; the full size"
                 if m["scale"] >= 1
@@ -581,12 +609,14 @@ def write_report(args, sizes, threads, torch, rows, peaks, decode, compile_, mem
             )
             + ").",
             "",
-            "| arrays returned MiB | RSS before MiB | peak RSS MiB | growth MiB | growth / arrays |",
+            "| arrays returned MiB | RSS before MiB | peak RSS MiB | growth MiB | growth / "
+            "arrays |",
             "|---:|---:|---:|---:|---:|",
             f"| {m['arrays'] / 2**20:.0f} | {m['before'] / 2**20:.0f} | {m['peak'] / 2**20:.0f} | "
             f"{m['growth'] / 2**20:.0f} | **{m['growth'] / m['arrays']:.2f}** |",
             "",
-            "A growth near 1.0x the arrays means one copy in memory (2.0x would mean a temporary second copy).",
+            "A growth near 1.0x the arrays means one copy in memory (2.0x would mean a temporary "
+            "second copy).",
             "",
         ]
     Path(out).parent.mkdir(parents=True, exist_ok=True)

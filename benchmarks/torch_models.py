@@ -1,7 +1,9 @@
-"""The captioning model of :class:`captionrnn.CaptioningRNN` in PyTorch (CPU), for the benchmark baseline.
+"""The captioning model of :class:`captionrnn.CaptioningRNN` in PyTorch (CPU), for the benchmark
+baseline.
 
-The same computation as ``CaptioningRNN.loss`` with the same shapes (package legend: N batch, T timesteps,
-D features, W word vector, H hidden, V vocabulary, C channels, K = 16 attention positions):
+The same computation as ``CaptioningRNN.loss`` with the same shapes (package legend: N batch, T
+timesteps, D features, W word vector, H hidden, V vocabulary, C channels, K = 16 attention
+positions):
 
     h0 = features W_proj + b_proj                    (N, H)   (c0 = 0 for the LSTM)
     x = W_embed[captions_in]                         (N, T, W)
@@ -10,9 +12,10 @@ D features, W word vector, H hidden, V vocabulary, C channels, K = 16 attention 
     loss = cross-entropy of captions_out, <NULL> targets ignored, summed over (n, t), / N
     loss.backward()
 
-``attention`` is a Python loop over timesteps (torch has no built-in attention LSTM), written the way a
-competent PyTorch user would: the input projections of all timesteps in one matmul, then per step scaled
-dot-product attention of h_{t-1} over the K projected cells and one fused gate matmul. h0 = c0 = mean of A.
+``attention`` is a Python loop over timesteps (torch has no built-in attention LSTM), written the
+way a competent PyTorch user would: the input projections of all timesteps in one matmul, then per
+step scaled dot-product attention of h_{t-1} over the K projected cells and one fused gate matmul.
+h0 = c0 = mean of A.
 
 torch is imported inside :func:`make_torch_step`, so importing this module never needs it.
 """
@@ -23,7 +26,8 @@ import numpy as np
 
 
 def _torch_gate_order(cell, w):
-    """Our LSTM gate blocks i, f, o, g (last axis) -> torch's i, f, g, o; rnn and gru already match."""
+    """Our LSTM gate blocks i, f, o, g (last axis) -> torch's i, f, g, o; rnn and gru already
+    match."""
     if cell != "lstm":
         return w
     i, f, o, g = np.split(w, 4, axis=-1)

@@ -1,4 +1,5 @@
-"""Input validation shared by every layer: clear ``ValueError`` messages instead of broadcasting errors."""
+"""Input validation shared by every layer: clear ``ValueError`` messages instead of broadcasting
+errors."""
 
 import numpy as np
 
@@ -41,7 +42,8 @@ def check_float(name, arr):
 
 
 def check_indices(name, idx, upper):
-    """Raise ``ValueError`` unless ``idx`` is an integer array with every entry in ``[0, upper)``."""
+    """Raise ``ValueError`` unless ``idx`` is an integer array with every entry in ``[0,
+    upper)``."""
     idx = np.asarray(idx)
     if idx.dtype.kind not in "iu":
         raise ValueError(

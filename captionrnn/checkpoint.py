@@ -35,7 +35,8 @@ class CheckpointError(ValueError):
 
 
 def _write_npz(fileobj, arrays):
-    """Write ``arrays`` into the open binary file ``fileobj`` (tests replace this to simulate a crash)."""
+    """Write ``arrays`` into the open binary file ``fileobj`` (tests replace this to simulate a
+    crash)."""
     np.savez(fileobj, **arrays)
 
 

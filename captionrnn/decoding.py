@@ -1,21 +1,23 @@
 """Caption decoders: greedy, beam search and stochastic sampling (temperature, top-k, nucleus).
 
-Every decoder drives a model only through its batched one-step interface (see :class:`CaptioningRNN`):
+Every decoder drives a model only through its batched one-step interface (see
+:class:`CaptioningRNN`):
 
     state = model.initial_state(features)          dict of arrays, batch on the first axis
     scores, state = model.step(words, state)       words (N,), scores (N, V)
 
-plus the special token indices ``model._start``, ``model._end`` (may be None) and ``model._null``. So
-every cell type in ``model.CELLS`` works, and a cell whose step publishes an attention map in its state
-under :data:`ATTENTION_KEY` (shape (N, *S), e.g. (N, 4, 4)) gets its maps collected into (N, T, *S).
+plus the special token indices ``model._start``, ``model._end`` (may be None) and ``model._null``.
+So every cell type in ``model.CELLS`` works, and a cell whose step publishes an attention map in its
+state under :data:`ATTENTION_KEY` (shape (N, *S), e.g. (N, 4, 4)) gets its maps collected into (N,
+T, *S).
 
 Each decoder makes one ``model.step`` call per timestep for the whole batch (beam search: for all N
 images x k beams at once, state rows ``n * k + j``); the only Python loop is over timesteps.
 
 Every decoder returns a :class:`Decoded`:
 
-- captions: int64 (N, max_length), the conventions of ``CaptioningRNN.sample``: column 0 is the first
-  generated word, ``<NULL>`` after ``<END>``
+- captions: int64 (N, max_length), the conventions of ``CaptioningRNN.sample``: column 0 is the
+  first generated word, ``<NULL>`` after ``<END>``
 - log_probs: float64 (N,), log p(caption | image) under the model (temperature 1, no filtering): the
   sum of the log-softmax of the step scores of the emitted words, ``<END>`` included when emitted
 - attention: (N, max_length, *S) of the model's dtype, or None when the cell has no attention.
@@ -178,9 +180,10 @@ def _stepwise(model, features, max_length, choose):
 def greedy(model, features, max_length=30):
     """Greedy decoding: feed back the highest-scoring word; the same captions as ``model.sample``.
 
-    Two loops on purpose: ``CaptioningRNN.sample`` is the one students write in the assignment and must
-    stand alone; this one shares :func:`_stepwise` with the sampling decoders and adds log-probabilities.
-    tests/test_decoding.py checks that both give identical captions for every cell type.
+    Two loops on purpose: ``CaptioningRNN.sample`` is the one students write in the assignment and
+    must stand alone; this one shares :func:`_stepwise` with the sampling decoders and adds
+    log-probabilities. tests/test_decoding.py checks that both give identical captions for every
+    cell type.
 
     - features: image features, shape (N, D) (spatial cells: (N, D, h, w)), of the model's dtype
     - max_length: number of words to generate, an int >= 1
@@ -199,9 +202,9 @@ def sample(model, features, max_length=30, temperature=1.0, top_k=None, top_p=No
     """Stochastic decoding: draw each word from the model's distribution, optionally reshaped.
 
     At each step the log-probabilities are divided by ``temperature``, then only the ``top_k`` most
-    probable words are kept (Fan et al. 2018), then only the nucleus: the smallest set of most probable
-    words whose renormalised probability reaches ``top_p`` (Holtzman et al. 2020); the most probable
-    word is always kept. The word is drawn from what remains, renormalised.
+    probable words are kept (Fan et al. 2018), then only the nucleus: the smallest set of most
+    probable words whose renormalised probability reaches ``top_p`` (Holtzman et al. 2020); the most
+    probable word is always kept. The word is drawn from what remains, renormalised.
 
     - features: shape (N, D), of the model's dtype; repeat rows to draw several captions per image
     - max_length: number of words to generate, an int >= 1
@@ -236,7 +239,8 @@ def sample(model, features, max_length=30, temperature=1.0, top_k=None, top_p=No
         cdf = np.cumsum(p, axis=1)  # (N, V)
         r = rng.random(N) * cdf[:, -1]
         idx = (cdf[:, :-1] <= r[:, None]).sum(axis=1)
-        # Zero-probability words form the tail; never step onto one even when r rounds up to cdf[-1].
+        # Zero-probability words form the tail; never step onto one even when r rounds up to
+        # cdf[-1].
         idx = np.minimum(idx, (p > 0).sum(axis=1) - 1)
         return order[rows[:, 0], idx]
 
@@ -256,9 +260,10 @@ def beam_search(model, features, beam_width=3, max_length=30, length_penalty=0.0
     """Beam search over summed log-probabilities, for all N images x k beams in one batched step.
 
     At each step every live hypothesis is extended by every word; of the k * V candidates per image,
-    those that end with ``<END>`` and rank in the top k are finished (kept aside, the best per image),
-    and the k best that do not end with ``<END>`` stay live, so the beam never shrinks. After
-    ``max_length`` words the live hypotheses count as complete too, and the best of all is returned.
+    those that end with ``<END>`` and rank in the top k are finished (kept aside, the best per
+    image), and the k best that do not end with ``<END>`` stay live, so the beam never shrinks.
+    After ``max_length`` words the live hypotheses count as complete too, and the best of all is
+    returned.
 
     Finished captions of different lengths are ranked by score = log p / lp(length), with GNMT's
     lp(length) = ((5 + length) / 6) ** length_penalty, length counting ``<END>``; length_penalty=0
@@ -271,9 +276,9 @@ def beam_search(model, features, beam_width=3, max_length=30, length_penalty=0.0
     - length_penalty: alpha >= 0
     - early_stop: without length penalty, stop as soon as no live hypothesis of any image can beat
       that image's best finished caption (log-probabilities only decrease as words are added); the
-      result is the same as with early_stop=False. With a length penalty the search runs to max_length
-      (a longer caption may still overtake), and since the beam never shrinks, "all finished" cannot
-      happen before that
+      result is the same as with early_stop=False. With a length penalty the search runs to
+      max_length (a longer caption may still overtake), and since the beam never shrinks, "all
+      finished" cannot happen before that
     Returns a :class:`Decoded` with the best caption per image.
     """
     _check_positive_int("beam_width", beam_width)
@@ -391,7 +396,8 @@ def beam_search(model, features, beam_width=3, max_length=30, length_penalty=0.0
 
 
 def decode(model, features, method="greedy", **options):
-    """Decode with ``method`` in ``'greedy' | 'beam' | 'sample'``, passing ``options`` to the decoder.
+    """Decode with ``method`` in ``'greedy' | 'beam' | 'sample'``, passing ``options`` to the
+    decoder.
 
     With a command-line spec: ``method, options = parse_decode_spec('beam:5')`` then
     ``decode(model, features, method, max_length=16, **options)``. Returns a :class:`Decoded`.
@@ -408,7 +414,8 @@ def decode(model, features, method="greedy", **options):
 
 
 _SPEC_HELP = (
-    "a decoding spec is 'greedy', 'beam:K' (optionally ',lp:ALPHA'), 'sample', 'topk:K', 'topp:P' or "
+    "a decoding spec is 'greedy', 'beam:K' (optionally ',lp:ALPHA'), 'sample', 'topk:K', "
+    "'topp:P' or "
     "'temp:T' (the last three combine with commas, e.g. 'topk:40,temp:0.7')"
 )
 

@@ -1,24 +1,26 @@
 """Caption metrics as the COCO caption evaluation toolkit computes them, plus perplexity.
 
-``evaluate_captions(references, hypotheses)`` returns ``Bleu_1`` .. ``Bleu_4``, ``CIDEr`` and ``ROUGE_L`` with the
-definitions of the COCO caption evaluation toolkit (coco-caption, packaged as ``pycocoevalcap``): the numbers
-captioning papers report. Each scorer is also public with per-image scores: :func:`bleu`, :func:`cider_d`,
-:func:`rouge_l`. Formulas and worked examples: docs/metrics.md.
+``evaluate_captions(references, hypotheses)`` returns ``Bleu_1`` .. ``Bleu_4``, ``CIDEr`` and
+``ROUGE_L`` with the definitions of the COCO caption evaluation toolkit (coco-caption, packaged as
+``pycocoevalcap``): the numbers captioning papers report. Each scorer is also public with per-image
+scores: :func:`bleu`, :func:`cider_d`, :func:`rouge_l`. Formulas and worked examples:
+docs/metrics.md.
 
 Inputs, for every scorer:
 
 - references: mapping image key -> list of reference strings (at least one, none empty)
 - hypotheses: mapping image key -> one generated string (not empty); the same keys as ``references``
 
-Tokenisation: each string is lower-cased and split on whitespace. The toolkit's Java PTB tokenizer is **not**
-used. That tokenizer also splits punctuation off words and then drops it (``"dog."`` -> ``dog``, ``"man's"`` ->
-``man 's``); here ``"dog."`` stays one token that does not match ``dog``. Captions decoded from this package's
-vocabulary (lower-case words, no punctuation) are unaffected; strip punctuation from other text first, or the
-scores will be lower than the toolkit's.
+Tokenisation: each string is lower-cased and split on whitespace. The toolkit's Java PTB tokenizer
+is **not** used. That tokenizer also splits punctuation off words and then drops it (``"dog."`` ->
+``dog``, ``"man's"`` -> ``man 's``); here ``"dog."`` stays one token that does not match ``dog``.
+Captions decoded from this package's vocabulary (lower-case words, no punctuation) are unaffected;
+strip punctuation from other text first, or the scores will be lower than the toolkit's.
 
-METEOR and SPICE, also printed by the toolkit, are not included: both are Java programs that need external
-resources (METEOR: a Java jar with WordNet synonyms and paraphrase tables; SPICE: Java with Stanford CoreNLP to
-parse captions into scene graphs), which a NumPy library cannot reproduce faithfully.
+METEOR and SPICE, also printed by the toolkit, are not included: both are Java programs that need
+external resources (METEOR: a Java jar with WordNet synonyms and paraphrase tables; SPICE: Java with
+Stanford CoreNLP to parse captions into scene graphs), which a NumPy library cannot reproduce
+faithfully.
 """
 
 import math
@@ -29,13 +31,14 @@ import numpy as np
 
 __all__ = ["evaluate_captions", "bleu", "cider_d", "rouge_l", "perplexity", "perplexity_from_loss"]
 
-# bleu_scorer.py's constants: `tiny` keeps a zero n-gram count from giving log(0), `small` keeps an empty
-# hypothesis from dividing by zero. With them a zero count gives a tiny positive score, not exactly 0.
+# bleu_scorer.py's constants: `tiny` keeps a zero n-gram count from giving log(0), `small` keeps an
+# empty hypothesis from dividing by zero. With them a zero count gives a tiny positive score, not
+# exactly 0.
 _BLEU_TINY = 1e-15
 _BLEU_SMALL = 1e-9
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # input checks and tokenisation
 
 
@@ -122,12 +125,13 @@ def _ngram_counts(tokens, n):
     return counts
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # BLEU (bleu_scorer.py)
 
 
 def _bleu_from_counts(correct, guess, testlen, reflen, n):
-    """BLEU_1..BLEU_n from clipped matches ``correct[k]``, hypothesis k-gram totals ``guess[k]`` and lengths.
+    """BLEU_1..BLEU_n from clipped matches ``correct[k]``, hypothesis k-gram totals ``guess[k]`` and
+    lengths.
 
     Same operations in the same order as BleuScorer.compute_score, so results agree to rounding.
     """
@@ -154,7 +158,8 @@ def _bleu(refs, hyps, n=4):
                 ref, n
             )  # | keeps the max count over references: the clipping ceiling
         testlen = len(hyp)
-        # 'closest' reference length; ties go to the shorter reference, as min over (|diff|, length) does
+        # 'closest' reference length; ties go to the shorter reference, as min over (|diff|, length)
+        # does
         reflen = min((abs(len(ref) - testlen), len(ref)) for ref in ref_list)[1]
         guess = [max(0, testlen - k) for k in range(n)]
         correct = [0] * n
@@ -173,11 +178,12 @@ def _bleu(refs, hyps, n=4):
 def bleu(references, hypotheses, n=4):
     """Corpus-level BLEU_1..BLEU_n of the COCO toolkit (bleu_scorer.py, option 'closest').
 
-    Clipped n-gram matches and hypothesis n-gram totals are summed over all images first; the brevity penalty
-    uses the summed hypothesis length c and the summed 'closest' reference length r (per image, the
-    reference length nearest the hypothesis length, the shorter one on a tie):
+    Clipped n-gram matches and hypothesis n-gram totals are summed over all images first; the
+    brevity penalty uses the summed hypothesis length c and the summed 'closest' reference length r
+    (per image, the reference length nearest the hypothesis length, the shorter one on a tie):
 
-        BLEU_k = min(1, exp(1 - r / c)) * (prod_{m<=k} (correct_m + 1e-15) / (total_m + 1e-9)) ** (1 / k)
+        BLEU_k = min(1, exp(1 - r / c)) * (prod_{m<=k} (correct_m + 1e-15) / (total_m + 1e-9)) ** (1
+        / k)
 
     Inputs:
     - references: mapping image key -> list of reference strings
@@ -185,7 +191,8 @@ def bleu(references, hypotheses, n=4):
     - n: largest n-gram order
 
     Returns a tuple of:
-    - scores: list of n floats [BLEU_1, ..., BLEU_n] for the corpus (not the mean of the per-image scores)
+    - scores: list of n floats [BLEU_1, ..., BLEU_n] for the corpus (not the mean of the per-image
+      scores)
     - per_image: dict image key -> array of shape (n,), the same formula applied to that image alone
     """
     keys, refs, hyps = _prepare(references, hypotheses)
@@ -193,12 +200,13 @@ def bleu(references, hypotheses, n=4):
     return corpus, dict(zip(keys, per_image))
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # CIDEr-D (cider_scorer.py)
 
 
 def _tfidf(counts, document_frequency, log_images, n):
-    """Per-order tf-idf vectors (dicts) and their Euclidean norms, as counts2vec() in the toolkit."""
+    """Per-order tf-idf vectors (dicts) and their Euclidean norms, as counts2vec() in the
+    toolkit."""
     vec = [dict() for _ in range(n)]
     norm = np.zeros(n)
     for gram, tf in counts.items():
@@ -212,7 +220,8 @@ def _tfidf(counts, document_frequency, log_images, n):
 def _cider_d(refs, hyps, n=4, sigma=6.0):
     ref_counts = [[_ngram_counts(ref, n) for ref in ref_list] for ref_list in refs]
     hyp_counts = [_ngram_counts(hyp, n) for hyp in hyps]
-    # document frequency: the number of images whose references contain the n-gram (evaluated set only)
+    # document frequency: the number of images whose references contain the n-gram (evaluated set
+    # only)
     document_frequency = Counter()
     for counts_list in ref_counts:
         document_frequency.update(set().union(*counts_list))
@@ -233,8 +242,9 @@ def _cider_d(refs, hyps, n=4, sigma=6.0):
                     )  # the "-D" clipping of hypothesis tf
                 if norm_h[k] != 0 and norm_r[k] != 0:
                     val[k] /= norm_h[k] * norm_r[k]
-            # Gaussian length penalty. The toolkit measures length as the number of bigrams (len - 1), which
-            # gives the same difference as word counts for non-empty captions, the only ones accepted here.
+            # Gaussian length penalty. The toolkit measures length as the number of bigrams (len -
+            # 1), which gives the same difference as word counts for non-empty captions, the only
+            # ones accepted here.
             delta = float(len(hyp) - len(ref))
             total += val * math.exp(-(delta**2) / (2 * sigma**2))
         scores.append(np.mean(total) / len(ref_list) * 10.0)
@@ -246,15 +256,16 @@ def cider_d(references, hypotheses, n=4, sigma=6.0):
     """CIDEr-D of the COCO toolkit (cider_scorer.py; reported there and in papers as 'CIDEr').
 
     Each caption becomes, for every order k = 1..n, a vector g_k of tf-idf weights
-    tf(w) * (log |I| - log max(1, df(w))), where |I| is the number of evaluated images and df(w) the number of
-    images whose references contain the n-gram w. For a hypothesis h and the references r_1..r_m of its image:
+    tf(w) * (log |I| - log max(1, df(w))), where |I| is the number of evaluated images and df(w) the
+    number of images whose references contain the n-gram w. For a hypothesis h and the references
+    r_1..r_m of its image:
 
         CIDEr-D_k(h) = (10 / m) sum_j exp(-(l_h - l_rj)^2 / (2 sigma^2))
                        * <min(g_k(h), g_k(r_j)), g_k(r_j)> / (|g_k(h)| |g_k(r_j)|)
         CIDEr-D(h) = mean over k of CIDEr-D_k(h);  corpus score = mean over images.
 
-    The idf comes from the evaluated references only, so one image alone always scores 0 (log 1 = 0), and
-    a score depends on which other images are evaluated with it. Scores lie in [0, 10].
+    The idf comes from the evaluated references only, so one image alone always scores 0 (log 1 =
+    0), and a score depends on which other images are evaluated with it. Scores lie in [0, 10].
 
     Inputs:
     - references: mapping image key -> list of reference strings
@@ -271,15 +282,16 @@ def cider_d(references, hypotheses, n=4, sigma=6.0):
     return score, dict(zip(keys, per_image.tolist()))
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # ROUGE-L (rouge.py)
 
 
 def _lcs_length(a, b):
     """Length of the longest common subsequence of two token lists.
 
-    The usual dynamic programme L[i][j] = L[i-1][j-1] + 1 on a match, else max(L[i-1][j], L[i][j-1]),
-    one row at a time: with L[i][j-1] left out a row is elementwise, and taking it back in is a running max.
+    The usual dynamic programme L[i][j] = L[i-1][j-1] + 1 on a match, else max(L[i-1][j],
+    L[i][j-1]), one row at a time: with L[i][j-1] left out a row is elementwise, and taking it back
+    in is a running max.
     """
     b_arr = np.array(b, dtype=object)
     row = np.zeros(len(b) + 1, dtype=np.int64)
@@ -293,7 +305,8 @@ def _rouge_l(refs, hyps, beta=1.2):
     scores = []
     for ref_list, hyp in zip(refs, hyps):
         lcs = np.array([_lcs_length(ref, hyp) for ref in ref_list], dtype=np.float64)
-        # max precision and max recall are taken separately, so they can come from different references
+        # max precision and max recall are taken separately, so they can come from different
+        # references
         prec = float(np.max(lcs / len(hyp)))
         rec = float(np.max(lcs / np.array([len(ref) for ref in ref_list])))
         if prec != 0 and rec != 0:
@@ -305,7 +318,8 @@ def _rouge_l(refs, hyps, beta=1.2):
 
 
 def rouge_l(references, hypotheses, beta=1.2):
-    """ROUGE-L of the COCO toolkit (rouge.py): an LCS F-measure weighted towards recall by beta = 1.2.
+    """ROUGE-L of the COCO toolkit (rouge.py): an LCS F-measure weighted towards recall by beta =
+    1.2.
 
     With LCS_j the longest common subsequence of the hypothesis h and reference r_j:
 
@@ -327,23 +341,27 @@ def rouge_l(references, hypotheses, beta=1.2):
     return score, dict(zip(keys, per_image.tolist()))
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # everything at once
 
 
 def evaluate_captions(references, hypotheses):
-    """The COCO toolkit's caption metrics (less METEOR and SPICE, which need Java) for a set of images.
+    """The COCO toolkit's caption metrics (less METEOR and SPICE, which need Java) for a set of
+    images.
 
     Inputs:
-    - references: mapping image key -> list of reference strings, e.g. {"img1": ["a dog runs", "a dog"]}
-    - hypotheses: mapping image key -> one generated string, e.g. {"img1": "a dog runs fast"}; same keys
+    - references: mapping image key -> list of reference strings, e.g. {"img1": ["a dog runs", "a
+      dog"]}
+    - hypotheses: mapping image key -> one generated string, e.g. {"img1": "a dog runs fast"}; same
+      keys
 
     Strings are lower-cased and split on whitespace (the toolkit's PTB tokenizer is not used: strip
-    punctuation first, see the module docstring). Raises ``ValueError`` naming the image key when a key is on
-    one side only, a hypothesis or reference is empty, or an image has no references.
+    punctuation first, see the module docstring). Raises ``ValueError`` naming the image key when a
+    key is on one side only, a hypothesis or reference is empty, or an image has no references.
 
-    Returns a dict with float values for the keys ``Bleu_1``, ``Bleu_2``, ``Bleu_3``, ``Bleu_4`` (corpus
-    BLEU, :func:`bleu`), ``CIDEr`` (CIDEr-D, :func:`cider_d`) and ``ROUGE_L`` (:func:`rouge_l`).
+    Returns a dict with float values for the keys ``Bleu_1``, ``Bleu_2``, ``Bleu_3``, ``Bleu_4``
+    (corpus BLEU, :func:`bleu`), ``CIDEr`` (CIDEr-D, :func:`cider_d`) and ``ROUGE_L``
+    (:func:`rouge_l`).
     """
     _, refs, hyps = _prepare(references, hypotheses)
     result = {f"Bleu_{k + 1}": float(s) for k, s in enumerate(_bleu(refs, hyps, 4)[0])}
@@ -352,7 +370,7 @@ def evaluate_captions(references, hypotheses):
     return result
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # perplexity
 
 
@@ -360,9 +378,9 @@ def perplexity(total_loss, num_words):
     """Perplexity exp(total_loss / num_words): exp of the mean cross-entropy per predicted word.
 
     Inputs:
-    - total_loss: summed negative log-likelihood (natural log) over every predicted word, a float >= 0.
-      Over several minibatches add up each batch's summed loss (for this package's model loss that is
-      ``loss * N``, see :func:`perplexity_from_loss`).
+    - total_loss: summed negative log-likelihood (natural log) over every predicted word, a float >=
+      0. Over several minibatches add up each batch's summed loss (for this package's model loss
+      that is ``loss * N``, see :func:`perplexity_from_loss`).
     - num_words: number of predicted words that went into total_loss (the unmasked timesteps), > 0
 
     Returns a float >= 1 (``inf`` if the mean loss overflows exp).

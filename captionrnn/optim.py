@@ -4,8 +4,9 @@ Each rule is ``update(w, dw, config=None) -> (next_w, config)``:
 
 - w: current weights, any shape; dw: gradient of the loss with respect to w, same shape
 - config: dict of hyperparameters and the rule's running state (moments, step counter). Missing
-  hyperparameters are filled with the defaults below, in place, and the same dict is returned, so the
-  caller keeps passing it back. State arrays are replaced by new arrays on every call, never modified.
+  hyperparameters are filled with the defaults below, in place, and the same dict is returned, so
+  the caller keeps passing it back. State arrays are replaced by new arrays on every call, never
+  modified.
 
 ``next_w`` has w's dtype (a float32 model stays float32) and neither ``w`` nor ``dw`` is modified.
 """
@@ -49,7 +50,8 @@ def sgd_momentum(w, dw, config=None):
 def rmsprop(w, dw, config=None):
     """RMSProp: a running average of squared gradients scales each step (Tieleman & Hinton, 2012).
 
-    cache = decay_rate * cache + (1 - decay_rate) * dw^2; w - learning_rate * dw / (sqrt(cache) + epsilon)
+    cache = decay_rate * cache + (1 - decay_rate) * dw^2; w - learning_rate * dw / (sqrt(cache) +
+    epsilon)
 
     config: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8), cache (array like w, zero).
     """

@@ -11,8 +11,8 @@ import numpy as np
 
 
 def _pyplot():
-    # No matplotlib.use(): the user's backend (Jupyter's inline one, say) stays as it is; without a screen
-    # matplotlib falls back to Agg by itself. Figures are saved and closed, never shown.
+    # No matplotlib.use(): the user's backend (Jupyter's inline one, say) stays as it is; without a
+    # screen matplotlib falls back to Agg by itself. Figures are saved and closed, never shown.
     import matplotlib.pyplot as plt
 
     return plt

@@ -1,4 +1,5 @@
-"""CaptioningRNN(cell_type='attention'): gradients, step = loss, maps, feature-kind errors, save/load, overfit."""
+"""CaptioningRNN(cell_type='attention'): gradients, step = loss, maps, feature-kind errors,
+save/load, overfit."""
 
 import time
 
@@ -23,7 +24,8 @@ def attention_model(C=3, W=4, H=5, V=8, dtype=np.float64, seed=1):
 
 
 def test_params_and_init_order():
-    """Wattn comes after Wx, Wh, b (init order of the class docstring), drawn as randn(H, 4H) / sqrt(H)."""
+    """Wattn comes after Wx, Wh, b (init order of the class docstring), drawn as randn(H, 4H) /
+    sqrt(H)."""
     np.random.seed(231)
     model = CaptioningRNN(
         toy_vocab(9),
@@ -68,8 +70,8 @@ def test_params_and_init_order():
 def test_whole_model_gradient_check(backend):
     """Centred differences (float64, h = 1e-5) for every entry of every param, compared normwise.
 
-    Normwise error max|num - ana| / max|ana|: round-off and truncation noise stays ~1e-8 here, a missing
-    term (e.g. the h0 = c0 = mean(A) path into W_proj) gives > 1e-2.
+    Normwise error max|num - ana| / max|ana|: round-off and truncation noise stays ~1e-8 here, a
+    missing term (e.g. the h0 = c0 = mean(A) path into W_proj) gives > 1e-2.
     """
     rng = np.random.default_rng(0)
     model = attention_model()
@@ -98,8 +100,8 @@ def test_whole_model_gradient_check(backend):
 
 
 def test_loss_matches_layers_and_step_interface():
-    """The loss uses spatial_affine_forward + attention_forward, and stepping word by word gives the same
-    scores and the same attention maps as the sequence call."""
+    """The loss uses spatial_affine_forward + attention_forward, and stepping word by word gives the
+    same scores and the same attention maps as the sequence call."""
     rng = np.random.default_rng(5)
     model = attention_model(C=3, W=4, H=5, V=8, seed=2)
     p = model.params
@@ -174,7 +176,8 @@ def test_sample_returns_maps_that_sum_to_one():
 
 
 def test_decoders_collect_the_same_maps():
-    """The decoders of captionrnn.decoding read state['attn_weights']: greedy gives sample()'s maps."""
+    """The decoders of captionrnn.decoding read state['attn_weights']: greedy gives sample()'s
+    maps."""
     decoding = pytest.importorskip("captionrnn.decoding")
     rng = np.random.default_rng(8)
     model = attention_model(C=3, W=4, H=6, V=8, seed=4)
@@ -238,8 +241,8 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_solver_trains_on_spatial_features_and_overfits():
-    """The solver reads ``{split}_spatial_features`` for a spatial model and indexes the 4-D maps by image;
-    40 captions are memorised quickly (loss below a tenth of its start)."""
+    """The solver reads ``{split}_spatial_features`` for a spatial model and indexes the 4-D maps by
+    image; 40 captions are memorised quickly (loss below a tenth of its start)."""
     from captionrnn.solver import CaptioningSolver
 
     rng = np.random.default_rng(0)
@@ -268,7 +271,8 @@ def test_solver_trains_on_spatial_features_and_overfits():
     start = time.perf_counter()
     solver.train()
     print(
-        f"overfit attention: {time.perf_counter() - start:.2f} s, loss {solver.loss_history[0]:.3f} -> "
+        f"overfit attention: {time.perf_counter() - start:.2f} s, loss "
+        f"{solver.loss_history[0]:.3f} -> "
         f"{solver.loss_history[-1]:.4f}"
     )
     assert len(solver.loss_history) == 80 and len(solver.val_loss_history) == 40

@@ -1,4 +1,5 @@
-"""Bad input gives a ValueError naming the argument and the expected shape, not a NumPy broadcasting error.
+"""Bad input gives a ValueError naming the argument and the expected shape, not a NumPy broadcasting
+error.
 
 Every case runs on both backends (the Numba sequence backward is a separate code path).
 Messages look like ``"Wh has shape (4, 4) but (H, H) = (5, 5) was expected ..."`` or
@@ -41,7 +42,8 @@ def z(*shape):
 
 
 def raises(*parts):
-    """pytest.raises(ValueError) whose message contains every part, in order (parts are literal text)."""
+    """pytest.raises(ValueError) whose message contains every part, in order (parts are literal
+    text)."""
     return pytest.raises(ValueError, match=".*".join(re.escape(p) for p in parts))
 
 
@@ -127,7 +129,8 @@ def test_integer_scores_are_rejected(backend):
 
 
 def cell_args(gates, seq):
-    """Well-formed (x, h, Wx, Wh) for a cell with ``gates`` blocks; x is (N, T, D) if seq else (N, D)."""
+    """Well-formed (x, h, Wx, Wh) for a cell with ``gates`` blocks; x is (N, T, D) if seq else (N,
+    D)."""
     x = z(N, T, D) if seq else z(N, D)
     return x, z(N, H), z(D, gates * H), z(H, gates * H)
 

@@ -1,7 +1,8 @@
-"""The benchmark suite runs end to end (tiny sizes, one repeat) and writes its table; no timing checks.
+"""The benchmark suite runs end to end (tiny sizes, one repeat) and writes its table; no timing
+checks.
 
-torch is hidden with CAPTIONRNN_BENCH_NO_TORCH=1, so this covers the machine-without-torch path: only our
-own rows, no PyTorch column values.
+torch is hidden with CAPTIONRNN_BENCH_NO_TORCH=1, so this covers the machine-without-torch path:
+only our own rows, no PyTorch column values.
 """
 
 import os

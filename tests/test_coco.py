@@ -28,7 +28,8 @@ def write_coco(
     spatial=False,
     feat_dtype=np.float32,
 ):
-    """Write the CS231n files by hand (not with write_dataset), so the reader is tested against the format."""
+    """Write the CS231n files by hand (not with write_dataset), so the reader is tested against the
+    format."""
     rng = np.random.default_rng(0)
     splits = ["train", "val"] + (["test"] if test else [])
     sizes = dict(zip(splits, zip(n_img + ((2,) if test else ()), n_cap + ((4,) if test else ()))))
@@ -203,7 +204,8 @@ def test_write_dataset_round_trip(tmp_path):
     ]
 
 
-# ---- where load_coco_data looks -------------------------------------------------------------------
+# ---- where load_coco_data looks
+# -------------------------------------------------------------------
 
 
 @pytest.fixture

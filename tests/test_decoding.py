@@ -1,4 +1,5 @@
-"""Decoders: greedy == model.sample, beam search against brute-force enumeration, sampling filters."""
+"""Decoders: greedy == model.sample, beam search against brute-force enumeration, sampling
+filters."""
 
 import itertools
 
@@ -20,8 +21,8 @@ def _vocab(n_words):
 
 
 def _model(cell, n_words=3, sharp=1.0, seed=0, dtype=np.float64, D=5, H=8):
-    """A seeded random model; ``sharp`` > 1 scales the weights so the next-word distribution is peaked
-    and depends on the words fed so far (the default init embeds words with randn/100)."""
+    """A seeded random model; ``sharp`` > 1 scales the weights so the next-word distribution is
+    peaked and depends on the words fed so far (the default init embeds words with randn/100)."""
     model = CaptioningRNN(
         _vocab(n_words),
         input_dim=D,
@@ -43,8 +44,9 @@ def _features(model, N, seed=1):
 
 
 def _no_specials(model):
-    """Make <NULL> and <START> (never targets in training) practically impossible, as in a trained model,
-    so a caption's log-probability can be read from ``eval_loss``, which masks <NULL> targets."""
+    """Make <NULL> and <START> (never targets in training) practically impossible, as in a trained
+    model, so a caption's log-probability can be read from ``eval_loss``, which masks <NULL>
+    targets."""
     model.params["b_vocab"][[NULL, START]] = -40.0
     return model
 
@@ -74,8 +76,8 @@ def _replay(model, features, captions):
     """Teacher-force ``captions`` (N, T) through ``model.step``.
 
     Returns (logp (N, T, V), live (N, T), maps): the log-softmax at every step, whether word t was
-    emitted (no <END> before it), and the attention maps (N, T, 4, 4) with zeros where not live (None
-    for models without attention)."""
+    emitted (no <END> before it), and the attention maps (N, T, 4, 4) with zeros where not live
+    (None for models without attention)."""
     N, T = captions.shape
     state = model.initial_state(features)
     words = np.full(N, START, dtype=np.int64)
@@ -95,7 +97,8 @@ def _replay(model, features, captions):
 
 
 def _check_attention(model, features, result):
-    """Decoding ``WithAttention(model)`` gives ``result``'s captions, and the maps of replaying them."""
+    """Decoding ``WithAttention(model)`` gives ``result``'s captions, and the maps of replaying
+    them."""
     wrapped = WithAttention(model)
     _, _, maps = _replay(wrapped, features, result.captions)
     assert result.attention.shape == maps.shape and result.attention.dtype == model.dtype
@@ -158,7 +161,8 @@ def test_float32_model_decodes():
 
 
 def _brute_force(model, features, L, alpha):
-    """Every caption: <END> at step t < L, or L words without <END>; the best by log p / lp(length)."""
+    """Every caption: <END> at step t < L, or L words without <END>; the best by log p /
+    lp(length)."""
     V = model.vocab_size
     best = []
     for n in range(features.shape[0]):
@@ -200,7 +204,8 @@ def test_exhaustive_beam_finds_the_brute_force_best(cell, alpha, L):
     features = _features(model, 5, seed=2)
     want_captions, want_logp = _brute_force(model, features, L, alpha)
     # Candidates (prefixes extended by one word) at step t number V (V - 1)^t; with a width at least
-    # their number at every step but the last, nothing is ever pruned, and the last step keeps its best.
+    # their number at every step but the last, nothing is ever pruned, and the last step keeps its
+    # best.
     width = V * (V - 1) ** (L - 2)
     got = beam_search(model, features, beam_width=width, max_length=L, length_penalty=alpha)
     np.testing.assert_array_equal(got.captions, want_captions)
@@ -257,9 +262,10 @@ def test_attention_maps_are_those_of_the_returned_captions(cell, method, options
 
 
 class MarkovModel:
-    """The next-word distribution depends only on the image and the previous word: ``probs[i, prev]`` (V,)
-    for image ``i = features[n, 0]``. Its step publishes an 'attention map' (N, 4, 4) filled with
-    10 t + (word fed at step t), so tests can check that decoders keep maps aligned with the words."""
+    """The next-word distribution depends only on the image and the previous word: ``probs[i,
+    prev]`` (V,) for image ``i = features[n, 0]``. Its step publishes an 'attention map' (N, 4, 4)
+    filled with 10 t + (word fed at step t), so tests can check that decoders keep maps aligned with
+    the words."""
 
     _null, _start, _end = NULL, START, END
 

@@ -1,4 +1,5 @@
-"""captionrnn.gradient_check: CS231n's helpers, including their in-place perturb-and-restore contract."""
+"""captionrnn.gradient_check: CS231n's helpers, including their in-place perturb-and-restore
+contract."""
 
 import random
 

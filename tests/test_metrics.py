@@ -1,7 +1,8 @@
-"""Caption metrics: hand-worked cases, properties, bad input, and pycocoevalcap as an oracle when installed.
+"""Caption metrics: hand-worked cases, properties, bad input, and pycocoevalcap as an oracle when
+installed.
 
-The worked cases are the ones written out in docs/metrics.md; each expected value is computed here by hand
-(in the comments) from the definitions, not by running the code under test.
+The worked cases are the ones written out in docs/metrics.md; each expected value is computed here
+by hand (in the comments) from the definitions, not by running the code under test.
 """
 
 import math
@@ -24,7 +25,7 @@ from captionrnn.metrics import (
 BLEU_ATOL = 1e-8
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # BLEU by hand
 
 
@@ -38,8 +39,8 @@ def test_bleu_one_image_clipping_and_brevity_penalty():
     # Bleu_1 = 3/4 * BP                                = 0.75 * 0.6065306597 = 0.4548979948
     # Bleu_2 = (3/4 * 1/3)^(1/2) * BP = 0.5 * BP       = 0.3032653299
     # Bleu_3 = (1/4 * (0 + 1e-15) / 2)^(1/3) * BP = (1.25e-16)^(1/3) * BP = 5e-6 * BP = 3.0326533e-6
-    # Bleu_4 = (1.25e-16 * 1e-15 / 1)^(1/4) * BP = (1.25e-31)^(1/4) * BP = 1.8803e-8 * BP = 1.14046e-8
-    # (the toolkit's `tiny` keeps a zero count from giving exactly 0)
+    # Bleu_4 = (1.25e-16 * 1e-15 / 1)^(1/4) * BP = (1.25e-31)^(1/4) * BP = 1.8803e-8 * BP =
+    # 1.14046e-8 (the toolkit's `tiny` keeps a zero count from giving exactly 0)
     bp = math.exp(-0.5)
     scores, per_image = bleu(
         {"x": ["the cat is on the mat", "there is a cat on the mat"]}, {"x": "the the the cat"}
@@ -52,8 +53,9 @@ def test_bleu_one_image_clipping_and_brevity_penalty():
 def test_bleu_is_corpus_level_not_a_mean_of_images():
     # image a: hyp "a dog runs" = its only ref: 3 of 3 unigrams, lengths 3 and 3
     # image b: hyp "a cat", ref "a black cat sits": 2 of 2 unigrams, lengths 2 and 4
-    # corpus: p1 = (3 + 2) / (3 + 2) = 1, c = 5, r = 7: Bleu_1 = exp(1 - 7/5) = exp(-0.4) = 0.6703200
-    # per image: a = 1, b = exp(1 - 4/2) = exp(-1) = 0.3678794; their mean 0.6839397 is NOT the corpus score
+    # corpus: p1 = (3 + 2) / (3 + 2) = 1, c = 5, r = 7: Bleu_1 = exp(1 - 7/5) = exp(-0.4) =
+    # 0.6703200 per image: a = 1, b = exp(1 - 4/2) = exp(-1) = 0.3678794; their mean 0.6839397 is
+    # NOT the corpus score
     refs = {"a": ["a dog runs"], "b": ["a black cat sits"]}
     hyps = {"a": "a dog runs", "b": "a cat"}
     scores, per_image = bleu(refs, hyps)
@@ -64,13 +66,14 @@ def test_bleu_is_corpus_level_not_a_mean_of_images():
 
 
 def test_bleu_closest_reference_length_tie_takes_the_shorter():
-    # hyp has 4 words, refs have 3 and 5: both 1 away; the toolkit takes 3, so c = 4 >= r = 3 and BP = 1.
-    # All 4 hyp unigrams occur in the 5-word ref: Bleu_1 = 4/4 = 1 (no penalty). Taking 5 would give exp(-1/4).
+    # hyp has 4 words, refs have 3 and 5: both 1 away; the toolkit takes 3, so c = 4 >= r = 3 and BP
+    # = 1. All 4 hyp unigrams occur in the 5-word ref: Bleu_1 = 4/4 = 1 (no penalty). Taking 5 would
+    # give exp(-1/4).
     scores, _ = bleu({"x": ["a b c", "w x y z q"]}, {"x": "w x y z"})
     assert scores[0] == pytest.approx(1.0, abs=BLEU_ATOL)
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # ROUGE-L by hand
 
 
@@ -88,7 +91,8 @@ def test_rouge_l_lcs_example():
 
 def test_rouge_l_takes_max_precision_and_max_recall_separately():
     # add ref2 "a man rides" (3): LCS 3, P = 3/8, R = 3/3 = 1
-    # max P = 0.75 (ref1), max R = 1 (ref2): F = 2.44 * 0.75 / (1 + 1.44 * 0.75) = 1.83 / 2.08 = 0.8798077
+    # max P = 0.75 (ref1), max R = 1 (ref2): F = 2.44 * 0.75 / (1 + 1.44 * 0.75) = 1.83 / 2.08 =
+    # 0.8798077
     score, _ = rouge_l(
         {"x": ["a man is riding a horse on the beach", "a man rides"]},
         {"x": "a man rides a horse along the beach"},
@@ -100,17 +104,17 @@ def test_rouge_l_no_common_word_is_zero():
     assert rouge_l({"x": ["a dog"]}, {"x": "two cats"})[0] == 0.0
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # CIDEr-D by hand
 
 
 def test_cider_d_two_images_tfidf_by_hand():
     # images A: refs "a dog", "a cat"; B: ref "a bird".  |I| = 2, idf(w) = log 2 - log max(1, df(w))
     # df: a 2 -> idf 0;  dog, cat, bird, "a dog", "a cat", "a bird" 1 -> idf log 2 =: L
-    # A, hyp "a dog": 1-gram vector {a: 0, dog: L} (norm L), 2-gram {"a dog": L} (norm L), 3/4-grams empty
-    #   vs "a dog": identical vectors -> cos 1 for n = 1, 2; 0 for n = 3, 4 (empty); lengths equal -> [1, 1, 0, 0]
-    #   vs "a cat": the only non-zero hyp weights (dog, "a dog") have ref weight 0 -> [0, 0, 0, 0]
-    #   CIDEr-D(A) = 10 * mean([1, 1, 0, 0]) / 2 refs = 2.5
+    # A, hyp "a dog": 1-gram vector {a: 0, dog: L} (norm L), 2-gram {"a dog": L} (norm L), 3/4-grams
+    # empty   vs "a dog": identical vectors -> cos 1 for n = 1, 2; 0 for n = 3, 4 (empty); lengths
+    # equal -> [1, 1, 0, 0]   vs "a cat": the only non-zero hyp weights (dog, "a dog") have ref
+    # weight 0 -> [0, 0, 0, 0]   CIDEr-D(A) = 10 * mean([1, 1, 0, 0]) / 2 refs = 2.5
     # B, hyp "a bird" = its ref: 10 * mean([1, 1, 0, 0]) / 1 = 5.0      corpus: (2.5 + 5) / 2 = 3.75
     score, per_image = cider_d(
         {"A": ["a dog", "a cat"], "B": ["a bird"]}, {"A": "a dog", "B": "a bird"}
@@ -121,10 +125,11 @@ def test_cider_d_two_images_tfidf_by_hand():
 
 def test_cider_d_length_penalty_by_hand():
     # as above but B's hyp is "a bird flies" (3 words vs 2): df still comes from the references only
-    # 1-grams {a: 0, bird: L, flies: L (df 0 counts as 1)}, norm sqrt(2) L; ref {a: 0, bird: L}, norm L
-    #   cos = L*L / (sqrt(2) L * L) = 1/sqrt(2); 2-grams {a bird: L, bird flies: L} vs {a bird: L}: 1/sqrt(2)
-    #   3-gram: the ref has none -> 0.   penalty exp(-(3 - 2)^2 / (2 * 6^2)) = exp(-1/72)
-    #   CIDEr-D(B) = 10 * (2 / sqrt(2)) / 4 * exp(-1/72) = 3.5355339 * 0.9862071 = 3.4867687
+    # 1-grams {a: 0, bird: L, flies: L (df 0 counts as 1)}, norm sqrt(2) L; ref {a: 0, bird: L},
+    # norm L   cos = L*L / (sqrt(2) L * L) = 1/sqrt(2); 2-grams {a bird: L, bird flies: L} vs {a
+    # bird: L}: 1/sqrt(2)   3-gram: the ref has none -> 0.   penalty exp(-(3 - 2)^2 / (2 * 6^2)) =
+    # exp(-1/72)   CIDEr-D(B) = 10 * (2 / sqrt(2)) / 4 * exp(-1/72) = 3.5355339 * 0.9862071 =
+    # 3.4867687
     score, per_image = cider_d(
         {"A": ["a dog", "a cat"], "B": ["a bird"]}, {"A": "a dog", "B": "a bird flies"}
     )
@@ -166,7 +171,7 @@ def test_better_caption_scores_higher_on_every_metric():
         assert g[name] > p[name], name
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # properties
 
 WORDS = ["a", "the", "dog", "cat", "man", "on", "red", "runs"]
@@ -212,8 +217,9 @@ def test_order_of_keys_does_not_matter(data, random):
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.lists(caption, min_size=1, max_size=3), min_size=1, max_size=6))
 def test_hypothesis_equal_to_a_reference_scores_one(ref_lists):
-    # each hypothesis is its image's first reference: every clipped n-gram matches, and the closest reference
-    # length is the hypothesis length (distance 0), so BP = 1. ROUGE-L: P = 1 from that ref, R = 1 -> F = 1.
+    # each hypothesis is its image's first reference: every clipped n-gram matches, and the closest
+    # reference length is the hypothesis length (distance 0), so BP = 1. ROUGE-L: P = 1 from that
+    # ref, R = 1 -> F = 1.
     refs = {i: r for i, r in enumerate(ref_lists)}
     hyps = {i: r[0] for i, r in enumerate(ref_lists)}
     result = evaluate_captions(refs, hyps)
@@ -240,7 +246,7 @@ def test_evaluate_captions_keys():
     assert all(type(v) is float for v in result.values())
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # bad input
 
 
@@ -283,19 +289,21 @@ def test_wrong_types():
         evaluate_captions([["a dog"]], {"a": "a dog"})
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # perplexity
 
 
 def test_perplexity_by_hand():
-    # two words with probabilities 1/2 and 1/8: total loss log 2 + log 8 = log 16, mean log 4 -> perplexity 4
+    # two words with probabilities 1/2 and 1/8: total loss log 2 + log 8 = log 16, mean log 4 ->
+    # perplexity 4
     assert perplexity(math.log(2) + math.log(8), 2) == pytest.approx(4.0, rel=1e-12)
     assert perplexity(0.0, 5) == 1.0
 
 
 def test_perplexity_from_model_loss_uniform_is_vocabulary_size():
-    # all-zero scores predict uniformly over V words: every word costs log V, so perplexity is exactly V,
-    # whatever the mask. The loss is summed over time and averaged over N; perplexity_from_loss undoes that.
+    # all-zero scores predict uniformly over V words: every word costs log V, so perplexity is
+    # exactly V, whatever the mask. The loss is summed over time and averaged over N;
+    # perplexity_from_loss undoes that.
     from captionrnn.backend import use_backend
     from captionrnn.layers import temporal_softmax_loss
 
@@ -322,8 +330,9 @@ def test_perplexity_bad_input():
     assert perplexity(1e6, 1) == math.inf
 
 
-# ----------------------------------------------------------------------------------------------------------
-# the COCO toolkit itself as an oracle (pip install pycocoevalcap; its BLEU, CIDEr and ROUGE-L are pure Python)
+# --------------------------------------------------------------------------------------------------
+# the COCO toolkit itself as an oracle (pip install pycocoevalcap; its BLEU, CIDEr and ROUGE-L are
+# pure Python)
 
 
 def test_matches_pycocoevalcap():
@@ -334,9 +343,10 @@ def test_matches_pycocoevalcap():
     rouge_mod = pytest.importorskip(
         "pycocoevalcap.rouge.rouge", reason="pycocoevalcap not installed"
     )
-    # pycocoevalcap 1.2's cider/cider_scorer.py is already CIDEr-D: sigma = 6 Gaussian length penalty and
-    # "vrama91: added clipping" (min of hypothesis and reference tf-idf) are in its sim(), the same code as
-    # coco-caption's scorer whose number COCO and papers report as 'CIDEr'. So its Cider is the oracle here.
+    # pycocoevalcap 1.2's cider/cider_scorer.py is already CIDEr-D: sigma = 6 Gaussian length
+    # penalty and "vrama91: added clipping" (min of hypothesis and reference tf-idf) are in its
+    # sim(), the same code as coco-caption's scorer whose number COCO and papers report as 'CIDEr'.
+    # So its Cider is the oracle here.
     from pycocoevalcap.cider.cider_scorer import CiderScorer
 
     assert CiderScorer().sigma == 6.0

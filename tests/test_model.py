@@ -1,4 +1,5 @@
-"""CaptioningRNN: CS231n golden loss, whole-model gradient checks, overfitting, decoding, validation."""
+"""CaptioningRNN: CS231n golden loss, whole-model gradient checks, overfitting, decoding,
+validation."""
 
 import time
 
@@ -14,7 +15,8 @@ CELL_TYPES = ["rnn", "lstm", "gru"]
 def notebook_model(cell_type, feature_range=(-1.5, 0.3)):
     """CS231n RNN_Captioning / LSTM_Captioning notebook: every param set with np.linspace.
 
-    The RNN notebook builds features with linspace(-1.5, 0.3), the LSTM notebook with linspace(-0.5, 1.7).
+    The RNN notebook builds features with linspace(-1.5, 0.3), the LSTM notebook with linspace(-0.5,
+    1.7).
     """
     N, D, W, H = 10, 20, 30, 40
     word_to_idx = {"<NULL>": 0, "cat": 2, "dog": 3}
@@ -205,10 +207,12 @@ def test_bad_inputs_are_clear_errors():
 
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
 def test_overfit_small_data(cell_type):
-    """CS231n's sanity check: 50 captions, batch 25, Adam, 50 epochs -> final loss below 0.1 (float32).
+    """CS231n's sanity check: 50 captions, batch 25, Adam, 50 epochs -> final loss below 0.1
+    (float32).
 
     Random word strings are harder to memorise than COCO captions, so this uses short captions
-    (up to 9 words), learning rate 1e-2, and a smaller model than the notebook's (D=64, W=64, H=128).
+    (up to 9 words), learning rate 1e-2, and a smaller model than the notebook's (D=64, W=64,
+    H=128).
     """
     from captionrnn.solver import CaptioningSolver
 
@@ -235,7 +239,8 @@ def test_overfit_small_data(cell_type):
     start = time.perf_counter()
     solver.train()
     print(
-        f"overfit {cell_type}: {time.perf_counter() - start:.2f} s, final loss {solver.loss_history[-1]:.4f}"
+        f"overfit {cell_type}: {time.perf_counter() - start:.2f} s, final loss "
+        f"{solver.loss_history[-1]:.4f}"
     )
     assert len(solver.loss_history) == 100
     assert solver.loss_history[-1] < 0.1

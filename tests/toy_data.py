@@ -1,4 +1,5 @@
-"""Toy vocabulary and captions shared by the model tests (test_model.py, test_attention_model.py)."""
+"""Toy vocabulary and captions shared by the model tests (test_model.py,
+test_attention_model.py)."""
 
 import numpy as np
 

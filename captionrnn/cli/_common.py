@@ -162,7 +162,8 @@ def add_data_arg(parser, default=None):
 
 
 def data_spec_for(checkpoint, data_arg):
-    """The dataset to use with ``checkpoint``: --data if given, else what `captionrnn train` recorded."""
+    """The dataset to use with ``checkpoint``: --data if given, else what `captionrnn train`
+    recorded."""
     if data_arg:
         return data_arg
     run = Path(checkpoint).resolve().parent / RUN_FILE
@@ -223,8 +224,9 @@ def load_data(spec, model=None, checkpoint=None):
 
 
 def show_samples(model, data, split, image_idxs, path, title, decode="greedy", seed=0):
-    """Caption the given images of ``split``, print each caption next to two references, and draw them as
-    a gallery PNG at ``path`` (returned). Shared by `captionrnn train` and `captionrnn sample`."""
+    """Caption the given images of ``split``, print each caption next to two references, and draw
+    them as a gallery PNG at ``path`` (returned). Shared by `captionrnn train` and `captionrnn
+    sample`."""
     from captionrnn.data import split_images
     from captionrnn.evaluation import caption_images, split_features, split_references
     from captionrnn.plots import caption_gallery

@@ -18,14 +18,16 @@ def register(subparsers):
     p = subparsers.add_parser(
         "attend",
         help="draw where an attention model looks for each word it generates",
-        description="Caption validation images with an attention model (cell_type='attention') and write, per "
+        description="Caption validation images with an attention model (cell_type='attention') and "
+        "write, per "
         "image, a PNG strip: the image and each generated word's attention map overlaid.",
     )
     p.add_argument(
         "--checkpoint",
         required=True,
         metavar="FILE",
-        help="model.npz from `captionrnn train --cell attention` (or one of its checkpoints/epoch_XXX.npz)",
+        help="model.npz from `captionrnn train --cell attention` (or one of its "
+        "checkpoints/epoch_XXX.npz)",
     )
     p.add_argument(
         "--n", type=positive_int, default=4, help="number of images (default: %(default)s)"
@@ -69,7 +71,8 @@ def run(args):
     model = load_model(args.checkpoint)
     if not model.has_attention:
         return _fail(
-            f"{args.checkpoint} holds a cell_type={model.cell_type!r} model, which has no attention maps; "
+            f"{args.checkpoint} holds a cell_type={model.cell_type!r} model, which has no "
+            "attention maps; "
             "train one with `captionrnn train --cell attention` (it needs spatial features, e.g. "
             "--data shapes)"
         )
@@ -100,8 +103,8 @@ def run(args):
     out = output_dir(args.out or Path(args.checkpoint).resolve().parent / "attention")
     written = []
     for k, i in enumerate(idxs):
-        # The steps actually taken have a map (zeros after <END>); <END> is kept, its map shows where the
-        # model looked when it decided to stop.
+        # The steps actually taken have a map (zeros after <END>); <END> is kept, its map shows
+        # where the model looked when it decided to stop.
         steps = [t for t in range(captions.shape[1]) if maps[k, t].any()]
         words = [idx_to_word[int(captions[k, t])] for t in steps]
         rows = [maps[k, t] for t in steps]

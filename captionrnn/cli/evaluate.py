@@ -84,7 +84,8 @@ def run(args):
     except ValueError as e:
         raise decode_error(args.decode, e) from None
     print(
-        f"{model.cell_type} model, {args.decode} decoding, {len(hyps)} {args.split} images of {spec}:\n"
+        f"{model.cell_type} model, {args.decode} decoding, {len(hyps)} {args.split} images of "
+        f"{spec}:\n"
     )
     print(
         format_table([{"metric": k, "score": v} for k, v in metrics.items()], ["metric", "score"])

@@ -13,7 +13,8 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "prepare",
         help="build a dataset folder (Flickr8k from its release, or shapes)",
-        description="Write a dataset in the CS231n COCO layout that every command reads (see docs/data.md).",
+        description="Write a dataset in the CS231n COCO layout that every command reads (see "
+        "docs/data.md).",
     )
     sub = parser.add_subparsers(dest="dataset", metavar="DATASET")
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
@@ -28,12 +29,14 @@ def register(subparsers):
     f8k.add_argument(
         "--splits",
         required=True,
-        help="folder with Flickr_8k.trainImages.txt, Flickr_8k.devImages.txt, Flickr_8k.testImages.txt",
+        help="folder with Flickr_8k.trainImages.txt, Flickr_8k.devImages.txt, "
+        "Flickr_8k.testImages.txt",
     )
     f8k.add_argument(
         "--features",
         required=True,
-        help=".npz/.h5 with arrays image_names (M,) + features (M, D), or one (D,) array per image name",
+        help=".npz/.h5 with arrays image_names (M,) + features (M, D), or one (D,) array per "
+        "image name",
     )
     f8k.add_argument("--out", required=True, help="output folder")
     f8k.add_argument(
@@ -68,7 +71,8 @@ def register(subparsers):
     shp.add_argument(
         "--probe",
         action="store_true",
-        help="also report a linear probe (largest object's colour and shape) on the validation split",
+        help="also report a linear probe (largest object's colour and shape) on the validation "
+        "split",
     )
     shp.set_defaults(func=_shapes)
 
@@ -114,7 +118,8 @@ def _shapes(args):
                 data[f"{split}_annotations"] = json.load(f)
         acc = probe_accuracy(data)
         print(
-            f"linear probe on val (largest object): colour {acc['colour']:.3f} (chance {acc['chance_colour']:.3f}), "
+            f"linear probe on val (largest object): colour {acc['colour']:.3f} (chance "
+            f"{acc['chance_colour']:.3f}), "
             f"shape {acc['shape']:.3f} (chance {acc['chance_shape']:.3f}), both {acc['both']:.3f}"
         )
     return 0

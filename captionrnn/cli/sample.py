@@ -1,4 +1,5 @@
-"""`captionrnn sample`: caption validation images with a trained model; print them and draw a gallery."""
+"""`captionrnn sample`: caption validation images with a trained model; print them and draw a
+gallery."""
 
 import os
 from pathlib import Path

@@ -1,6 +1,7 @@
 """Captioning datasets, all in CS231n's COCO on-disk layout (see docs/data.md).
 
-- :func:`load_coco_data` (alias :func:`load_captioning_data`) reads any dataset folder: COCO, Flickr8k, shapes
+- :func:`load_coco_data` (alias :func:`load_captioning_data`) reads any dataset folder: COCO,
+  Flickr8k, shapes
 - :func:`load_shapes` / :func:`build_shapes`: the built-in generated dataset (the default)
 - :func:`prepare_flickr8k`: Flickr8k text release + your features -> the layout
 - :mod:`captionrnn.data.vocab`: tokenise, build a vocabulary, encode captions
@@ -86,11 +87,12 @@ def load_dataset(spec="shapes", verbose=True, **kwargs):
 
 
 def split_images(data, split, image_idxs):
-    """Pixel images of the given images of ``split`` for galleries: a list of (h, w, 3) uint8 arrays, with
-    None where no local image file is available (COCO's urls point to the web, which is not fetched).
+    """Pixel images of the given images of ``split`` for galleries: a list of (h, w, 3) uint8
+    arrays, with None where no local image file is available (COCO's urls point to the web, which is
+    not fetched).
 
-    Reads ``data['{split}_images']`` when the loader found the folder's images file, else the local files
-    the ``{split}_urls`` name."""
+    Reads ``data['{split}_images']`` when the loader found the folder's images file, else the local
+    files the ``{split}_urls`` name."""
     from pathlib import Path
 
     if f"{split}_images" in data:

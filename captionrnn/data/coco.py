@@ -4,15 +4,15 @@ A dataset folder holds (``{split}`` is ``train``, ``val`` and optionally ``test`
 
     coco2014_captions.h5          {split}_captions int (N, T+1), {split}_image_idxs int (N,)
     {split}2014_vgg16_fc7.h5      features (Nimg, D)        the full feature vectors (4096 for COCO)
-    {split}2014_vgg16_fc7_pca.h5  features (Nimg, D')       the reduced vectors (512 for COCO), the default
-    coco2014_vocab.json           idx_to_word (list), word_to_idx (dict)
+    {split}2014_vgg16_fc7_pca.h5  features (Nimg, D')       the reduced vectors (512 for COCO), the
+    default coco2014_vocab.json           idx_to_word (list), word_to_idx (dict)
     {split}2014_urls.txt          one image URL or local path per line, row i = feature row i
     {split}2014_spatial.h5        optional: features (Nimg, C, 4, 4) float32, for attention
     dataset.json                  optional: name, source, feature description
 
-The file names say "vgg16_fc7" because that is what CS231n ships; ``dataset.json`` says what a Flickr8k or
-shapes folder really holds. :func:`load_coco_data` reads all of them (``load_captioning_data`` is the
-same function); :func:`write_dataset` writes them.
+The file names say "vgg16_fc7" because that is what CS231n ships; ``dataset.json`` says what a
+Flickr8k or shapes folder really holds. :func:`load_coco_data` reads all of them
+(``load_captioning_data`` is the same function); :func:`write_dataset` writes them.
 """
 
 import json
@@ -39,7 +39,8 @@ def spatial_file(split):
 
 
 def images_file(split):
-    """Optional pixels of a split (shapes writes it): dataset ``images``, uint8 (Nimg, height, width, 3)."""
+    """Optional pixels of a split (shapes writes it): dataset ``images``, uint8 (Nimg, height,
+    width, 3)."""
     return f"{split}2014_images.h5"
 
 
@@ -144,7 +145,8 @@ def _missing(path):
     return DatasetFileError(
         f"captioning data file not found: {path}\n"
         f"For COCO run `bash {GET_SCRIPT}` from the repository root (about 1 GB), or point "
-        "CAPTIONRNN_COCO_DIR / base_dir at the folder that holds it; for Flickr8k or shapes, rebuild the folder "
+        "CAPTIONRNN_COCO_DIR / base_dir at the folder that holds it; for Flickr8k or shapes, "
+        "rebuild the folder "
         "with `captionrnn prepare flickr8k ...` / `captionrnn prepare shapes`."
     )
 
@@ -177,7 +179,8 @@ def _dataset(f, name, path):
 
 
 def _read_float32(path):
-    """The ``features`` dataset of ``path`` as float32, converted by HDF5 while reading (one copy in memory)."""
+    """The ``features`` dataset of ``path`` as float32, converted by HDF5 while reading (one copy in
+    memory)."""
     with _open_h5(path) as f:
         dset = _dataset(f, "features", path)
         out = np.empty(dset.shape, dtype=np.float32)
@@ -210,22 +213,25 @@ def load_coco_data(
     Inputs:
     - base_dir: the dataset folder; default: the first of :func:`coco_search_dirs` that holds it
       (``$CAPTIONRNN_COCO_DIR``, ``datasets/coco_captioning`` here, CS231n's places, ...)
-    - max_train: if given, keep this many training captions drawn at random with replacement, as CS231n does
-      (``np.random.randint``, so ``np.random.seed`` reproduces the course's subsample)
-    - pca_features: read ``*_vgg16_fc7_pca.h5`` (512-d for COCO) instead of ``*_vgg16_fc7.h5`` (4096-d)
-    - seed: if given, draw the subsample from ``np.random.RandomState(seed)`` instead of the global state
+    - max_train: if given, keep this many training captions drawn at random with replacement, as
+      CS231n does (``np.random.randint``, so ``np.random.seed`` reproduces the course's subsample)
+    - pca_features: read ``*_vgg16_fc7_pca.h5`` (512-d for COCO) instead of ``*_vgg16_fc7.h5``
+      (4096-d)
+    - seed: if given, draw the subsample from ``np.random.RandomState(seed)`` instead of the global
+      state
     - images: also read ``{split}2014_images.h5`` into ``{split}_images`` where the folder has it
     - package_dir: the folder of the package calling the loader, searched as CS231n does (the
       generated ``cs231n/coco_utils.py`` passes its own)
 
     Returns a dict with
-    - train_captions, val_captions: int (N, T+1); train_image_idxs, val_image_idxs: int (N,) rows of the features
+    - train_captions, val_captions: int (N, T+1); train_image_idxs, val_image_idxs: int (N,) rows of
+      the features
     - train_features, val_features: float32 (Nimg, D)
     - idx_to_word: list of V words; word_to_idx: dict
     - train_urls, val_urls: str arrays (Nimg,)
     and, when the folder has them, the same ``test_*`` keys, ``{split}_spatial_features`` float32
-    (Nimg, C, 4, 4), ``info`` (the dataset.json manifest) and, with ``images=True``, ``{split}_images``
-    uint8 (Nimg, height, width, 3).
+    (Nimg, C, 4, 4), ``info`` (the dataset.json manifest) and, with ``images=True``,
+    ``{split}_images`` uint8 (Nimg, height, width, 3).
     """
     base = Path(base_dir).expanduser() if base_dir is not None else find_coco_dir(package_dir)
     data = {}
@@ -264,7 +270,9 @@ def load_coco_data(
 
     from captionrnn.data.validate import validate_dataset
 
-    validate_dataset(data, str(base))  # the one check every dataset passes (captionrnn.data.validate)
+    validate_dataset(
+        data, str(base)
+    )  # the one check every dataset passes (captionrnn.data.validate)
     for split in splits:
         data[f"{split}_urls"] = _read_urls(base / urls_file(split))
         n_img = data[f"{split}_features"].shape[0]
@@ -304,7 +312,8 @@ def decode_captions(captions, idx_to_word, strip=False):
     - idx_to_word: list of V words
     - strip: also drop <START> and <END> (CS231n keeps them: "<START> a cat <END>")
 
-    Returns a list of N str (a single str for 1-D input). <NULL> is skipped; decoding stops after <END>.
+    Returns a list of N str (a single str for 1-D input). <NULL> is skipped; decoding stops after
+    <END>.
     """
     captions = np.asarray(captions)
     singleton = captions.ndim == 1
@@ -325,7 +334,8 @@ def decode_captions(captions, idx_to_word, strip=False):
 
 
 def sample_coco_minibatch(data, batch_size=100, split="train"):
-    """A random minibatch of captions with their image features, drawn with ``np.random`` as in CS231n.
+    """A random minibatch of captions with their image features, drawn with ``np.random`` as in
+    CS231n.
 
     Returns a tuple of
     - captions: int (batch_size, T+1)
@@ -355,8 +365,9 @@ def write_dataset(out_dir, splits, vocab, info=None, pca_dim=512):
         - captions: int (N, T+1); image_idxs: int (N,)
         - features: float (Nimg, D), written to ``{split}2014_vgg16_fc7.h5``
         - urls: Nimg str
-        - pca_features: optional float (Nimg, D'), written to ``..._pca.h5``; when absent, the features are
-          projected on the top ``min(pca_dim, D, Nimg_train)`` principal directions of the training features
+        - pca_features: optional float (Nimg, D'), written to ``..._pca.h5``; when absent, the
+          features are projected on the top ``min(pca_dim, D, Nimg_train)`` principal directions of
+          the training features
         - spatial: optional float (Nimg, C, 4, 4), written to ``{split}2014_spatial.h5``
     - vocab: dict with idx_to_word and word_to_idx (:func:`captionrnn.data.build_vocab`)
     - info: optional dict saved as dataset.json (name, source, features, ...)

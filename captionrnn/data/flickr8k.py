@@ -8,7 +8,8 @@ Inputs are the standard text release and a feature file you computed with any CN
 - features, ``.npz`` or ``.h5``: either arrays ``image_names`` (M,) and ``features`` (M, D), or one
   array / dataset of shape (D,) per image file name
 
-Images without a feature vector are dropped (and counted); the vocabulary is built from training captions only.
+Images without a feature vector are dropped (and counted); the vocabulary is built from training
+captions only.
 """
 
 import os
@@ -30,7 +31,8 @@ SPLIT_FILES = {
 
 
 def read_captions(path):
-    """Parse ``Flickr8k.token.txt``: returns dict image file name -> list of raw captions (file order)."""
+    """Parse ``Flickr8k.token.txt``: returns dict image file name -> list of raw captions (file
+    order)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -46,7 +48,8 @@ def read_captions(path):
             name, hash_, _ = key.partition("#")
             if not sep or not hash_ or not name:
                 raise ValueError(
-                    f"{path}, line {lineno}: expected 'IMAGE.jpg#K<TAB>caption', got {line.strip()!r}"
+                    f"{path}, line {lineno}: expected 'IMAGE.jpg#K<TAB>caption', got "
+                    f"{line.strip()!r}"
                 )
             captions[name].append(caption.strip())
     if not captions:
@@ -69,8 +72,8 @@ def read_split(splits_dir, split):
 def read_features(path):
     """Read a feature file: returns dict image file name -> float32 vector (D,).
 
-    Accepts ``.npz`` and ``.h5``/``.hdf5``, each either with arrays ``image_names`` (M,) + ``features`` (M, D)
-    or with one (D,) array per image name.
+    Accepts ``.npz`` and ``.h5``/``.hdf5``, each either with arrays ``image_names`` (M,) +
+    ``features`` (M, D) or with one (D,) array per image name.
     """
     path = Path(path)
     if not path.is_file():
@@ -102,7 +105,8 @@ def read_features(path):
     for key, value in arrays.items():
         if key != "image_names" and not np.issubdtype(np.asarray(value).dtype, np.number):
             raise ValueError(
-                f"{path}: {key!r} has dtype {np.asarray(value).dtype}; feature vectors must be numbers"
+                f"{path}: {key!r} has dtype {np.asarray(value).dtype}; feature vectors must be "
+                "numbers"
             )
     if "image_names" in arrays and "features" in arrays:
         if np.asarray(arrays["image_names"]).ndim != 1:
@@ -150,8 +154,8 @@ def drop_empty_captions(caps, source, verbose=True):
 
 
 def _write_staged(out, splits, vocab, info, pca_dim):
-    """:func:`write_dataset` into a hidden folder inside ``out``, then move each file into ``out``: a
-    failure (a full disk) leaves the files already in ``out`` as they were, not half a dataset."""
+    """:func:`write_dataset` into a hidden folder inside ``out``, then move each file into ``out``:
+    a failure (a full disk) leaves the files already in ``out`` as they were, not half a dataset."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".prepare-*.tmp"):  # left by a killed run
@@ -190,12 +194,14 @@ def prepare_flickr8k(
     - splits_dir: folder with the Flickr_8k.{train,dev,test}Images.txt files
     - features: .npz or .h5 feature file (see :func:`read_features`)
     - out: output folder
-    - images: optional folder with the JPEGs; the urls files then hold their absolute paths (for galleries)
+    - images: optional folder with the JPEGs; the urls files then hold their absolute paths (for
+      galleries)
     - min_count: training-caption count below which a word becomes <UNK>
     - max_length: words kept per caption; captions are stored as (N, max_length + 2)
     - pca_dim: width of the ``_pca`` feature files (capped by D and the number of training images)
 
-    Returns a dict with the output folder ('out'), per-split image/caption counts and the dropped counts.
+    Returns a dict with the output folder ('out'), per-split image/caption counts and the dropped
+    counts.
     """
     say = print if verbose else (lambda *a, **k: None)
     caps = drop_empty_captions(read_captions(captions), captions, verbose)
@@ -219,7 +225,10 @@ def prepare_flickr8k(
         }
         msg = f"{split}: {len(keep)} of {len(names)} images kept"
         if no_feat:
-            msg += f", {len(no_feat)} dropped because {Path(features).name} has no feature vector for them"
+            msg += (
+                f", {len(no_feat)} dropped because {Path(features).name} has no feature vector "
+                "for them"
+            )
         if no_caps:
             msg += f", {len(no_caps)} dropped because {Path(captions).name} has no caption for them"
         say(msg)
@@ -262,7 +271,8 @@ def prepare_flickr8k(
     info = {
         "name": "flickr8k",
         "source": "Flickr8k text release (Hodosh, Young and Hockenmaier, 2013)",
-        "features": f"{Path(features).name}: {d}-d vectors in *_vgg16_fc7.h5 (the file name is the CS231n "
+        "features": f"{Path(features).name}: {d}-d vectors in *_vgg16_fc7.h5 (the file name is the "
+        "CS231n "
         f"layout's; the vectors are the user's); *_pca.h5 holds their projection on the top {pca} "
         "principal directions of the training images",
         "min_count": min_count,
@@ -272,7 +282,8 @@ def prepare_flickr8k(
     }
     _write_staged(out, splits, vocab, info, pca)
     say(
-        f"wrote Flickr8k ({len(vocab['idx_to_word'])} words, features {d}-d, pca {pca}-d) to {Path(out).resolve()}"
+        f"wrote Flickr8k ({len(vocab['idx_to_word'])} words, features {d}-d, pca {pca}-d) to "
+        f"{Path(out).resolve()}"
     )
     report["vocab_size"] = len(vocab["idx_to_word"])
     return report

@@ -1,6 +1,8 @@
-"""Caption preprocessing shared by every dataset builder: tokenise, build a vocabulary, encode, decode.
+"""Caption preprocessing shared by every dataset builder: tokenise, build a vocabulary, encode,
+decode.
 
-The special tokens have fixed indices in every vocabulary this package writes, as in CS231n's COCO files:
+The special tokens have fixed indices in every vocabulary this package writes, as in CS231n's COCO
+files:
 
     <NULL> = 0   padding after the caption (masked out of the loss)
     <START> = 1  the first input word
@@ -20,8 +22,8 @@ import numpy as np
 NULL, START, END, UNK = "<NULL>", "<START>", "<END>", "<UNK>"
 SPECIAL_TOKENS = (NULL, START, END, UNK)
 
-# Apostrophes join ("man's" -> "mans", "don't" -> "dont", as Karpathy's neuraltalk preprocessing does);
-# every other non-alphanumeric character separates words ("t-shirt" -> "t shirt").
+# Apostrophes join ("man's" -> "mans", "don't" -> "dont", as Karpathy's neuraltalk preprocessing
+# does); every other non-alphanumeric character separates words ("t-shirt" -> "t shirt").
 _APOSTROPHES = re.compile(r"['\u2019\u2018`]")
 _WORD = re.compile(r"[^\W_]+")
 
@@ -50,8 +52,8 @@ def build_vocab(captions, min_count=1):
     - min_count: words seen fewer times than this are left out (they encode as <UNK>)
 
     Returns a dict with
-    - idx_to_word: list of V words, the four special tokens first, then the kept words by decreasing count,
-      ties broken alphabetically (so the order never depends on the order of the captions)
+    - idx_to_word: list of V words, the four special tokens first, then the kept words by decreasing
+      count, ties broken alphabetically (so the order never depends on the order of the captions)
     - word_to_idx: dict word -> index, the inverse of idx_to_word
     """
     if min_count < 1:
@@ -75,8 +77,9 @@ def encode_captions(captions, word_to_idx, max_length=16):
     - word_to_idx: dict word -> index holding the four special tokens at 0..3
     - max_length: captions with more words are truncated to their first ``max_length`` words
 
-    Returns captions, int32 array of shape (N, max_length + 2): <START>, the words, <END>, then <NULL>
-    padding (so T + 1 = max_length + 2 for the CS231n default of 16 words, as in coco2014_captions.h5).
+    Returns captions, int32 array of shape (N, max_length + 2): <START>, the words, <END>, then
+    <NULL> padding (so T + 1 = max_length + 2 for the CS231n default of 16 words, as in
+    coco2014_captions.h5).
     """
     for i, tok in enumerate(SPECIAL_TOKENS):
         if word_to_idx.get(tok) != i:
@@ -98,7 +101,8 @@ def encode_captions(captions, word_to_idx, max_length=16):
 
 
 def preprocess_caption(caption, word_to_idx=None, max_length=16):
-    """The caption as the model will see it, as one str: tokenised, truncated, unknown words as <UNK>.
+    """The caption as the model will see it, as one str: tokenised, truncated, unknown words as
+    <UNK>.
 
     What :func:`captionrnn.data.decode_captions` gives back (with ``strip=True``) after encoding.
     """

@@ -25,9 +25,10 @@ Rules, checked by :func:`find_regions` (a violation stops the release with file:
   with ``### `` too.
 - The docs section is found for you: the first ``docs/<file>.md#<anchor>`` in the hint, else in the
   enclosing function's docstring, else in the module docstring.
-- Keep input validation *outside* the region (the backend choice lives in ``captionrnn/dispatch.py``,
-  never in a student's function): the region is the NumPy reference computation only. A function
-  may hold several regions; the student meets them in order. Regions may include the ``return`` line.
+- Keep input validation *outside* the region (the backend choice lives in
+  ``captionrnn/dispatch.py``, never in a student's function): the region is the NumPy reference
+  computation only. A function may hold several regions; the student meets them in order. Regions
+  may include the ``return`` line.
 - In the reference code markers are comments: they change nothing.
 
 In the student edition each region becomes, at the region's indentation::
@@ -475,7 +476,8 @@ def _check_no_kernel_imports(path, source):
             if any(n.startswith("captionrnn.kernels") or n.split(".")[0] == "numba" for n in names):
                 raise ReleaseError(
                     f"{path}:{sub.lineno}: imports the Numba kernels at import time; the student "
-                    "edition has no kernels package. Import them lazily, as captionrnn/dispatch.py does"
+                    "edition has no kernels package. Import them lazily, as "
+                    "captionrnn/dispatch.py does"
                 )
             visit(sub)
 

@@ -65,10 +65,10 @@ def _bits_to_f64(typingctx, v):
 
 @_inline
 def _exp_neg64(x):
-    # e^x for x <= 0, float64, call-free so loops vectorise (Cephes exp.c: x = k ln2 + r with ln2 split
-    # in two for an exact reduction, |r| <= ln2/2, then the Pade form e^r = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2));
-    # measured max relative error 2.2e-16 against np.exp, i.e. 1 ulp). Below -708 (about the smallest
-    # normal) the result is flushed to 0, as in _exp_neg32.
+    # e^x for x <= 0, float64, call-free so loops vectorise (Cephes exp.c: x = k ln2 + r with ln2
+    # split in two for an exact reduction, |r| <= ln2/2, then the Pade form e^r = 1 + 2 r P(r^2) /
+    # (Q(r^2) - r P(r^2)); measured max relative error 2.2e-16 against np.exp, i.e. 1 ulp). Below
+    # -708 (about the smallest normal) the result is flushed to 0, as in _exp_neg32.
     x0 = x
     x = max(x, -708.0)
     k = np.floor(x * 1.4426950408889634073599 + 0.5)
