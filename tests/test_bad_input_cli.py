@@ -902,7 +902,8 @@ def test_the_table_is_large_and_covers_every_command():
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clear_line(case, world, tmp_path, monkeypatch):
     name, argv, code, pattern = case
-    if argv and argv[0] not in COMMANDS:  # the student edition ships no release/grade
+    if argv and argv[0] in ("release", "grade", "autograder") and argv[0] not in COMMANDS:
+        # the student edition ships no instructor commands
         pytest.skip(f"this installation has no `captionrnn {argv[0]}` command")
     monkeypatch.chdir(tmp_path)  # anything written to the current folder would show up here
     monkeypatch.setenv("CAPTIONRNN_DATA", str(tmp_path / "cache"))  # never build shapes in ~/.cache

@@ -380,6 +380,8 @@ def _to(v, dtype):
         return v.astype(dtype)
     if isinstance(v, _np.floating):
         return dtype(v)
+    if isinstance(v, tuple) and hasattr(v, "_fields"):  # a named cache
+        return type(v)(*(_to(x, dtype) for x in v))
     if isinstance(v, (tuple, list)):
         return type(v)(_to(x, dtype) for x in v)
     if isinstance(v, dict):
