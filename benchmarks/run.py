@@ -383,7 +383,7 @@ from captionrnn.data.coco import load_coco_data
 
 def status(key):
     # VmRSS / VmHWM (peak) of this address space. Not ru_maxrss: Linux carries that over from the
-    # parent across fork + exec, so the child would report the benchmark process's own (larger) peak.
+    # parent across fork + exec, so the child would report the benchmark process's (larger) peak.
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(key):
