@@ -1,4 +1,5 @@
-"""Score a model's captions on a split with the COCO metrics (one place for the solver, the CLI and notebooks).
+"""Score a model's captions on a split with the COCO metrics (one place for the solver, the CLI and
+notebooks).
 
 ``evaluate_model`` decodes one caption per image of a split (greedy, beam or sampling, see
 :mod:`captionrnn.decoding`), gathers every reference caption of that image, and returns
@@ -14,19 +15,22 @@ from captionrnn.model import CELLS
 
 
 def feature_key(cell_type, split):
-    """The data key holding ``split``'s image features for a ``cell_type`` model: spatial maps for attention."""
+    """The data key holding ``split``'s image features for a ``cell_type`` model: spatial maps for
+    attention."""
     return f"{split}_spatial_features" if CELLS[cell_type].spatial else f"{split}_features"
 
 
 def split_features(cell_type, data, split):
-    """``split``'s features for a ``cell_type`` model: (Nimg, D) pooled or (Nimg, C, 4, 4) spatial, with a clear
-    error when the data lacks them (the one place that says so, for the solver and every command)."""
+    """``split``'s features for a ``cell_type`` model: (Nimg, D) pooled or (Nimg, C, 4, 4) spatial,
+    with a clear error when the data lacks them (the one place that says so, for the solver and
+    every command)."""
     key = feature_key(cell_type, split)
     if key not in data:
         if CELLS[cell_type].spatial:
             raise ValueError(
                 f"cell_type={cell_type!r} needs spatial features (N, C, 4, 4) in data[{key!r}], "
-                "but this dataset has only pooled vectors (the CS231n COCO files hold pooled vectors "
+                "but this dataset has only pooled vectors (the CS231n COCO files hold pooled "
+                "vectors "
                 "only); use the shapes dataset or extract spatial CNN features"
             )
         raise ValueError(f"data has no {key!r}; the dataset has no {split} split")
@@ -34,7 +38,8 @@ def split_features(cell_type, data, split):
 
 
 def split_references(data, split):
-    """Reference captions of every image of ``split``: dict image index -> list of strings (tokens joined)."""
+    """Reference captions of every image of ``split``: dict image index -> list of strings (tokens
+    joined)."""
     idx_to_word = data["idx_to_word"]
     refs = {}
     texts = decode_captions(data[f"{split}_captions"], idx_to_word, strip=True)
@@ -91,7 +96,8 @@ def evaluate_model(
 ):
     """COCO metrics of ``model``'s captions on ``split``.
 
-    - max_images: score a fixed, seeded random subset of this many images (None: all images of the split)
+    - max_images: score a fixed, seeded random subset of this many images (None: all images of the
+      split)
     Returns a tuple of:
     - metrics: dict with Bleu_1..Bleu_4, CIDEr, ROUGE_L (see captionrnn.metrics); on a dataset
     with scene
@@ -115,7 +121,8 @@ def evaluate_model(
         seed=seed,
         progress=progress,
     )
-    # An empty caption (the model emitted <END> first) is a legitimate, bad caption: score it as one token.
+    # An empty caption (the model emitted <END> first) is a legitimate, bad caption: score it as one
+    # token.
     hypotheses = {int(i): (t if t.strip() else "<END>") for i, t in zip(images, texts)}
     refs = {int(i): references[int(i)] for i in images}
     metrics = evaluate_captions(refs, hypotheses)
@@ -134,11 +141,11 @@ def caption_metrics(
     """An ``eval_fn`` for :class:`captionrnn.CaptioningSolver`: validation BLEU-4 and CIDEr each
     epoch (and, on shapes, the share of correct captions and the object recall).
 
-    Scores a fixed subset of ``max_images`` val images (the same ones every epoch), so epochs compare.
-    Use with ``CaptioningSolver(..., eval_fn=caption_metrics(), best_by='CIDEr', keep_best=True)``
-    to keep the best by CIDEr (on shapes, ``best_by='correct'`` keeps the epoch whose captions are
-    most often right). Keys the data cannot give (``correct`` without scene annotations) are left
-    out.
+    Scores a fixed subset of ``max_images`` val images (the same ones every epoch), so epochs
+    compare. Use with ``CaptioningSolver(..., eval_fn=caption_metrics(), best_by='CIDEr',
+    keep_best=True)`` to keep the best by CIDEr (on shapes, ``best_by='correct'`` keeps the epoch
+    whose captions are most often right). Keys the data cannot give (``correct`` without scene
+    annotations) are left out.
     """
 
     def eval_fn(model, data):

@@ -6,11 +6,13 @@
     (attention: A = spatial features (N, C, 4, 4) projected per cell to (N, H, 4, 4);
      h = attention_lstm(x, A), h0 = c0 = mean of A, see captionrnn.attention)
     scores_t = h_t W_vocab + b_vocab                     (N, T, V)
-    loss = softmax cross-entropy of the next word, <NULL> targets masked, summed over T, averaged over N
+    loss = softmax cross-entropy of the next word, <NULL> targets masked, summed over T, averaged
+    over N
 
-The recurrent cell is looked up in :data:`CELLS`, one small table, so a new cell (the attention LSTM)
-plugs in without touching ``loss``, ``step`` or ``sample``. Shapes use the package legend
-(N batch, T timesteps, D features, W word vector, H hidden, V vocabulary; C channels of spatial features).
+The recurrent cell is looked up in :data:`CELLS`, one small table, so a new cell (the attention
+LSTM) plugs in without touching ``loss``, ``step`` or ``sample``. Shapes use the package legend
+(N batch, T timesteps, D features, W word vector, H hidden, V vocabulary; C channels of spatial
+features).
 """
 
 from collections.abc import Callable
@@ -67,13 +69,15 @@ class Cell:
     """How the model drives one kind of recurrent cell.
 
     - gates: number of (H)-wide blocks in Wx (W, gates*H), Wh (H, gates*H) and b (gates*H,)
-    - forward(x, enc, p) -> (h, cache): x (N, T, W), enc from ``encode``, p the model params; h (N, T, H)
+    - forward(x, enc, p) -> (h, cache): x (N, T, W), enc from ``encode``, p the model params; h (N,
+      T, H)
     - backward(dh, cache) -> (dx, denc, grads): grads a dict for Wx, Wh, b and the extra params
     - initial_state(enc, p) -> state: dict of arrays whose first axis is the batch
     - step(x, state, p) -> (h, new_state): one timestep, x (N, W), h (N, H)
-    - extra_params: ((name, init), ...) created after Wx, Wh, b; ``init(rng, W, H) -> array`` (float64)
-    - encode(features, W_proj, b_proj) -> (enc, cache) and encode_backward(denc, cache) -> (dW_proj, db_proj):
-      default is the affine map of pooled (N, D) features to h0 (N, H)
+    - extra_params: ((name, init), ...) created after Wx, Wh, b; ``init(rng, W, H) -> array``
+      (float64)
+    - encode(features, W_proj, b_proj) -> (enc, cache) and encode_backward(denc, cache) -> (dW_proj,
+      db_proj): default is the affine map of pooled (N, D) features to h0 (N, H)
     - spatial: features are (N, D, h, w) maps instead of (N, D) vectors
     - attention: ``step`` publishes the map it used under ``state['attn_weights']`` (N, h, w)
     """
@@ -121,7 +125,8 @@ def _gru_step(x, state, p):
 
 
 def _spatial_encode(features, W_proj, b_proj):
-    """Spatial features (N, C, 4, 4) -> projections A (N, H, 4, 4), the same affine map at every cell."""
+    """Spatial features (N, C, 4, 4) -> projections A (N, H, 4, 4), the same affine map at every
+    cell."""
     return spatial_affine_forward(features, W_proj, b_proj)
 
 
@@ -180,7 +185,8 @@ CELLS = {
         extra_params=(("bh", lambda rng, W, H: np.zeros(3 * H)),),
     ),
     # Spatial attention LSTM (captionrnn.attention): gates i, f, o, g as the LSTM, plus the context
-    # weights Wattn (H, 4H). The "encoding" is A itself; the state carries A so every step can attend.
+    # weights Wattn (H, 4H). The "encoding" is A itself; the state carries A so every step can
+    # attend.
     "attention": Cell(
         gates=CELL_REGISTRY["lstm"].G,  # the LSTM's gates i, f, o, g
         forward=_attention_forward,
@@ -276,8 +282,8 @@ class CaptioningRNN:
       index masked out of the loss; ``<START>`` and ``<END>`` are needed only by ``sample``
     - input_dim: D, width of the image features (attention: C, channels of the (N, C, 4, 4) maps)
     - wordvec_dim: W; hidden_dim: H
-    - cell_type: one of ``CELLS`` ('rnn', 'lstm', 'gru' take pooled features (N, D); 'attention' takes
-      spatial features (N, C, 4, 4), see :mod:`captionrnn.attention`)
+    - cell_type: one of ``CELLS`` ('rnn', 'lstm', 'gru' take pooled features (N, D); 'attention'
+      takes spatial features (N, C, 4, 4), see :mod:`captionrnn.attention`)
     - dtype: np.float32 (training) or np.float64 (gradient checks)
     - attention: for cell_type='attention', the form of the attention: 'dot' (scaled dot product,
       :mod:`captionrnn.attention`, the default) or 'additive' (Show, Attend and Tell's,
@@ -398,7 +404,8 @@ class CaptioningRNN:
 
     @property
     def spatial(self):
-        """True when the model takes spatial features (N, C, 4, 4) rather than pooled ones (N, D)."""
+        """True when the model takes spatial features (N, C, 4, 4) rather than pooled ones (N,
+        D)."""
         return self._cell.spatial
 
     @property
@@ -412,7 +419,8 @@ class CaptioningRNN:
             f"W={self.wordvec_dim}, H={self.hidden_dim}, dtype={self.dtype.name})"
         )
 
-    # ---- input validation -------------------------------------------------------------------------
+    # ---- input validation
+    # -------------------------------------------------------------------------
 
     def _check_features(self, features):
         if not isinstance(features, np.ndarray) or features.dtype.kind != "f":
@@ -483,7 +491,8 @@ class CaptioningRNN:
                 "built with"
             )
 
-    # ---- training loss ----------------------------------------------------------------------------
+    # ---- training loss
+    # ----------------------------------------------------------------------------
 
     def _forward(self, features, captions):
         """Forward pass shared by ``loss`` and ``eval_loss``; returns (loss, dscores, caches)."""
@@ -501,10 +510,11 @@ class CaptioningRNN:
             )
         p, cell = self.params, self._cell
         ### BEGIN SOLUTION
-        ### TODO: inputs captions[:, :-1], targets captions[:, 1:], mask = targets != <NULL> (self._null);
-        ### h0 (or A) = cell.encode(features, W_proj, b_proj); x = word_embedding_forward(inputs, W_embed);
-        ### h = cell.forward(x, enc, p); scores = temporal_affine_forward(h, W_vocab, b_vocab);
-        ### loss, dscores = temporal_softmax_loss(scores, targets, mask); return (loss, dscores, the four caches)
+        ### TODO: inputs captions[:, :-1], targets captions[:, 1:], mask = targets != <NULL>
+        ### (self._null); h0 (or A) = cell.encode(features, W_proj, b_proj); x =
+        ### word_embedding_forward(inputs, W_embed); h = cell.forward(x, enc, p); scores =
+        ### temporal_affine_forward(h, W_vocab, b_vocab); loss, dscores =
+        ### temporal_softmax_loss(scores, targets, mask); return (loss, dscores, the four caches)
         captions_in, captions_out = captions[:, :-1], captions[:, 1:]  # (N, T) each
         mask = captions_out != self._null
         enc, enc_cache = cell.encode(features, p["W_proj"], p["b_proj"])
@@ -537,15 +547,17 @@ class CaptioningRNN:
 
         Returns a tuple of:
         - loss: scalar of the model's dtype, summed over time and averaged over N
-        - grads: dict with the keys of ``self.params``, each the gradient of that param's shape and dtype
+        - grads: dict with the keys of ``self.params``, each the gradient of that param's shape and
+          dtype
         """
         loss, dscores, caches = self._forward(features, captions)
         loss, caches = self._regularise(loss, captions, caches)
         enc_cache, embed_cache, cell_cache, vocab_cache = caches
         ### BEGIN SOLUTION
-        ### TODO: backward through the layers in reverse: temporal_affine_backward -> dh, dW_vocab, db_vocab;
-        ### self._cell.backward(dh, cell_cache) -> dx, denc, the cell's grads; word_embedding_backward -> dW_embed;
-        ### self._cell.encode_backward(denc, enc_cache) -> dW_proj, db_proj
+        ### TODO: backward through the layers in reverse: temporal_affine_backward -> dh, dW_vocab,
+        ### db_vocab; self._cell.backward(dh, cell_cache) -> dx, denc, the cell's grads;
+        ### word_embedding_backward -> dW_embed; self._cell.encode_backward(denc, enc_cache) ->
+        ### dW_proj, db_proj
         grads = {}
         dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, vocab_cache)
         dx, denc, cell_grads = self._cell.backward(dh, cell_cache)
@@ -567,9 +579,9 @@ class CaptioningRNN:
 
         - features: shape (N, D) (spatial cells: (N, D, h, w)), any float dtype (cast to the
           model's)
-        Returns a dict of arrays, each with the batch as its first axis: ``{'h': (N, H)}`` for rnn and
-        gru, ``{'h': (N, H), 'c': (N, H)}`` for lstm, ``{'h', 'c', 'A': (N, H, 4, 4)}`` for attention
-        (h = c = mean of A). Index every entry with the same rows
+        Returns a dict of arrays, each with the batch as its first axis: ``{'h': (N, H)}`` for rnn
+        and gru, ``{'h': (N, H), 'c': (N, H)}`` for lstm, ``{'h', 'c', 'A': (N, H, 4, 4)}`` for
+        attention (h = c = mean of A). Index every entry with the same rows
         (``{k: v[rows] for k, v in state.items()}``) to reorder or repeat hypotheses (beam search).
         """
         features = self._check_features(features)
@@ -600,11 +612,11 @@ class CaptioningRNN:
         - features: shape (N, D) (attention: (N, C, 4, 4)), any float dtype (cast to the model's)
         - max_length: number of words to generate
         - return_attention: also return the attention maps
-        Returns an int64 array of shape (N, max_length): column 0 is the first generated word; after a
-        caption emits ``<END>`` the rest of its row is ``<NULL>``. With ``return_attention=True``, a tuple
-        (captions, maps): maps of shape (N, max_length, 4, 4) and the model's dtype, entry [n, t] the map
-        of the step that produced word t (summing to 1), zeros after ``<END>``; maps is None for cells
-        without attention (rnn, lstm, gru), as in :mod:`captionrnn.decoding`.
+        Returns an int64 array of shape (N, max_length): column 0 is the first generated word; after
+        a caption emits ``<END>`` the rest of its row is ``<NULL>``. With ``return_attention=True``,
+        a tuple (captions, maps): maps of shape (N, max_length, 4, 4) and the model's dtype, entry
+        [n, t] the map of the step that produced word t (summing to 1), zeros after ``<END>``; maps
+        is None for cells without attention (rnn, lstm, gru), as in :mod:`captionrnn.decoding`.
         """
         if self._start is None:
             raise ValueError(
@@ -622,9 +634,10 @@ class CaptioningRNN:
         words = np.full(N, self._start, dtype=np.int64)
         done = np.zeros(N, dtype=bool)
         ### BEGIN SOLUTION
-        ### TODO: for t in range(max_length): scores, state = self.step(words, state); words = the argmax word;
-        ### write it into captions[:, t] for the captions not yet done (and the map state["attn_weights"] into
-        ### maps[:, t] when maps is not None); a caption is done once it emits <END> (self._end)
+        ### TODO: for t in range(max_length): scores, state = self.step(words, state); words = the
+        ### argmax word; write it into captions[:, t] for the captions not yet done (and the map
+        ### state["attn_weights"] into maps[:, t] when maps is not None); a caption is done once it
+        ### emits <END> (self._end)
         for t in range(max_length):
             scores, state = self.step(words, state)
             words = scores.argmax(axis=1)
@@ -638,10 +651,12 @@ class CaptioningRNN:
         ### END SOLUTION
         return (captions, maps) if return_attention else captions
 
-    # ---- persistence ------------------------------------------------------------------------------
+    # ---- persistence
+    # ------------------------------------------------------------------------------
 
     def metadata(self):
-        """JSON-serialisable description of the model (everything needed to rebuild it except params)."""
+        """JSON-serialisable description of the model (everything needed to rebuild it except
+        params)."""
         from captionrnn import __version__
 
         return {
@@ -709,7 +724,8 @@ class CaptioningRNN:
         return model
 
     def assign_params(self, arrays, prefix="", source="arrays"):
-        """Replace every param by a copy of ``arrays[prefix + name]``, checking names, shapes and dtypes."""
+        """Replace every param by a copy of ``arrays[prefix + name]``, checking names, shapes and
+        dtypes."""
         missing = [k for k in self.params if prefix + k not in arrays]
         extra = [k for k in arrays if k.startswith(prefix) and k[len(prefix) :] not in self.params]
         if missing or extra:

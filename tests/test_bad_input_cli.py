@@ -997,7 +997,8 @@ def _child(argv, limit_bytes, cwd):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
     # The NumPy backend: on a fresh install the Numba kernels would compile and write their on-disk
-    # cache in the child too, and that write (not ours, which the test is about) would hit the limit.
+    # cache in the child too, and that write (not ours, which the test is about) would hit the
+    # limit.
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", CAPTIONRNN_BACKEND="numpy")
     return subprocess.run(
         [sys.executable, "-m", "captionrnn", *argv],

@@ -1,4 +1,5 @@
-"""`captionrnn attend` end to end: a tiny shapes folder, a briefly trained attention model, PNG strips."""
+"""`captionrnn attend` end to end: a tiny shapes folder, a briefly trained attention model, PNG
+strips."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""The built-in shapes dataset: determinism, captions, splits, features from pixels only, caching."""
+"""The built-in shapes dataset: determinism, captions, splits, features from pixels only,
+caching."""
 
 import time
 

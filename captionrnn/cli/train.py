@@ -1,4 +1,5 @@
-"""`captionrnn train`: train a captioning model and write a checkpoint, a loss curve and a caption gallery."""
+"""`captionrnn train`: train a captioning model and write a checkpoint, a loss curve and a caption
+gallery."""
 
 import json
 import time
@@ -221,7 +222,8 @@ def _train(args, data, out, name, start):
     )
     n_train, n_val = len(data["train_captions"]), len(data.get("val_captions", []))
     print(
-        f"data: {n_train} training captions, {n_val} validation captions, vocabulary of {model.vocab_size} "
+        f"data: {n_train} training captions, {n_val} validation captions, vocabulary of "
+        f"{model.vocab_size} "
         f"words, features {features.shape[1:]}"
     )
     print(f"model: {model!r}")
@@ -237,7 +239,8 @@ def _train(args, data, out, name, start):
         out / RUN_FILE, json.dumps({"data": data_spec, "args": recorded}, indent=2, default=str)
     )
 
-    if args.best_by is None:  # shapes scenes can be checked: keep the epoch whose captions are right
+    # shapes scenes can be checked: keep the epoch whose captions are right
+    if args.best_by is None:
         args.best_by = "correct" if args.metrics and "val_annotations" in data else "val_loss"
     solver = CaptioningSolver(
         model,
@@ -273,7 +276,8 @@ def _train(args, data, out, name, start):
     if solver.val_loss_history:
         kept = solver.best_epoch or solver.epoch
         print(
-            f"validation loss: {solver.val_loss_history[kept - 1]:.4f} at epoch {kept} (the parameters kept, "
+            f"validation loss: {solver.val_loss_history[kept - 1]:.4f} at epoch {kept} (the "
+            "parameters kept, "
             f"best by {args.best_by}), {solver.val_loss_history[-1]:.4f} after the last epoch"
         )
 
@@ -332,6 +336,7 @@ def _train(args, data, out, name, start):
         if path is not None:
             print(f"  {path}")
     print(
-        f"next: captionrnn sample --checkpoint {model_path}   |   captionrnn evaluate --checkpoint {model_path}"
+        f"next: captionrnn sample --checkpoint {model_path}   |   captionrnn evaluate --checkpoint "
+        f"{model_path}"
     )
     return 0

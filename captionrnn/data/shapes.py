@@ -1,18 +1,18 @@
 """shapes: the built-in captioning dataset. Small RGB scenes, generated in seconds, cached on disk.
 
-Each 64x64 image holds one to three non-overlapping objects, each a shape (circle, square, triangle, diamond,
-cross) in one of six colours, small or large, anywhere in the frame, on a grey background with pixel noise.
-Five captions per image come from a small grammar with several phrasings, relations ("to the left of",
-"above", ...) and counts ("two red shapes"); every phrasing names every object of the scene
-(directly or in a count), so a model's captions can be checked for object recall as well as
-correctness.
+Each 64x64 image holds one to three non-overlapping objects, each a shape (circle, square, triangle,
+diamond, cross) in one of six colours, small or large, anywhere in the frame, on a grey background
+with pixel noise. Five captions per image come from a small grammar with several phrasings,
+relations ("to the left of", "above", ...) and counts ("two red shapes"); every phrasing names every
+object of the scene (directly or in a count), so a model's captions can be checked for object recall
+as well as correctness.
 
-Image features are computed **from the pixels only** (:func:`image_features` takes nothing but the images):
-hand-designed colour and gradient statistics, in the spirit of HOG and colour histograms, with fixed filters and
-no learning from the labels, on an 8 x 8 grid of 8-pixel cells. The only fitting is unsupervised
-(mean/std and PCA over the training images).
-The dataset is written in the CS231n layout (see :mod:`captionrnn.data.coco`) plus the images, so every tool
-that reads COCO reads it.
+Image features are computed **from the pixels only** (:func:`image_features` takes nothing but the
+images): hand-designed colour and gradient statistics, in the spirit of HOG and colour histograms,
+with fixed filters and no learning from the labels, on an 8 x 8 grid of 8-pixel cells. The only
+fitting is unsupervised (mean/std and PCA over the training images).
+The dataset is written in the CS231n layout (see :mod:`captionrnn.data.coco`) plus the images, so
+every tool that reads COCO reads it.
 """
 
 import json
@@ -59,7 +59,8 @@ FEATURE_DIM = 16 * SPATIAL_CHANNELS + GLOBAL_DIM  # = 899: the pooled vector (``
 INK_FLOOR = 0.15  # chroma of the grey background's noise stays below this; objects have 0.45-0.8
 
 
-# ----------------------------------------------------------------------------------------------- scenes
+# -----------------------------------------------------------------------------------------------
+# scenes
 def _sample_scene(rng):
     """One scene: a list of 1-3 objects (dicts) whose bounding squares do not overlap."""
     objects = []
@@ -109,7 +110,8 @@ def _masks(objects):
 
 
 def render(scenes, rng):
-    """Draw scenes: returns images uint8 (N, 64, 64, 3) and the object masks (M, 64, 64), objects in order."""
+    """Draw scenes: returns images uint8 (N, 64, 64, 3) and the object masks (M, 64, 64), objects in
+    order."""
     n = len(scenes)
     objects = [o for s in scenes for o in s]
     owner = np.array([i for i, s in enumerate(scenes) for _ in s], dtype=np.int64)
@@ -125,9 +127,9 @@ def render(scenes, rng):
 
 
 def annotate(scenes, masks):
-    """Per image, per object: shape, colour, size, centre, bounding box [x0, y0, x1, y1) in pixels and
-    ``cells``, the share of the object's pixels in each of the GRID x GRID cells of the spatial map
-    (row-major, 8 lists of 8)."""
+    """Per image, per object: shape, colour, size, centre, bounding box [x0, y0, x1, y1) in pixels
+    and ``cells``, the share of the object's pixels in each of the GRID x GRID cells of the spatial
+    map (row-major, 8 lists of 8)."""
     out, k = [], 0
     for scene in scenes:
         objs = []
@@ -151,14 +153,16 @@ def annotate(scenes, masks):
     return out
 
 
-# --------------------------------------------------------------------------------------------- captions
+# ---------------------------------------------------------------------------------------------
+# captions
 def _np(o, rng, size=None):
     size = rng.random() < 0.5 if size is None else size
     return f"a {o['size']} {o['colour']} {o['shape']}" if size else f"a {o['colour']} {o['shape']}"
 
 
 def _rel(a, b):
-    """Where a is relative to b, along the axis on which they are further apart (y grows downwards)."""
+    """Where a is relative to b, along the axis on which they are further apart (y grows
+    downwards)."""
     dx, dy = a["cx"] - b["cx"], a["cy"] - b["cy"]
     if abs(dx) >= abs(dy):
         return "to the left of" if dx < 0 else "to the right of"
@@ -235,7 +239,8 @@ def _templates(objs, rng):
         ]
     c = order[2]
     return [
-        f"three shapes a {a['colour']} {a['shape']} a {b['colour']} {b['shape']} and a {c['colour']} {c['shape']}",
+        f"three shapes a {a['colour']} {a['shape']} a {b['colour']} {b['shape']} and a "
+        f"{c['colour']} {c['shape']}",
         f"{_np(a, rng)} {_rel(a, b)} {_np(b, rng)} and {_np(c, rng, False)}",
         f"there are three shapes {_np(a, rng, True)} {_np(b, rng)} and {_np(c, rng)}",
         _count_phrase(order),
@@ -255,7 +260,8 @@ def make_captions(scene, rng, per_image=5):
     return [options[i] for i in pick]
 
 
-# --------------------------------------------------------------------------------------------- features
+# ---------------------------------------------------------------------------------------------
+# features
 def _soft_bins(pos, n_bins):
     """Circular linear binning: positions in bin units (bin k centred on k + 0.5) -> (lo, hi, frac),
     so a value between two bin centres counts (1 - frac) for bin lo and frac for bin hi."""
@@ -476,7 +482,8 @@ class FeatureScaler:
         )
 
 
-# ------------------------------------------------------------------------------------------ build / load
+# ------------------------------------------------------------------------------------------ build /
+# load
 def shapes_dir(
     num_train=DEFAULT_SIZES["train"],
     num_val=DEFAULT_SIZES["val"],
@@ -484,8 +491,9 @@ def shapes_dir(
     seed=0,
     cache_dir=None,
 ):
-    """The cache folder of one shapes configuration: ``<root>/shapes-v<VERSION>-<train>-<val>-<test>-seed<seed>``
-    with root = ``cache_dir``, else ``$CAPTIONRNN_DATA``, else ``~/.cache/captionrnn``."""
+    """The cache folder of one shapes configuration:
+    ``<root>/shapes-v<VERSION>-<train>-<val>-<test>-seed<seed>`` with root = ``cache_dir``, else
+    ``$CAPTIONRNN_DATA``, else ``~/.cache/captionrnn``."""
     root = cache_dir or os.environ.get("CAPTIONRNN_DATA") or Path.home() / ".cache" / "captionrnn"
     return (
         Path(root).expanduser() / f"shapes-v{VERSION}-{num_train}-{num_val}-{num_test}-seed{seed}"
@@ -493,7 +501,8 @@ def shapes_dir(
 
 
 def generate_split(n, rng, captions_per_image=5):
-    """n scenes drawn with ``rng``: returns (images uint8 (n, 64, 64, 3), annotations, list of caption lists)."""
+    """n scenes drawn with ``rng``: returns (images uint8 (n, 64, 64, 3), annotations, list of
+    caption lists)."""
     scenes = [_sample_scene(rng) for _ in range(n)]
     images, annotations = [], []
     for s in range(0, n, 1000):  # in chunks: the object masks of 1,000 scenes take ~8 MB
@@ -521,19 +530,19 @@ def build_shapes(
     """Generate the shapes dataset and write it in the CS231n layout (plus images and annotations).
 
     Inputs:
-    - out_dir: destination; default :func:`shapes_dir` for these sizes and seed. Written to a temporary
-      folder first and renamed, so an interrupted build never leaves a half-written cache.
+    - out_dir: destination; default :func:`shapes_dir` for these sizes and seed. Written to a
+      temporary folder first and renamed, so an interrupted build never leaves a half-written cache.
     - num_train, num_val, num_test: images per split (five captions each)
-    - seed: everything (scenes, noise, captions) follows from it; each split has its own stream, so changing
-      num_val leaves the training images unchanged
+    - seed: everything (scenes, noise, captions) follows from it; each split has its own stream, so
+      changing num_val leaves the training images unchanged
     - write_png: also save the validation and test images as PNGs (the ``*_urls.txt`` files list
     them, for
       galleries); ``"all"`` writes the training images' too (PNG encoding is the slowest part of
       a build:
       every image is always in ``{split}2014_images.h5``)
 
-    Files beyond the layout: ``{split}2014_images.h5`` (dataset ``images``, uint8 (N, 64, 64, 3)) and
-    ``{split}2014_annotations.json`` (per image, its objects; see :func:`annotate`).
+    Files beyond the layout: ``{split}2014_images.h5`` (dataset ``images``, uint8 (N, 64, 64, 3))
+    and ``{split}2014_annotations.json`` (per image, its objects; see :func:`annotate`).
     The features: ``*_vgg16_fc7.h5`` holds the pooled descriptor, standardised (N, FEATURE_DIM =
     899: the
     spatial map averaged to 4 x 4 cells and the global statistics), ``*_pca.h5`` its PCA to 512
@@ -625,11 +634,11 @@ def load_shapes(
 ):
     """The shapes dataset, built on first use and then read from the cache.
 
-    Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs, features
-    (N, 899), or (N, 512) with ``pca_features=True``, spatial_features (N, 31, 8, 8), urls,
+    Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs,
+    features (N, 899), or (N, 512) with ``pca_features=True``, spatial_features (N, 31, 8, 8), urls,
     idx_to_word,
-    word_to_idx, info) plus ``{split}_annotations`` (list per image of object dicts) and, with ``images=True``,
-    ``{split}_images`` uint8 (Nimg, 64, 64, 3).
+    word_to_idx, info) plus ``{split}_annotations`` (list per image of object dicts) and, with
+    ``images=True``, ``{split}_images`` uint8 (Nimg, 64, 64, 3).
     """
     path = shapes_dir(num_train, num_val, num_test, seed, cache_dir)
     if rebuild or not (path / "dataset.json").is_file():
@@ -644,7 +653,8 @@ def load_shapes(
 
 
 def largest_object_labels(annotations):
-    """(colour index into COLOURS, shape index into SHAPES) of each image's largest object, int arrays (N,)."""
+    """(colour index into COLOURS, shape index into SHAPES) of each image's largest object, int
+    arrays (N,)."""
     big = [max(objs, key=lambda o: o["area"]) for objs in annotations]
     return (
         np.array([list(COLOURS).index(o["colour"]) for o in big]),
@@ -653,8 +663,9 @@ def largest_object_labels(annotations):
 
 
 def probe_accuracy(data, split="val", l2=30.0):
-    """A linear probe: ridge least squares from the pooled training features to one-hot labels of the largest
-    object's colour and shape, scored on ``split``. The labels are used here only, to evaluate the features.
+    """A linear probe: ridge least squares from the pooled training features to one-hot labels of
+    the largest object's colour and shape, scored on ``split``. The labels are used here only, to
+    evaluate the features.
 
     Returns dict with 'colour', 'shape', 'both' accuracies and the chance levels.
     """
