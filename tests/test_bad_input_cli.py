@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from toy_data import toy_captions, toy_vocab
 
-from captionrnn.cli import build_parser, main
+from captionrnn.cli import commands, main
 from captionrnn.data.coco import (
     CAPTIONS_FILE,
     VOCAB_FILE,
@@ -864,11 +864,7 @@ def _snapshot(root):
     }
 
 
-COMMANDS = {
-    name
-    for action in build_parser()._subparsers._group_actions
-    for name in getattr(action, "choices", None) or ()
-}
+COMMANDS = set(commands())
 
 
 def run_cli(argv):

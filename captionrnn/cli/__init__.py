@@ -41,6 +41,13 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
+def commands():
+    """The command modules this installation has (``cs231n_package`` is `cs231n-package`), in
+    ``--help`` order. The student edition has no ``release``, ``grade`` or ``autograder``."""
+    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
 def build_parser():
     parser = ArgumentParser(
         prog="captionrnn",
@@ -53,9 +60,7 @@ def build_parser():
         help="show the Python traceback of an error (for bug reports)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
-    names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
-    for name in names:
+    for name in commands():
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
