@@ -59,27 +59,14 @@ def register(sub):
         choices=sorted(CELLS),
         help="recurrent cell (default: lstm)",
     )
-    p.add_argument(
-        "--hidden-dim",
-        type=positive_int,
-        default=None,
-        help=f"H (default: {DEFAULTS['hidden_dim']}; "
-        f"{ATTENTION_DEFAULTS['hidden_dim']} with --cell attention)",
-    )
-    p.add_argument(
-        "--wordvec-dim",
-        type=positive_int,
-        default=None,
-        help=f"W (default: {DEFAULTS['wordvec_dim']}; "
-        f"{ATTENTION_DEFAULTS['wordvec_dim']} with --cell attention)",
-    )
-    p.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=None,
-        help=f"epochs (default: {DEFAULTS['epochs']}; {ATTENTION_DEFAULTS['epochs']} with --cell "
-        "attention)",
-    )
+    for key, what in (("hidden_dim", "H"), ("wordvec_dim", "W"), ("epochs", "epochs")):
+        p.add_argument(
+            "--" + key.replace("_", "-"),
+            type=positive_int,
+            default=None,  # resolved by the cell in _train
+            help=f"{what} (default: {DEFAULTS[key]}; {ATTENTION_DEFAULTS[key]} with --cell "
+            "attention)",
+        )
     p.add_argument(
         "--batch-size",
         type=positive_int,
@@ -188,7 +175,7 @@ def _train(args, data, out, name, start):
     from captionrnn.runs import write_text
     from captionrnn.solver import CaptioningSolver, TrainingDivergedError
 
-    for key in ("hidden_dim", "wordvec_dim", "epochs"):
+    for key in ATTENTION_DEFAULTS:  # the flags whose default depends on the cell
         if getattr(args, key, None) is None:
             table = ATTENTION_DEFAULTS if args.cell == "attention" else DEFAULTS
             setattr(args, key, table[key])
