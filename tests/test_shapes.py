@@ -10,9 +10,17 @@ from captionrnn.data import decode_captions, image_features, load_shapes, probe_
 from captionrnn.data.shapes import (
     FEATURE_DIM,
     GRID,
+    HUE_BINS,
     IMAGE_SIZE,
+    OBJECT_DIM,
+    OBJECT_SLOTS,
+    SHAPES,
     SPATIAL_CHANNELS,
+    find_objects,
     generate_split,
+    object_bag,
+    object_map,
+    object_slots,
 )
 
 SMALL = dict(num_train=60, num_val=20, num_test=20, seed=3, verbose=False)
@@ -122,10 +130,10 @@ def test_features_see_only_pixels():
     # a colour change in the pixels changes the colour features, where the object is
     flipped = images[:1, :, :, ::-1].copy()  # RGB -> BGR swaps red and blue
     assert not np.allclose(image_features(flipped)[0][0, :12], spatial[0, :12])
-    # a blank image has no hue, edge or corner energy
+    # a blank image has no object: an empty map and an empty pooled vector
     blank = np.full((1, IMAGE_SIZE, IMAGE_SIZE, 3), 128, np.uint8)
-    s_blank, _ = image_features(blank)
-    assert np.abs(s_blank[0, :12]).max() == 0 and np.abs(s_blank[0, 15:28]).max() == 0
+    s_blank, g_blank = image_features(blank)
+    assert not s_blank.any() and not g_blank.any()
 
 
 def test_cached_second_call_is_fast(shapes):
@@ -147,3 +155,54 @@ def test_linear_probe_beats_chance(shapes, tmp_path):
     )
     acc = probe_accuracy(data)
     assert acc["colour"] > 0.6 and acc["shape"] > 0.45, acc
+
+
+def _match_objects(found, annotations):
+    """For every region found, the annotated object whose centre is nearest (evaluation only)."""
+    out = []
+    for k, image in enumerate(found["image"]):
+        objs = annotations[image]
+        centres = np.array([o["center"] for o in objs]) / IMAGE_SIZE * 2 - 1
+        out.append(objs[int(np.argmin(((centres - found["centre"][k]) ** 2).sum(1)))])
+    return out
+
+
+def test_objects_are_found_from_pixels_alone():
+    images, annotations, _ = generate_split(300, np.random.default_rng(4))
+    found = find_objects(images)
+    # one region per drawn object (they never touch), in image order
+    assert len(found["image"]) == sum(len(a) for a in annotations)
+    assert np.all(np.diff(found["image"]) >= 0)
+    assert found["descriptor"].shape == (len(found["image"]), OBJECT_DIM)
+    truth = _match_objects(found, annotations)
+    # the best-matching template names the shape (the templates are in SHAPES' order)
+    best = np.argmax(found["descriptor"][:, HUE_BINS : HUE_BINS + 5], axis=1)
+    agree = np.mean([SHAPES[b] == o["shape"] for b, o in zip(best, truth)])
+    assert agree > 0.98, agree
+    # every pixel of a region is ink of that image; the background is -1
+    blank = np.full((1, IMAGE_SIZE, IMAGE_SIZE, 3), 128, np.uint8)
+    assert len(find_objects(blank)["image"]) == 0 and (find_objects(blank)["owner"] == -1).all()
+
+
+def test_object_features_pool_each_region_once():
+    images, annotations, _ = generate_split(40, np.random.default_rng(5))
+    found = find_objects(images)
+    n = len(images)
+    counts = np.array([len(a) for a in annotations])
+    # each region adds one unit of mass to the bag, and fills one slot (left to right)
+    np.testing.assert_allclose(object_bag(found, n).sum(1), counts, rtol=1e-5)
+    slots = object_slots(found, n).reshape(n, OBJECT_SLOTS, OBJECT_DIM + 3)
+    np.testing.assert_array_equal(slots[:, :, 0].sum(1), counts)
+    xs = slots[:, :, -2]
+    for i, c in enumerate(counts):
+        assert np.all(np.diff(xs[i, :c]) > 0) and not slots[i, c:].any()
+    # the object map is zero on cells without an object and carries a region's hue histogram
+    # mass (1 per region) spread over the cells it covers
+    omap = object_map(found, n)
+    assert omap.shape == (n, OBJECT_DIM, GRID, GRID)
+    # (each region's hue histogram sums to 1, so the hue channels add up to its pixel count / 64)
+    pixels = omap[:, :HUE_BINS].sum(axis=(1, 2, 3)) * (IMAGE_SIZE // GRID) ** 2
+    np.testing.assert_allclose(pixels, [sum(o["area"] for o in a) for a in annotations], rtol=1e-4)
+    assert (
+        omap.any(axis=1) == (found["owner"].reshape(n, GRID, 8, GRID, 8) >= 0).any((2, 4))
+    ).all()

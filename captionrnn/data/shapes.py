@@ -8,9 +8,12 @@ object of the scene (directly or in a count), so a model's captions can be check
 as well as correctness.
 
 Image features are computed **from the pixels only** (:func:`image_features` takes nothing but the
-images): hand-designed colour and gradient statistics, in the spirit of HOG and colour histograms,
-with fixed filters and no learning from the labels, on an 8 x 8 grid of 8-pixel cells. The only
-fitting is unsupervised (mean/std and PCA over the training images).
+images), with fixed filters and no learning from the labels, in the spirit of a detector's region
+features: the objects are the connected regions of colour, each described by its hue histogram,
+its overlap with five fixed outline templates and its size; the pooled vector holds them as a bag
+of colour x outline x scale conjunctions and as three slots, the spatial map (8 x 8 cells of 8
+pixels) places each object's descriptor on the cells it covers. The only fitting is unsupervised
+(mean/std and PCA over the training images).
 The dataset is written in the CS231n layout (see :mod:`captionrnn.data.coco`) plus the images, so
 every tool that reads COCO reads it.
 """
@@ -23,12 +26,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from captionrnn import threads
 from captionrnn.data.coco import SPLITS, images_file, load_coco_data, write_dataset
 from captionrnn.data.vocab import build_vocab, encode_captions
 
-VERSION = 2  # bump whenever scenes, captions or features change: the cache folder name carries it
+VERSION = 3  # bump whenever scenes, captions or features change: the cache folder name carries it
 IMAGE_SIZE = 64
 GRID = 8  # the spatial map is GRID x GRID cells of CELL x CELL pixels
 CELL = IMAGE_SIZE // GRID
@@ -52,10 +56,13 @@ SIZES = {"small": (5.0, 7.0), "large": (10.0, 13.0)}  # half-size r in pixels, d
 DEFAULT_SIZES = {"train": 20000, "val": 500, "test": 500}
 POOLED_DIM = 512
 HUE_BINS = 12
-ORI_BINS = 12
-SPATIAL_CHANNELS = HUE_BINS + 3 + ORI_BINS + 4  # = 31, see image_features
-GLOBAL_DIM = 2 * HUE_BINS * ORI_BINS + 7 * HUE_BINS + SPATIAL_CHANNELS  # = 403, see image_features
-FEATURE_DIM = 16 * SPATIAL_CHANNELS + GLOBAL_DIM  # = 899: the pooled vector (``{split}_features``)
+TEMPLATE_SIDE = 16  # a region's mask is compared with the templates at this resolution
+OBJECT_DIM = HUE_BINS + 5 + 3  # a region's descriptor: hue histogram, 5 template IoUs, size
+OBJECT_SLOTS = 3
+SPATIAL_CHANNELS = OBJECT_DIM  # = 20: the object map, see object_map
+SCALE_BINS = 11 * 2.0 ** np.arange(-1, 3)  # object scales in pixels, an octave apart
+BAG_DIM = HUE_BINS * 5 * len(SCALE_BINS)  # = 240, see object_bag
+FEATURE_DIM = BAG_DIM + OBJECT_SLOTS * (OBJECT_DIM + 3)  # = 309: the pooled vector
 INK_FLOOR = 0.15  # chroma of the grey background's noise stays below this; objects have 0.45-0.8
 
 
@@ -282,137 +289,180 @@ def _hist(index, bins, weight, n_rows, n_bins):
     return out.reshape(n_rows, n_bins)
 
 
-def _cells(a, cell=CELL):
-    """Mean of (N, S, S, ...) over each cell x cell block -> (N, S/cell, S/cell, ...)."""
-    n, s = a.shape[:2]
-    g, rest = s // cell, a.shape[3:]
-    a = a.reshape(n, s, g, cell, *rest).sum(
-        axis=3
-    )  # two single-axis sums: faster than one over (2, 4)
-    return a.reshape(n, g, cell, g, *rest).sum(axis=2) / (cell * cell)
+# ---------------------------------------------------------------------------------------------
+# objects: the shapes dataset's stand-in for a detector's region features
+def _unit_templates(side=TEMPLATE_SIDE):
+    """Five fixed masks on a side x side grid over the square [-1, 1]^2 that a region's bounding
+    box is stretched to: round, box, wedge (point up), rhombus and plus. Matched filters: they
+    know what outlines look like, not which scene holds which object."""
+    u = (np.arange(side) + 0.5) / side * 2 - 1
+    v, u = np.meshgrid(u, u, indexing="ij")
+    masks = (
+        u**2 + v**2 <= 1,
+        np.ones((side, side), bool),
+        np.abs(u) <= (v + 1) / 2,
+        np.abs(u) + np.abs(v) <= 1,
+        (np.abs(u) <= 1 / 3) | (np.abs(v) <= 1 / 3),
+    )
+    return np.stack(masks).reshape(len(masks), -1).astype(np.float32)
 
 
-def _features_chunk(images):
-    x = images.astype(np.float32) / 255  # (N, S, S, 3)
+TEMPLATES = _unit_templates()
+
+
+def find_objects(images, min_pixels=8):
+    """The objects of each image, from the pixels alone: the connected regions of ink (chroma above
+    the background's noise), each with a descriptor.
+
+    Inputs:
+    - images: uint8 (N, 64, 64, 3)
+    - min_pixels: smaller regions are dropped (specks)
+
+    Returns a dict of arrays over the M regions found:
+    - image (M,): the image each region is in; centre (M, 2): its centroid (x, y) in [-1, 1]
+    - descriptor (M, OBJECT_DIM): the region's hue histogram (12, sums to 1), its overlap (IoU)
+      with the five unit templates after stretching its bounding box to the unit square (5) and
+      its size: sqrt(area) / 16, box height / 32, box width / 32 (3)
+    - owner (N, 64, 64) int: the index of the region each pixel belongs to, -1 for background
+    """
+    x = images.astype(np.float32) / 255
     n, s = x.shape[:2]
-    P = s * s
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
-    # Chroma above the background noise ("ink"): 0 on the grey background, 0.3-0.7 on objects.
-    ink = np.maximum(mx - mn - INK_FLOOR, 0)
-    # Sobel gradients of the ink map: object outlines, independent of the background grey level.
-    p = np.pad(ink, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    gx = 2 * (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) + p[:, :-2, 2:] - p[:, :-2, :-2] + p[:, 2:, 2:]
-    gx -= p[:, 2:, :-2]
-    gy = 2 * (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) + p[:, 2:, :-2] - p[:, :-2, :-2] + p[:, 2:, 2:]
-    gy -= p[:, :-2, 2:]
-
-    # Only coloured pixels (and outline pixels) enter the histograms: a tenth of the image.
-    on = np.flatnonzero(ink.ravel() > 0)
-    rr, gg, bb = r.ravel()[on], g.ravel()[on], b.ravel()[on]
-    hi_, d = mx.ravel()[on], (mx - mn).ravel()[on]
+    within_image = np.zeros((3, 3, 3), bool)
+    within_image[1] = True  # 8-connected in the image plane, never across images
+    labels, m = ndimage.label(mx - mn > INK_FLOOR, within_image)
+    if m == 0:  # no ink anywhere
+        return {
+            "image": np.zeros(0, np.int64),
+            "centre": np.zeros((0, 2), np.float32),
+            "descriptor": np.zeros((0, OBJECT_DIM), np.float32),
+            "owner": np.full(labels.shape, -1, np.int64),
+        }
+    area = np.bincount(labels.ravel(), minlength=m + 1)[1:]
+    boxes = np.array(
+        [
+            [sl.start for sl in box] + [sl.stop for sl in box[1:]]
+            for box in ndimage.find_objects(labels)
+        ],
+        dtype=np.int64,
+    ).reshape(m, 5)
+    img, y0, x0, y1, x1 = boxes.T
+    h, w = y1 - y0, x1 - x0
+    # Each region's mask resampled to TEMPLATE_SIDE x TEMPLATE_SIDE over its bounding box.
+    t = (np.arange(TEMPLATE_SIDE) + 0.5) / TEMPLATE_SIDE
+    ys = (y0[:, None] + t * h[:, None]).astype(np.int64)
+    xs = (x0[:, None] + t * w[:, None]).astype(np.int64)
+    ids = np.arange(1, m + 1)
+    crop = labels[img[:, None, None], ys[:, :, None], xs[:, None, :]] == ids[:, None, None]
+    crop = crop.reshape(m, TEMPLATE_SIDE**2).astype(np.float32)
+    inter = crop @ TEMPLATES.T
+    iou = inter / (crop.sum(1, keepdims=True) + TEMPLATES.sum(1) - inter)
+    # Hue histogram and centroid of each region's pixels.
+    flat = labels.ravel()
+    on = np.flatnonzero(flat)
+    region = flat[on] - 1
+    rr, gg, bb, hi, lo = (a.ravel()[on] for a in (r, g, b, mx, mn))
+    d = hi - lo
     hue = np.where(
-        hi_ == rr, ((gg - bb) / d) % 6, np.where(hi_ == gg, (bb - rr) / d + 2, (rr - gg) / d + 4)
+        hi == rr, ((gg - bb) / d) % 6, np.where(hi == gg, (bb - rr) / d + 2, (rr - gg) / d + 4)
     )
-    hue_bins = _soft_bins(hue * (HUE_BINS / 6), HUE_BINS)
-    ink_on = ink.ravel()[on]
-    mag = np.hypot(gx, gy).ravel()
-    edge_px = np.flatnonzero(mag > 0)
-    ori = np.arctan2(gy.ravel()[edge_px], gx.ravel()[edge_px]) % (2 * np.pi)  # signed: apex differs
-    # bins centred on 0, 30, 60, ... degrees: axis-aligned and diagonal edges fill their own bins
-    ori_bins = _soft_bins(ori * (ORI_BINS / (2 * np.pi)) + 0.5, ORI_BINS)
-    mag_e = mag[edge_px]
+    hues = _hist(region, _soft_bins(hue * (HUE_BINS / 6), HUE_BINS), np.ones_like(hue), m, HUE_BINS)
+    hues /= np.maximum(hues.sum(1, keepdims=True), 1e-6)
+    yy, xx = np.divmod(on % (s * s), s)
+    centre = np.c_[np.bincount(region, xx + 0.5, m), np.bincount(region, yy + 0.5, m)]
+    centre = centre / np.maximum(area, 1)[:, None] / s * 2 - 1
+    size = np.c_[np.sqrt(area) / 16, h / 32, w / 32]
+    keep = area >= min_pixels
+    index = np.full(m + 1, -1, dtype=np.int64)
+    index[1:][keep] = np.arange(keep.sum())
+    return {
+        "image": img[keep],
+        "centre": centre[keep].astype(np.float32),
+        "descriptor": np.c_[hues, iou, size][keep].astype(np.float32),
+        "owner": index[labels],
+    }
 
-    # Spatial map: per cell an ink-weighted hue histogram, the mean colour, a gradient-orientation
-    # histogram and the ink of its four quarters.
-    yy, xx = np.divmod(np.arange(P), s)
-    cell_of_pixel = (yy // CELL) * GRID + xx // CELL
-    img_of, px_of = np.divmod(on, P)
-    img_e, px_e = np.divmod(edge_px, P)
-    n_cells = n * GRID * GRID
-    per_cell = CELL * CELL
-    quarter = _cells(ink, CELL // 2).reshape(n, GRID, 2, GRID, 2).transpose(0, 1, 3, 2, 4)
-    hue_cells = _hist(
-        img_of * GRID * GRID + cell_of_pixel[px_of], hue_bins, ink_on, n_cells, HUE_BINS
-    )
-    ori_cells = _hist(img_e * GRID * GRID + cell_of_pixel[px_e], ori_bins, mag_e, n_cells, ORI_BINS)
-    spatial = np.concatenate(
-        [
-            hue_cells.reshape(n, GRID, GRID, -1) / per_cell,
-            _cells(x),
-            ori_cells.reshape(n, GRID, GRID, -1) / per_cell,
-            quarter.reshape(n, GRID, GRID, 4),
-        ],
-        axis=-1,
-    ).transpose(0, 3, 1, 2)  # (N, C, G, G)
 
-    # Global statistics per hue bin (one object per colour, mostly): mass, centroid, spread, the
-    # orientation histogram of its edges (normalised: a shape signature independent of size), the
-    # outline per sqrt(area) (crosses and triangles have more outline per pixel than circles) and
-    # the fill of its spread box (squares fill it, diamonds and triangles do not).
-    cx = ((xx[px_of] + 0.5) / s * 2 - 1).astype(np.float32)
-    cy = ((yy[px_of] + 0.5) / s * 2 - 1).astype(np.float32)
-    mom = [_hist(img_of, hue_bins, ink_on * v, n, HUE_BINS) for v in (1, cx, cy, cx**2, cy**2)]
-    w = mom[0]
-    safe = np.maximum(w, 1e-3)
-    mean_x, mean_y = mom[1] / safe, mom[2] / safe
-    spread_x = np.sqrt(np.maximum(mom[3] / safe - mean_x**2, 0))
-    spread_y = np.sqrt(np.maximum(mom[4] / safe - mean_y**2, 0))
-    present = (w > 3.0).astype(np.float32)  # more than a few pixels' worth of this hue
-    # The hue of an outline pixel: that of the nearest ink, read on the ink pixels it touches.
-    hue_px = np.full(n * P, -1, dtype=np.int64)
-    hue_px[on] = np.where(hue_bins[2] < 0.5, hue_bins[0], hue_bins[1])
-    img_ink = np.pad(hue_px.reshape(n, s, s), ((0, 0), (1, 1), (1, 1)), constant_values=-1)
-    near = np.max(
-        [img_ink[:, i : i + s, j : j + s] for i in range(3) for j in range(3)], axis=0
-    ).ravel()[edge_px]
-    keep = near >= 0
-    edge = _hist(
-        (img_e * HUE_BINS + near)[keep],
-        tuple(a[keep] for a in ori_bins),
-        mag_e[keep],
-        n * HUE_BINS,
-        ORI_BINS,
-    ).reshape(n, HUE_BINS, ORI_BINS)
-    edge_sum = edge.sum(-1)
-    signature = edge / np.maximum(edge_sum, 1e-3)[..., None] * present[..., None]
-    outline = edge_sum / np.sqrt(safe) * present
-    fill = np.minimum(w / np.maximum(spread_x * spread_y * P, 1e-3), 10) * present
-    glob = np.concatenate(
-        [
-            signature.reshape(n, -1),
-            edge.reshape(n, -1) / P,
-            w / P,
-            mean_x * present,
-            mean_y * present,
-            spread_x,
-            spread_y,
-            outline,
-            fill,
-            spatial.reshape(n, spatial.shape[1], -1).max(-1),  # the densest cell of each channel
-        ],
-        axis=1,
-    )
-    return spatial, glob
+def _per_image(values, image, n):
+    """Sums of ``values`` (M, ...) over the regions of each image: (n, ...), float32. ``image``
+    (M,) is sorted (regions are numbered in scan order), so each image's regions are one run."""
+    out = np.zeros((n, *values.shape[1:]), np.float32)
+    if len(image):
+        starts = np.flatnonzero(np.r_[True, image[1:] != image[:-1]])
+        out[image[starts]] = np.add.reduceat(values, starts, axis=0)
+    return out
+
+
+def object_bag(objects, n, sharpness=20.0):
+    """Bag of conjunctions, (N, BAG_DIM = 12 * 5 * 4): per image, the sum over its regions of the
+    outer product hue histogram (12) x template response (5, a softmax of sharpness * IoU) x scale
+    (4 soft bins of the bounding box's longer side, an octave apart: 5.5, 11, 22, 44 pixels). A
+    colour, the outline it belongs to and that outline's scale stay together in one entry,
+    whatever else is in the scene (second-order pooling)."""
+    desc = objects["descriptor"]
+    hue = desc[:, :HUE_BINS]
+    iou = desc[:, HUE_BINS : HUE_BINS + len(TEMPLATES)]
+    outline = np.exp(sharpness * (iou - iou.max(1, keepdims=True)))
+    outline /= outline.sum(1, keepdims=True)
+    side = np.maximum(desc[:, -2], desc[:, -1]) * 32  # box height, width are stored / 32
+    octaves = np.log2(side)[:, None] - np.log2(SCALE_BINS)
+    size = np.exp(-0.5 * (octaves / 0.3) ** 2)
+    size /= size.sum(1, keepdims=True)
+    outer = hue[:, :, None, None] * outline[:, None, :, None] * size[:, None, None, :]
+    return _per_image(outer.reshape(len(desc), BAG_DIM), objects["image"], n)
+
+
+def object_slots(objects, n):
+    """(N, OBJECT_SLOTS * (OBJECT_DIM + 3)): up to three regions per image, left to right, each
+    as present (1), descriptor (OBJECT_DIM) and centre (2); empty slots are zero."""
+    img, cx = objects["image"], objects["centre"][:, 0]
+    order = np.lexsort((cx, img))
+    first = np.searchsorted(img[order], img[order])  # where each image's run starts
+    slot = np.empty(len(img), np.int64)
+    slot[order] = np.arange(len(img)) - first
+    ok = slot < OBJECT_SLOTS
+    rows = np.c_[np.ones(len(img)), objects["descriptor"], objects["centre"]][ok]
+    out = np.zeros((n, OBJECT_SLOTS, OBJECT_DIM + 3), np.float32)
+    out[img[ok], slot[ok]] = rows
+    return out.reshape(n, -1)
+
+
+def object_map(objects, n):
+    """(N, OBJECT_DIM, 8, 8): per cell, the descriptors of the regions in it, each weighted by the
+    share of the cell's pixels it covers (zero where there is no object)."""
+    owner, desc = objects["owner"], objects["descriptor"]
+    cells = GRID * GRID
+    # coverage[m, c]: the share of cell c's pixels that region m covers
+    pixel_cell = (np.arange(IMAGE_SIZE)[:, None] // CELL) * GRID + np.arange(IMAGE_SIZE) // CELL
+    # one bincount over every pixel; background (owner -1) lands in the first row, dropped
+    key = (owner + 1) * cells + pixel_cell
+    coverage = np.bincount(key.ravel(), minlength=(len(desc) + 1) * cells)[cells:]
+    coverage = coverage.reshape(len(desc), cells) / (CELL * CELL)
+    out = _per_image(coverage[:, :, None] * desc[:, None, :], objects["image"], n)
+    return out.transpose(0, 2, 1).reshape(n, OBJECT_DIM, GRID, GRID)
+
+
+def _features(images):
+    objects, n = find_objects(images), len(images)
+    return object_map(objects, n), np.c_[object_bag(objects, n), object_slots(objects, n)]
 
 
 def image_features(images, chunk=500):
-    """Hand-designed features of images, computed from the pixels alone.
+    """Features of images, computed from the pixels alone (never from the scene annotations).
 
     Inputs:
     - images: uint8 array (N, 64, 64, 3)
 
     Returns a tuple of
-    - spatial: float32 (N, C, 8, 8), C = 31, one column per 8x8 cell: a 12-bin hue histogram
-    weighted
-      by ink (12), the mean R, G, B (3), a 12-bin histogram of gradient orientations of the ink map
-      weighted by gradient magnitude (12) and the ink of the cell's four 4x4 quarters (4)
-    - global_stats: float32 (N, 403), per hue bin: the orientation histogram of its outline,
-    normalised
-      and raw (2 x 12 x 12), its mass, centroid x, y, spread x, y, outline per sqrt(area) and fill
-      (7 x 12); then the maximum over cells of each spatial channel (31)
+    - spatial: float32 (N, 20, 8, 8), the object map of :func:`object_map`: per 8x8-pixel cell,
+      the descriptors of the objects in it weighted by how much of the cell they cover
+    - pooled: float32 (N, 309), the bag of conjunctions of :func:`object_bag` (240) and the three
+      object slots of :func:`object_slots` (69)
 
-    Not standardised; :func:`build_shapes` standardises them with training-split statistics.
+    Objects are the connected regions of ink (:func:`find_objects`), described by fixed filters:
+    the shapes dataset's stand-in for the region features of a pretrained detector. Not
+    standardised; :func:`build_shapes` standardises with training-split statistics.
     """
     images = np.asarray(images)
     if (
@@ -424,61 +474,47 @@ def image_features(images, chunk=500):
             f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), got {images.dtype} "
             f"{images.shape}"
         )
-    parts = [_features_chunk(images[i : i + chunk]) for i in range(0, len(images), chunk)]
+    parts = [_features(images[i : i + chunk]) for i in range(0, len(images), chunk)]
+    if not parts:
+        return (
+            np.zeros((0, SPATIAL_CHANNELS, GRID, GRID), np.float32),
+            np.zeros((0, FEATURE_DIM), np.float32),
+        )
     spatial = np.concatenate([p[0] for p in parts]).astype(np.float32)
-    glob = np.concatenate([p[1] for p in parts]).astype(np.float32)
-    return spatial, glob
+    pooled = np.concatenate([p[1] for p in parts]).astype(np.float32)
+    return spatial, pooled
 
 
 class FeatureScaler:
-    """Standardise with training statistics and reduce to ``dim`` dimensions by PCA (unsupervised).
+    """Standardisation with training statistics, and a PCA of the pooled vector (unsupervised).
 
-    The statistics come from at most ``max_fit`` training images (a fixed, evenly spaced subset):
-    PCA of
-    a ~2000-d descriptor is as good from 5,000 images as from 50,000, at a tenth of the cost."""
+    The statistics come from at most ``max_fit`` training images (a fixed, evenly spaced
+    subset)."""
 
-    def __init__(self, spatial, glob, dim=POOLED_DIM, max_fit=5000):
+    def __init__(self, spatial, pooled, dim=POOLED_DIM, max_fit=5000):
         step = max(1, -(-len(spatial) // max_fit))
-        spatial, glob = spatial[::step], glob[::step]
-        flat = self._raw(spatial, glob)
+        spatial, pooled = spatial[::step], pooled[::step].astype(np.float64)
         self.s_mean = spatial.mean(axis=(0, 2, 3), keepdims=True)[0]
         self.s_std = spatial.std(axis=(0, 2, 3), keepdims=True)[0] + 1e-6
-        self.mean, self.std = flat.mean(0), flat.std(0) + 1e-6
-        z = (flat - self.mean) / self.std
+        self.mean, self.std = pooled.mean(0), pooled.std(0) + 1e-6
+        z = (pooled - self.mean) / self.std
         z = z - z.mean(0)
-        # PCA from the covariance (D x D) rather than an SVD of the data: the same directions,
-        # faster.
-        var, vecs = np.linalg.eigh(z.T @ z / len(z))
+        var, vecs = np.linalg.eigh(z.T @ z / len(z))  # PCA from the (D, D) covariance
         order = np.argsort(var)[::-1][: min(dim, len(z))]
         self.components = vecs[:, order]
         self.scale = np.sqrt(np.maximum(var[order], 0)) + 1e-6
         self.dim = dim
 
-    @staticmethod
-    def _raw(spatial, glob):
-        # The pooled vector: the global statistics and the spatial map averaged to 4 x 4 cells
-        # (the full
-        # 8 x 8 map in a pooled vector drowns the per-colour shape signatures: measured with a
-        # linear
-        # probe, benchmarks/results/shapes_levers.md). Signed square root (Hellinger map) of the
-        # statistics: small histogram entries count by ratio.
-        n, c, g = spatial.shape[:3]
-        coarse = spatial.reshape(n, c, 4, g // 4, 4, g // 4).mean(axis=(3, 5)).reshape(n, -1)
-        flat = np.concatenate([coarse, glob], 1).astype(np.float64)
-        return np.sign(flat) * np.sqrt(np.abs(flat))
-
-    def transform(self, spatial, glob):
-        """Returns (spatial standardised (N, C, 8, 8), pooled (N, 899), PCA (N, dim)), float32."""
-        z = (self._raw(spatial, glob) - self.mean) / self.std
-        pooled = z @ self.components / self.scale
-        if (
-            pooled.shape[1] < self.dim
-        ):  # fewer training images than dim: pad so the width stays fixed
-            pooled = np.pad(pooled, ((0, 0), (0, self.dim - pooled.shape[1])))
+    def transform(self, spatial, pooled):
+        """Returns (spatial standardised (N, 20, 8, 8), pooled standardised (N, 309), its whitened
+        PCA (N, dim), zero-padded when there are fewer components than dim), float32."""
+        z = (pooled.astype(np.float64) - self.mean) / self.std
+        pca = z @ self.components / self.scale
+        pca = np.pad(pca, ((0, 0), (0, self.dim - pca.shape[1])))  # a fixed width, as CS231n's
         return (
             ((spatial - self.s_mean) / self.s_std).astype(np.float32),
             z.astype(np.float32),
-            pooled.astype(np.float32),
+            pca.astype(np.float32),
         )
 
 
@@ -543,13 +579,11 @@ def build_shapes(
 
     Files beyond the layout: ``{split}2014_images.h5`` (dataset ``images``, uint8 (N, 64, 64, 3))
     and ``{split}2014_annotations.json`` (per image, its objects; see :func:`annotate`).
-    The features: ``*_vgg16_fc7.h5`` holds the pooled descriptor, standardised (N, FEATURE_DIM =
-    899: the
-    spatial map averaged to 4 x 4 cells and the global statistics), ``*_pca.h5`` its PCA to 512
-    (N, 512;
-    CS231n's width, for code that expects it), ``*_spatial.h5`` the spatial map (N, 31, 8, 8)
-    standardised
-    per channel; all statistics come from the training images. Returns the folder as a Path.
+    The features (see :func:`image_features`): ``*_vgg16_fc7.h5`` holds the pooled vector,
+    standardised (N, FEATURE_DIM = 309: the bag of conjunctions and the object slots),
+    ``*_pca.h5`` its whitened PCA, zero-padded to 512 (CS231n's width, for code that expects it),
+    ``*_spatial.h5`` the spatial map (N, 20, 8, 8) standardised per channel; all statistics come
+    from the training images. Returns the folder as a Path.
     """
     from captionrnn.runs import write_hdf5
 
@@ -593,8 +627,9 @@ def build_shapes(
         "seed": seed,
         "sizes": sizes,
         "image_size": IMAGE_SIZE,
-        "features": "hand-designed pixel statistics (colour and gradient-orientation histograms) "
-        f"per {CELL}x{CELL} cell and per hue; never computed from the labels. "
+        "features": "object features (connected regions of colour: hue histogram, overlap with "
+        "five fixed outline templates, size), pooled and per "
+        f"{CELL}x{CELL} cell; never computed from the labels. "
         f"*_vgg16_fc7.h5: pooled standardised vector ({splits['train']['features'].shape[1]}-d, "
         f"the default); *_pca.h5: its PCA to {POOLED_DIM}; *_spatial.h5: (N, {SPATIAL_CHANNELS}, "
         f"{GRID}, {GRID})",
@@ -635,7 +670,7 @@ def load_shapes(
     """The shapes dataset, built on first use and then read from the cache.
 
     Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs,
-    features (N, 899), or (N, 512) with ``pca_features=True``, spatial_features (N, 31, 8, 8), urls,
+    features (N, 309), or (N, 512) with ``pca_features=True``, spatial_features (N, 20, 8, 8), urls,
     idx_to_word,
     word_to_idx, info) plus ``{split}_annotations`` (list per image of object dicts) and, with
     ``images=True``, ``{split}_images`` uint8 (Nimg, 64, 64, 3).
