@@ -33,6 +33,8 @@ def table():
         ("captionrnn.layers", "temporal_softmax_loss", "check_softmax_loss", ""),
         ("captionrnn.attention", "spatial_affine_forward", "check_spatial_affine", ""),
         ("captionrnn.attention", "spatial_affine_backward", "check_spatial_affine_upstream", ""),
+        ("captionrnn.attention", "attention_forward", "check_attention_sequence", ""),
+        ("captionrnn.attention", "attention_backward", None, "sequence_backward"),
     ]
     for cell in CELLS.values():
         if cell.kernels:

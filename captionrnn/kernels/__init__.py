@@ -24,6 +24,7 @@ OpenBLAS's spin-waiting threads fought over the cores and a full LSTM step ran 3
 
 import numpy as np
 
+from captionrnn.kernels.attention import FastAttentionCache, attention_backward, attention_forward
 from captionrnn.kernels.decoding import top_k_rows
 from captionrnn.kernels.loss import softmax_loss, temporal_softmax_loss
 from captionrnn.kernels.projections import (
@@ -55,10 +56,13 @@ from captionrnn.kernels.steps import (
 )
 
 __all__ = [
+    "FastAttentionCache",
     "FastCache",
     "GRUFastCache",
     "LSTMFastCache",
     "RNNFastCache",
+    "attention_backward",
+    "attention_forward",
     "embedding_backward",
     "gru_backward",
     "gru_forward",
@@ -98,6 +102,10 @@ def warmup():
         softmax_loss(rng.standard_normal((N, T, V)).astype(dt), idx, idx > 1)
         top_k_rows(rng.standard_normal((N, V)).astype(dt), 2)
         temporal_affine_backward(x, (x, rng.standard_normal((D, D)).astype(dt), None, None))
+        A = rng.standard_normal((N, H, 2, 2)).astype(dt)
+        Wa = [rng.standard_normal(s).astype(dt) for s in ((D, 4 * H), (H, 4 * H), (H, 4 * H))]
+        h, cache = attention_forward(x, A, *Wa, np.zeros(4 * H, dt))
+        attention_backward(h, cache)
         for cell in CELLS.values():
             if not cell.kernels:
                 continue
