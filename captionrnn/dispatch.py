@@ -28,6 +28,7 @@ def table():
     accepts the inputs.
     """
     rows = [
+        ("captionrnn.layers", "temporal_affine_forward", "check_temporal_affine", ""),
         ("captionrnn.layers", "temporal_affine_backward", "check_temporal_affine_upstream", ""),
         ("captionrnn.layers", "word_embedding_backward", "check_embedding_upstream", ""),
         ("captionrnn.layers", "temporal_softmax_loss", "check_softmax_loss", ""),

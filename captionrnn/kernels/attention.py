@@ -25,7 +25,7 @@ import numpy as np
 from captionrnn._checks import check_shape
 from captionrnn.kernels.cells import lstm_backward_rows, lstm_forward_rows
 from captionrnn.kernels.elementary import _common, _jit
-from captionrnn.kernels.sequences import _live_steps
+from captionrnn.kernels.sequences import _live_steps, _scatter_nt
 
 
 @_jit
@@ -224,9 +224,11 @@ def attention_backward(dh, cache):
     xs = f["xs"].astype(dt, copy=False)
     hc2 = hc.reshape(T * N, 2 * H)
     xs, hc2 = (xs, hc2) if every else (xs[rows], hc2[rows])
-    dx2 = np.zeros((T * N, Wd), dtype=dt)
-    dx2[rows] = da2 @ Wx.astype(dt, copy=False).T
-    dx = np.ascontiguousarray(dx2.reshape(T, N, Wd).transpose(1, 0, 2))
+    dx_rows = da2 @ Wx.astype(dt, copy=False).T
+    if every:
+        dx = np.ascontiguousarray(dx_rows.reshape(T, N, Wd).transpose(1, 0, 2))
+    else:
+        dx = _scatter_nt(dx_rows, rows, T, N)
     dWx = xs.T @ da2
     dW_cat = hc2.T @ da2
     K = Af.shape[2]

@@ -31,7 +31,7 @@ from captionrnn.kernels.cells import (
     rnn_backward_rows,
     rnn_forward_rows,
 )
-from captionrnn.kernels.elementary import _common
+from captionrnn.kernels.elementary import _common, _jit
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,26 @@ def _recurrent_grad(da_t, Wh, live_t, out):
         out[rows] = (Wh @ da_t[rows].T).T
 
 
+@_jit
+def _scatter_nt_rows(src, rows, out):
+    # out (N, T, D) = 0, then out[n, t] = src[i] for the time-major row index rows[i] = t N + n.
+    N = out.shape[0]
+    out[:] = 0
+    for i in range(rows.shape[0]):
+        t, n = divmod(rows[i], N)
+        o, s = out[n, t], src[i]
+        for k in range(s.shape[0]):
+            o[k] = s[k]
+
+
+def _scatter_nt(src, rows, T, N):
+    """Batch-major (N, T, D) array from the time-major live rows src (len(rows), D): zero elsewhere
+    (one pass instead of np.zeros, a fancy-index assignment and a transposing copy)."""
+    out = np.empty((N, T, src.shape[1]), dtype=src.dtype)
+    _scatter_nt_rows(src, rows, out)
+    return out
+
+
 def _finish_backward(dA, cache, dt, live, with_dWh=True):
     """dx, dWx, dWh, db from the stacked pre-activation gradients dA, shape (T, N, GH).
 
@@ -143,18 +163,15 @@ def _finish_backward(dA, cache, dt, live, with_dWh=True):
     xs = cache.xs.astype(dt, copy=False)
     xs = xs if everything else xs[rows]
     dx_rows = dA2 @ cache.Wx.astype(dt, copy=False).T
-    if everything:
-        dx = dx_rows.reshape(T, N, -1)
-    else:
-        dx = np.zeros((T * N, dx_rows.shape[1]), dtype=dt)
-        dx[rows] = dx_rows
-        dx = dx.reshape(T, N, -1)
+    dx = dx_rows.reshape(T, N, -1) if everything else _scatter_nt(dx_rows, rows, T, N)
     dWx = xs.T @ dA2
     dWh = None
     if with_dWh:
         hs = cache.hs[:-1].astype(dt, copy=False).reshape(T * N, -1)
         dWh = (hs if everything else hs[rows]).T @ dA2
-    return np.ascontiguousarray(dx.transpose(1, 0, 2)), dWx, dWh, dA2.sum(axis=0)
+    if everything:
+        dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+    return dx, dWx, dWh, dA2.sum(axis=0)
 
 
 def rnn_forward(x, h0, Wx, Wh, b):
