@@ -174,7 +174,7 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
     h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
     maps = np.ascontiguousarray(weights.transpose(1, 0, 2)).reshape((N, T) + A.shape[2:])
     fast = dict(xs=xs, Af=Af, AT=AT, gates=gates, cs=cs, hc=hc, tanh_c=tanh_c, weights=weights)
-    fast.update(hT=hs[T], scale=scale)
+    fast["scale"] = scale
     cache = FastAttentionCache(A=A_in, Wd=Wd, params=(Wx, Wh, Wattn, b), weights=maps, fast=fast)
     return h, cache
 
@@ -219,7 +219,6 @@ def attention_backward(dh, cache):
     rows = np.flatnonzero(live.reshape(T * N))
     every = rows.size == T * N
     da2 = da.reshape(T * N, 4 * H)
-    db = da2.sum(axis=0) if every else None
     da2 = da2 if every else da2[rows]  # the other rows of da are zero
     xs = f["xs"].astype(dt, copy=False)
     hc2 = hc.reshape(T * N, 2 * H)
@@ -233,5 +232,4 @@ def attention_backward(dh, cache):
     dW_cat = hc2.T @ da2
     K = Af.shape[2]
     dA = dAT.transpose(0, 2, 1) + ((dh_rec + dc) / K)[:, :, None]  # h0 = c0 = mean_k A_k
-    db = da2.sum(axis=0) if db is None else db
-    return dx, dA.reshape(A.shape), dWx, dW_cat[:H], dW_cat[H:], db
+    return dx, dA.reshape(A.shape), dWx, dW_cat[:H], dW_cat[H:], da2.sum(axis=0)
