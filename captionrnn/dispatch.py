@@ -28,11 +28,14 @@ def table():
     accepts the inputs.
     """
     rows = [
+        ("captionrnn.layers", "temporal_affine_forward", "check_temporal_affine", ""),
         ("captionrnn.layers", "temporal_affine_backward", "check_temporal_affine_upstream", ""),
         ("captionrnn.layers", "word_embedding_backward", "check_embedding_upstream", ""),
         ("captionrnn.layers", "temporal_softmax_loss", "check_softmax_loss", ""),
         ("captionrnn.attention", "spatial_affine_forward", "check_spatial_affine", ""),
         ("captionrnn.attention", "spatial_affine_backward", "check_spatial_affine_upstream", ""),
+        ("captionrnn.attention", "attention_forward", "check_attention_sequence", ""),
+        ("captionrnn.attention", "attention_backward", None, "sequence_backward"),
     ]
     for cell in CELLS.values():
         if cell.kernels:

@@ -450,3 +450,94 @@ def test_temporal_affine_backward_skipping_zero_rows_agrees(dtype):
                 or not e.any()
                 and not a.any()
             )
+
+
+# ----------------------------------------------------------------------------- (9) attention LSTM
+
+
+def _attention_args(rng, dtype, n=N, t=T, w=D, h=H, grid=(2, 3)):
+    x = rng.standard_normal((n, t, w))
+    A = rng.standard_normal((n, h) + grid)
+    Wx = rng.standard_normal((w, 4 * h)) / np.sqrt(w)
+    Wh, Wattn = (rng.standard_normal((h, 4 * h)) / np.sqrt(h) for _ in range(2))
+    b = rng.standard_normal(4 * h)
+    dh = rng.standard_normal((n, t, h))
+    return [a.astype(dtype) for a in (x, A, Wx, Wh, Wattn, b)], dh.astype(dtype)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_attention_sequence_backends_agree(padded):
+    """The whole-sequence attention kernel (one input projection, fused attention rows, one
+    stacked multiply for dWh and dWattn) equals the reference's per-step loop: h, the maps and
+    every gradient, with dense dh and with dh zero after each caption's end."""
+    from captionrnn import attention
+
+    args, dh = _attention_args(np.random.default_rng(21), np.float64)
+    if padded:
+        dh[0, 3:] = 0
+        dh[2] = 0
+
+    def run():
+        h, cache = attention.attention_forward(*args)
+        return (h, attention.attention_weights(cache)) + attention.attention_backward(dh, cache)
+
+    res = both_backends(run)
+    assert_agree(res)
+    with use_backend("numba"):
+        _, cache = attention.attention_forward(*args)
+    assert isinstance(cache, kernels.FastAttentionCache)
+
+
+def test_attention_fast_cache_has_the_reference_steps():
+    """cache['steps'] of the fast forward holds the reference's per-step caches (built on first
+    use), and they equal the reference forward's."""
+    from captionrnn import attention
+
+    args, _ = _attention_args(np.random.default_rng(22), np.float64)
+    with use_backend("numba"):
+        _, fast = attention.attention_forward(*args)
+    with use_backend("numpy"):
+        _, ref = attention.attention_forward(*args)
+    assert len(fast["steps"]) == len(ref["steps"]) == T
+    for (fa, fl), (ra, rl) in zip(fast["steps"], ref["steps"]):
+        for a, b in zip(fa + fl, ra + rl):
+            if isinstance(a, np.ndarray):
+                assert a.shape == b.shape and normwise(a, b) <= TOL
+            else:
+                assert a == pytest.approx(b, rel=1e-7)
+
+
+def test_attention_float32_stays_float32():
+    from captionrnn import attention
+
+    args, dh = _attention_args(np.random.default_rng(23), np.float32)
+    with use_backend("numba"):
+        h, cache = attention.attention_forward(*args)
+        grads = attention.attention_backward(dh, cache)
+    assert h.dtype == np.float32 and attention.attention_weights(cache).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads)
+
+
+def test_attention_kernel_defers_to_a_replaced_attention():
+    """An ablation that replaces attention.dot_product_attention (benchmarks/attention_shapes.py)
+    still takes effect on the numba backend: the fast forward runs the reference loop then."""
+    from captionrnn import attention
+
+    args, _ = _attention_args(np.random.default_rng(24), np.float64)
+    original = attention.dot_product_attention
+
+    def uniform(prev_h, A):
+        _, weights, cache = original(prev_h, A)
+        return (
+            A.reshape(*A.shape[:2], -1).mean(-1),
+            np.full_like(weights, 1 / weights[0].size),
+            cache,
+        )
+
+    attention.dot_product_attention = uniform
+    try:
+        with use_backend("numba"):
+            _, cache = attention.attention_forward(*args)
+    finally:
+        attention.dot_product_attention = original
+    np.testing.assert_array_equal(attention.attention_weights(cache), 1 / 6)

@@ -10,6 +10,7 @@ reference; :mod:`captionrnn.dispatch` runs the function of the same name here in
   cell), shared by the one-step functions and the sequence drivers
 - :mod:`~captionrnn.kernels.steps`: one timestep of each cell, with the reference's caches
 - :mod:`~captionrnn.kernels.sequences`: whole sequences, time-major, with their own caches
+- :mod:`~captionrnn.kernels.attention`: the dot-product attention LSTM over a whole sequence
 - :mod:`~captionrnn.kernels.projections`, :mod:`~captionrnn.kernels.loss`,
   :mod:`~captionrnn.kernels.decoding`: the vocabulary/embedding/spatial layers, the softmax loss
   and beam search's top-k
@@ -24,6 +25,7 @@ OpenBLAS's spin-waiting threads fought over the cores and a full LSTM step ran 3
 
 import numpy as np
 
+from captionrnn.kernels.attention import FastAttentionCache, attention_backward, attention_forward
 from captionrnn.kernels.decoding import top_k_rows
 from captionrnn.kernels.loss import softmax_loss, temporal_softmax_loss
 from captionrnn.kernels.projections import (
@@ -31,6 +33,7 @@ from captionrnn.kernels.projections import (
     spatial_affine_backward,
     spatial_affine_forward,
     temporal_affine_backward,
+    temporal_affine_forward,
     word_embedding_backward,
 )
 from captionrnn.kernels.sequences import (
@@ -55,10 +58,13 @@ from captionrnn.kernels.steps import (
 )
 
 __all__ = [
+    "FastAttentionCache",
     "FastCache",
     "GRUFastCache",
     "LSTMFastCache",
     "RNNFastCache",
+    "attention_backward",
+    "attention_forward",
     "embedding_backward",
     "gru_backward",
     "gru_forward",
@@ -76,6 +82,7 @@ __all__ = [
     "spatial_affine_backward",
     "spatial_affine_forward",
     "temporal_affine_backward",
+    "temporal_affine_forward",
     "temporal_softmax_loss",
     "top_k_rows",
     "warmup",
@@ -97,7 +104,12 @@ def warmup():
         word_embedding_backward(x, EmbeddingCache(idx, np.zeros((V, D), dt)))
         softmax_loss(rng.standard_normal((N, T, V)).astype(dt), idx, idx > 1)
         top_k_rows(rng.standard_normal((N, V)).astype(dt), 2)
-        temporal_affine_backward(x, (x, rng.standard_normal((D, D)).astype(dt), None, None))
+        _, tcache = temporal_affine_forward(x, rng.standard_normal((D, D)).astype(dt), h0[0, :D])
+        temporal_affine_backward(x, tcache)
+        A = rng.standard_normal((N, H, 2, 2)).astype(dt)
+        Wa = [rng.standard_normal(s).astype(dt) for s in ((D, 4 * H), (H, 4 * H), (H, 4 * H))]
+        h, cache = attention_forward(x, A, *Wa, np.zeros(4 * H, dt))
+        attention_backward(h, cache)
         for cell in CELLS.values():
             if not cell.kernels:
                 continue

@@ -9,8 +9,9 @@ How they are fast (shapes use the package legend):
 - Time-major buffers ``(T, N, ...)`` so every per-step slice is contiguous for BLAS and
   the row kernels of :mod:`captionrnn.kernels.cells`, which write into preallocated buffers
   (the activated gates overwrite the input projections in place).
-- The backward multiplies by a C-contiguous copy of ``Wh^T`` (made once per call), not
-  the transposed view: ~25% faster per step with OpenBLAS at N=50 (measured).
+- The backward's per-step ``dA_t @ Wh^T`` is computed as ``(Wh @ dA_t^T)^T``: as fast as with a
+  C-contiguous copy of ``Wh^T`` and ~25% faster than with the transposed view (OpenBLAS, N=50,
+  measured), without the copy (4 ms per LSTM backward).
 - The backward skips the rows (t, n) after a sample's last nonzero ``dh`` (the padding of
   short captions): their gradients are exactly zero (see ``_live_steps``). With COCO-like
   padding this took the LSTM backward from 59 to 51 ms (float32, N=50, T=16, H=512).
@@ -30,7 +31,7 @@ from captionrnn.kernels.cells import (
     rnn_backward_rows,
     rnn_forward_rows,
 )
-from captionrnn.kernels.elementary import _common
+from captionrnn.kernels.elementary import _common, _jit
 
 
 @dataclass(frozen=True)
@@ -112,16 +113,41 @@ def _live_steps(dh):
     return np.logical_or.accumulate(nz[::-1], axis=0)[::-1]
 
 
-def _recurrent_grad(da_t, Wh_T, live_t, out):
+def _recurrent_grad(da_t, Wh, live_t, out):
     """out = da_t @ Wh^T (N, H) over the live rows only; the other rows of da_t are zero, so are
-    theirs."""
+    theirs.
+
+    Computed as (Wh @ da_t^T)^T: OpenBLAS runs it as fast as da_t @ (a C-contiguous copy of Wh^T)
+    and faster than da_t @ Wh.T (the view), without the copy of Wh^T (4 ms for the LSTM's
+    (512, 2048) float32 Wh, measured, more than the transpose of the small result costs).
+    """
     if live_t.all():
-        np.matmul(da_t, Wh_T, out=out)
+        out[...] = (Wh @ da_t.T).T
         return
     rows = np.flatnonzero(live_t)
     out[...] = 0
     if rows.size:
-        out[rows] = da_t[rows] @ Wh_T
+        out[rows] = (Wh @ da_t[rows].T).T
+
+
+@_jit
+def _scatter_nt_rows(src, rows, out):
+    # out (N, T, D) = 0, then out[n, t] = src[i] for the time-major row index rows[i] = t N + n.
+    N = out.shape[0]
+    out[:] = 0
+    for i in range(rows.shape[0]):
+        t, n = divmod(rows[i], N)
+        o, s = out[n, t], src[i]
+        for k in range(s.shape[0]):
+            o[k] = s[k]
+
+
+def _scatter_nt(src, rows, T, N):
+    """Batch-major (N, T, D) array from the time-major live rows src (len(rows), D): zero elsewhere
+    (one pass instead of np.zeros, a fancy-index assignment and a transposing copy)."""
+    out = np.empty((N, T, src.shape[1]), dtype=src.dtype)
+    _scatter_nt_rows(src, rows, out)
+    return out
 
 
 def _finish_backward(dA, cache, dt, live, with_dWh=True):
@@ -137,25 +163,15 @@ def _finish_backward(dA, cache, dt, live, with_dWh=True):
     xs = cache.xs.astype(dt, copy=False)
     xs = xs if everything else xs[rows]
     dx_rows = dA2 @ cache.Wx.astype(dt, copy=False).T
-    if everything:
-        dx = dx_rows.reshape(T, N, -1)
-    else:
-        dx = np.zeros((T * N, dx_rows.shape[1]), dtype=dt)
-        dx[rows] = dx_rows
-        dx = dx.reshape(T, N, -1)
+    dx = dx_rows.reshape(T, N, -1) if everything else _scatter_nt(dx_rows, rows, T, N)
     dWx = xs.T @ dA2
     dWh = None
     if with_dWh:
         hs = cache.hs[:-1].astype(dt, copy=False).reshape(T * N, -1)
         dWh = (hs if everything else hs[rows]).T @ dA2
-    return np.ascontiguousarray(dx.transpose(1, 0, 2)), dWx, dWh, dA2.sum(axis=0)
-
-
-def _transposed(W, dt):
-    """W.T as a C-contiguous copy in dtype dt: the per-step (N, GH) @ (GH, H) multiply of the
-    backward is ~25% faster with it than with the transposed view (measured, OpenBLAS, N=50, H=512),
-    which pays for the one copy many times over."""
-    return np.ascontiguousarray(W.T, dtype=dt)
+    if everything:
+        dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+    return dx, dWx, dWh, dA2.sum(axis=0)
 
 
 def rnn_forward(x, h0, Wx, Wh, b):
@@ -179,14 +195,14 @@ def rnn_backward(dh, cache):
     db (H,)."""
     dt, dh = _start_backward(dh, cache, "rnn")
     T, N, H = dh.shape
-    Wh_T = _transposed(cache.Wh, dt)
+    Wh = cache.Wh.astype(dt, copy=False)
     hs = cache.hs.astype(dt, copy=False)
     live = _live_steps(dh)
     da = np.empty((T, N, H), dtype=dt)
     dh_rec = np.zeros((N, H), dtype=dt)  # gradient carried back from step t+1
     for t in range(T - 1, -1, -1):
         rnn_backward_rows(dh[t], dh_rec, hs[t + 1], da[t])
-        _recurrent_grad(da[t], Wh_T, live[t], dh_rec)
+        _recurrent_grad(da[t], Wh, live[t], dh_rec)
     dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
     return dx, dh_rec, dWx, dWh, db
 
@@ -217,7 +233,7 @@ def lstm_backward(dh, cache):
     4H), db (4H,)."""
     dt, dh = _start_backward(dh, cache, "lstm")
     T, N, H = dh.shape
-    Wh_T = _transposed(cache.Wh, dt)
+    Wh = cache.Wh.astype(dt, copy=False)
     cs = cache.cs.astype(dt, copy=False)
     gates = cache.gates.astype(dt, copy=False)
     tanh_c = cache.tanh_c.astype(dt, copy=False)
@@ -227,7 +243,7 @@ def lstm_backward(dh, cache):
     dc = np.zeros((N, H), dtype=dt)  # the loss never reads c_T directly
     for t in range(T - 1, -1, -1):
         lstm_backward_rows(dh[t], dh_rec, dc, cs[t], gates[t], tanh_c[t], da[t])
-        _recurrent_grad(da[t], Wh_T, live[t], dh_rec)
+        _recurrent_grad(da[t], Wh, live[t], dh_rec)
     dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
     return dx, dh_rec, dWx, dWh, db
 
@@ -255,7 +271,7 @@ def gru_backward(dh, cache):
     3H), dbx (3H,), dbh (3H,)."""
     dt, dh = _start_backward(dh, cache, "gru")
     T, N, H = dh.shape
-    Wh_T = _transposed(cache.Wh, dt)
+    Wh = cache.Wh.astype(dt, copy=False)
     hs = cache.hs.astype(dt, copy=False)
     gates = cache.gates.astype(dt, copy=False)
     hn = cache.hn.astype(dt, copy=False)
@@ -266,7 +282,7 @@ def gru_backward(dh, cache):
     mm = np.zeros((N, H), dtype=dt)
     for t in range(T - 1, -1, -1):
         gru_backward_rows(dh[t], direct, mm, hs[t], gates[t], hn[t], dax[t], dah[t])
-        _recurrent_grad(dah[t], Wh_T, live[t], mm)
+        _recurrent_grad(dah[t], Wh, live[t], mm)
     dx, dWx, _, dbx = _finish_backward(dax, cache, dt, live, with_dWh=False)
     rows = np.flatnonzero(live.reshape(T * N))
     dah2 = dah.reshape(T * N, 3 * H)[rows]
