@@ -13,14 +13,13 @@ from captionrnn.data.shapes import (
     HUE_BINS,
     IMAGE_SIZE,
     OBJECT_DIM,
-    OBJECT_SLOTS,
     SHAPES,
     SPATIAL_CHANNELS,
     find_objects,
     generate_split,
+    nearest_object_map,
     object_bag,
     object_map,
-    object_slots,
 )
 
 SMALL = dict(num_train=60, num_val=20, num_test=20, seed=3, verbose=False)
@@ -189,13 +188,8 @@ def test_object_features_pool_each_region_once():
     found = find_objects(images)
     n = len(images)
     counts = np.array([len(a) for a in annotations])
-    # each region adds one unit of mass to the bag, and fills one slot (left to right)
+    # each region adds one unit of mass to the bag
     np.testing.assert_allclose(object_bag(found, n).sum(1), counts, rtol=1e-5)
-    slots = object_slots(found, n).reshape(n, OBJECT_SLOTS, OBJECT_DIM + 3)
-    np.testing.assert_array_equal(slots[:, :, 0].sum(1), counts)
-    xs = slots[:, :, -2]
-    for i, c in enumerate(counts):
-        assert np.all(np.diff(xs[i, :c]) > 0) and not slots[i, c:].any()
     # the object map is zero on cells without an object and carries a region's hue histogram
     # mass (1 per region) spread over the cells it covers
     omap = object_map(found, n)
@@ -206,3 +200,24 @@ def test_object_features_pool_each_region_once():
     assert (
         omap.any(axis=1) == (found["owner"].reshape(n, GRID, 8, GRID, 8) >= 0).any((2, 4))
     ).all()
+
+
+def test_nearest_object_map_is_the_nearest_objects_descriptor():
+    images, annotations, _ = generate_split(40, np.random.default_rng(6))
+    found = find_objects(images)
+    near = nearest_object_map(found, len(images))
+    for i, objs in enumerate(annotations):
+        desc = found["descriptor"][found["image"] == i]
+        if len(objs) == 1:  # one object: every cell holds its descriptor
+            np.testing.assert_allclose(
+                near[i],
+                np.broadcast_to(desc[0][:, None, None], near[i].shape),
+                rtol=1e-5,
+                atol=1e-6,
+            )
+        else:  # the cell under an object's centre is closest to that object's descriptor
+            for d, (x, y) in zip(desc, found["centre"][found["image"] == i]):
+                col, row = (int((v + 1) / 2 * GRID) for v in (x, y))
+                dist = np.abs(desc - near[i][:, row, col]).sum(1)
+                assert np.argmin(dist) == np.flatnonzero((desc == d).all(1))[0]
+    assert not nearest_object_map(find_objects(images[:0]), 0).size

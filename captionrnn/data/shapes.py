@@ -11,9 +11,9 @@ Image features are computed **from the pixels only** (:func:`image_features` tak
 images), with fixed filters and no learning from the labels, in the spirit of a detector's region
 features: the objects are the connected regions of colour, each described by its hue histogram,
 its overlap with five fixed outline templates and its size; the pooled vector holds them as a bag
-of colour x outline x scale conjunctions and as three slots, the spatial map (8 x 8 cells of 8
-pixels) places each object's descriptor on the cells it covers. The only fitting is unsupervised
-(mean/std and PCA over the training images).
+of colour x outline x scale conjunctions, the spatial map (8 x 8 cells of 8 pixels) places each
+object's descriptor on the cells it covers and, in a second half, on the cells nearest to it.
+The only fitting is unsupervised (mean/std and PCA over the training images).
 The dataset is written in the CS231n layout (see :mod:`captionrnn.data.coco`) plus the images, so
 every tool that reads COCO reads it.
 """
@@ -58,11 +58,10 @@ POOLED_DIM = 512
 HUE_BINS = 12
 TEMPLATE_SIDE = 16  # a region's mask is compared with the templates at this resolution
 OBJECT_DIM = HUE_BINS + 5 + 3  # a region's descriptor: hue histogram, 5 template IoUs, size
-OBJECT_SLOTS = 3
-SPATIAL_CHANNELS = OBJECT_DIM  # = 20: the object map, see object_map
+SPATIAL_CHANNELS = 2 * OBJECT_DIM  # = 40: object_map, then nearest_object_map
 SCALE_BINS = 11 * 2.0 ** np.arange(-1, 3)  # object scales in pixels, an octave apart
 BAG_DIM = HUE_BINS * 5 * len(SCALE_BINS)  # = 240, see object_bag
-FEATURE_DIM = BAG_DIM + OBJECT_SLOTS * (OBJECT_DIM + 3)  # = 309: the pooled vector
+FEATURE_DIM = BAG_DIM  # = 240: the pooled vector is the bag of conjunctions
 INK_FLOOR = 0.15  # chroma of the grey background's noise stays below this; objects have 0.45-0.8
 
 
@@ -385,9 +384,10 @@ def find_objects(images, min_pixels=8):
 
 
 def _per_image(values, image, n):
-    """Sums of ``values`` (M, ...) over the regions of each image: (n, ...), float32. ``image``
-    (M,) is sorted (regions are numbered in scan order), so each image's regions are one run."""
-    out = np.zeros((n, *values.shape[1:]), np.float32)
+    """Sums of ``values`` (M, ...) over the regions of each image: (n, ...), in values' dtype.
+    ``image`` (M,) is sorted (regions are numbered in scan order), so each image's regions are one
+    run."""
+    out = np.zeros((n, *values.shape[1:]), values.dtype)
     if len(image):
         starts = np.flatnonzero(np.r_[True, image[1:] != image[:-1]])
         out[image[starts]] = np.add.reduceat(values, starts, axis=0)
@@ -413,21 +413,6 @@ def object_bag(objects, n, sharpness=20.0):
     return _per_image(outer.reshape(len(desc), BAG_DIM), objects["image"], n)
 
 
-def object_slots(objects, n):
-    """(N, OBJECT_SLOTS * (OBJECT_DIM + 3)): up to three regions per image, left to right, each
-    as present (1), descriptor (OBJECT_DIM) and centre (2); empty slots are zero."""
-    img, cx = objects["image"], objects["centre"][:, 0]
-    order = np.lexsort((cx, img))
-    first = np.searchsorted(img[order], img[order])  # where each image's run starts
-    slot = np.empty(len(img), np.int64)
-    slot[order] = np.arange(len(img)) - first
-    ok = slot < OBJECT_SLOTS
-    rows = np.c_[np.ones(len(img)), objects["descriptor"], objects["centre"]][ok]
-    out = np.zeros((n, OBJECT_SLOTS, OBJECT_DIM + 3), np.float32)
-    out[img[ok], slot[ok]] = rows
-    return out.reshape(n, -1)
-
-
 def object_map(objects, n):
     """(N, OBJECT_DIM, 8, 8): per cell, the descriptors of the regions in it, each weighted by the
     share of the cell's pixels it covers (zero where there is no object)."""
@@ -443,9 +428,27 @@ def object_map(objects, n):
     return out.transpose(0, 2, 1).reshape(n, OBJECT_DIM, GRID, GRID)
 
 
+def nearest_object_map(objects, n, reach=2.0):
+    """(N, OBJECT_DIM, 8, 8): every cell holds the descriptors of the image's objects averaged with
+    weights softmax_m(-d_m^2 / reach), d_m the distance in cells from the cell's centre to object
+    m's centre: on and near an object, that object's descriptor; between two, a blend; zero only in
+    an image without objects. Where :func:`object_map` says what covers a cell, this says what is
+    nearest, as the receptive field of a deep CNN unit reaches past its own cell."""
+    cells = GRID * GRID
+    row, col = np.divmod(np.arange(cells), GRID)
+    centres = (np.c_[col, row] + 0.5) / GRID * 2 - 1  # in [-1, 1], as the objects' centres
+    d2 = ((objects["centre"][:, None, :] - centres) ** 2).sum(-1) * (GRID / 2) ** 2  # (M, cells)
+    w = np.exp(-d2.astype(np.float64) / reach)
+    total = _per_image(w[:, :, None] * objects["descriptor"][:, None, :], objects["image"], n)
+    norm = _per_image(w, objects["image"], n)
+    out = total / np.maximum(norm, 1e-30)[:, :, None]
+    return out.transpose(0, 2, 1).reshape(n, OBJECT_DIM, GRID, GRID).astype(np.float32)
+
+
 def _features(images):
     objects, n = find_objects(images), len(images)
-    return object_map(objects, n), np.c_[object_bag(objects, n), object_slots(objects, n)]
+    spatial = np.concatenate([object_map(objects, n), nearest_object_map(objects, n)], axis=1)
+    return spatial, object_bag(objects, n)
 
 
 def image_features(images, chunk=500):
@@ -455,10 +458,10 @@ def image_features(images, chunk=500):
     - images: uint8 array (N, 64, 64, 3)
 
     Returns a tuple of
-    - spatial: float32 (N, 20, 8, 8), the object map of :func:`object_map`: per 8x8-pixel cell,
-      the descriptors of the objects in it weighted by how much of the cell they cover
-    - pooled: float32 (N, 309), the bag of conjunctions of :func:`object_bag` (240) and the three
-      object slots of :func:`object_slots` (69)
+    - spatial: float32 (N, 40, 8, 8), per 8x8-pixel cell: the object map of :func:`object_map`
+      (the descriptors of the objects on the cell, weighted by how much of it they cover; 20) and
+      the map of nearest objects of :func:`nearest_object_map` (20)
+    - pooled: float32 (N, 240), the bag of conjunctions of :func:`object_bag`
 
     Objects are the connected regions of ink (:func:`find_objects`), described by fixed filters:
     the shapes dataset's stand-in for the region features of a pretrained detector. Not
@@ -506,7 +509,7 @@ class FeatureScaler:
         self.dim = dim
 
     def transform(self, spatial, pooled):
-        """Returns (spatial standardised (N, 20, 8, 8), pooled standardised (N, 309), its whitened
+        """Returns (spatial standardised (N, 40, 8, 8), pooled standardised (N, 240), its whitened
         PCA (N, dim), zero-padded when there are fewer components than dim), float32."""
         z = (pooled.astype(np.float64) - self.mean) / self.std
         pca = z @ self.components / self.scale
@@ -580,9 +583,9 @@ def build_shapes(
     Files beyond the layout: ``{split}2014_images.h5`` (dataset ``images``, uint8 (N, 64, 64, 3))
     and ``{split}2014_annotations.json`` (per image, its objects; see :func:`annotate`).
     The features (see :func:`image_features`): ``*_vgg16_fc7.h5`` holds the pooled vector,
-    standardised (N, FEATURE_DIM = 309: the bag of conjunctions and the object slots),
+    standardised (N, FEATURE_DIM = 240: the bag of conjunctions),
     ``*_pca.h5`` its whitened PCA, zero-padded to 512 (CS231n's width, for code that expects it),
-    ``*_spatial.h5`` the spatial map (N, 20, 8, 8) standardised per channel; all statistics come
+    ``*_spatial.h5`` the spatial map (N, 40, 8, 8) standardised per channel; all statistics come
     from the training images. Returns the folder as a Path.
     """
     from captionrnn.runs import write_hdf5
@@ -670,7 +673,7 @@ def load_shapes(
     """The shapes dataset, built on first use and then read from the cache.
 
     Returns the dict of :func:`captionrnn.data.load_coco_data` (train/val/test captions, image_idxs,
-    features (N, 309), or (N, 512) with ``pca_features=True``, spatial_features (N, 20, 8, 8), urls,
+    features (N, 240), or (N, 512) with ``pca_features=True``, spatial_features (N, 40, 8, 8), urls,
     idx_to_word,
     word_to_idx, info) plus ``{split}_annotations`` (list per image of object dicts) and, with
     ``images=True``, ``{split}_images`` uint8 (Nimg, 64, 64, 3).
