@@ -79,6 +79,23 @@ ROWS = {
         dict(ATT, attention_init="zero"),
         "attention (additive, lambda 0), h0 = c0 = 0",
     ),
+    # shapes v3 (object features): the rows of results/shapes_levers.md, section "v3"
+    "v3_lstm": (
+        {"train": 20000, "epochs": 3, "best_by": "correct"},
+        "`captionrnn train`: LSTM H 256 on the bag of conjunctions, 3 epochs",
+    ),
+    "v3_att_dot": (
+        dict(ATT, attention="dot", attention_dim=None, epochs=3, best_by="correct"),
+        "attention (dot product), 40-channel object map, H 128, 3 epochs",
+    ),
+    "v3_att_add_mean": (
+        dict(ATT, reg=1.0, epochs=3, best_by="correct"),
+        "attention (additive, lambda 1, h0 = mean of the map), 3 epochs",
+    ),
+    "v3_att_add_zero": (
+        dict(ATT, attention_init="zero", epochs=3, best_by="correct"),
+        "`captionrnn train --cell attention`: additive, lambda 0, h0 = c0 = 0, 3 epochs",
+    ),
 }
 
 

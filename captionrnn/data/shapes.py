@@ -608,7 +608,7 @@ def build_shapes(
     t1 = time.perf_counter()
     feats = {name: image_features(g[0]) for name, g in gen.items()}
     scaler = FeatureScaler(*feats["train"])
-    say(f"shapes: computed pixel features in {time.perf_counter() - t1:.1f}s")
+    say(f"shapes: computed object features in {time.perf_counter() - t1:.1f}s")
 
     vocab = build_vocab([c for caps in gen["train"][2] for c in caps], min_count=1)
     splits = {}
