@@ -184,6 +184,20 @@ def test_train_every_cell(tiny_shapes, tmp_path, cell, capsys):
     )
     model = CaptioningRNN.load(tmp_path / "model.npz")
     assert model.cell_type == cell and (tmp_path / "gallery.png").is_file()
+    if cell == "attention":  # the measured defaults: additive, h0 = c0 = 0, no penalty
+        assert (model.attention, model.attention_init, model.attention_reg) == (
+            "additive",
+            "zero",
+            0,
+        )
+
+
+def test_attention_flags_reach_the_model(tiny_shapes, tmp_path, capsys):
+    flags = ["--attention-init", "mean", "--attention-reg", "0.5"]
+    args = ["train", "--data", str(tiny_shapes), "--cell", "attention", "--epochs", "1"]
+    assert main(args + flags + ["--no-metrics", "--out", str(tmp_path)] + TINY) == 0
+    model = CaptioningRNN.load(tmp_path / "model.npz")
+    assert (model.attention_init, model.attention_reg) == ("mean", 0.5)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow that makes the loss NaN
