@@ -179,6 +179,8 @@ def test_objects_are_found_from_pixels_alone():
     agree = np.mean([SHAPES[b] == o["shape"] for b, o in zip(best, truth)])
     assert agree > 0.98, agree
     # every pixel of a region is ink of that image; the background is -1
+    with pytest.raises(ValueError, match=r"images must be uint8 \(N, 64, 64, 3\)"):
+        find_objects(images.astype(np.float32) / 255)  # a float image would lose all its ink
     blank = np.full((1, IMAGE_SIZE, IMAGE_SIZE, 3), 128, np.uint8)
     assert len(find_objects(blank)["image"]) == 0 and (find_objects(blank)["owner"] == -1).all()
 

@@ -309,6 +309,21 @@ def _unit_templates(side=TEMPLATE_SIDE):
 TEMPLATES = _unit_templates()
 
 
+def _check_images(images):
+    """The one check of every features entry point: uint8 (N, 64, 64, 3), returned as an array."""
+    images = np.asarray(images)
+    if (
+        images.ndim != 4
+        or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3)
+        or images.dtype != np.uint8
+    ):
+        raise ValueError(
+            f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), got {images.dtype} "
+            f"{images.shape}"
+        )
+    return images
+
+
 def find_objects(images, min_pixels=8):
     """The objects of each image, from the pixels alone: the connected regions of ink (chroma above
     the background's noise), each with a descriptor.
@@ -324,7 +339,7 @@ def find_objects(images, min_pixels=8):
       its size: sqrt(area) / 16, box height / 32, box width / 32 (3)
     - owner (N, 64, 64) int: the index of the region each pixel belongs to, -1 for background
     """
-    x = images.astype(np.float32) / 255
+    x = _check_images(images).astype(np.float32) / 255
     n, s = x.shape[:2]
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
@@ -467,16 +482,7 @@ def image_features(images, chunk=500):
     the shapes dataset's stand-in for the region features of a pretrained detector. Not
     standardised; :func:`build_shapes` standardises with training-split statistics.
     """
-    images = np.asarray(images)
-    if (
-        images.ndim != 4
-        or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3)
-        or images.dtype != np.uint8
-    ):
-        raise ValueError(
-            f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), got {images.dtype} "
-            f"{images.shape}"
-        )
+    images = _check_images(images)
     parts = [_features(images[i : i + chunk]) for i in range(0, len(images), chunk)]
     if not parts:
         return (
