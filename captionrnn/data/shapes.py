@@ -57,6 +57,7 @@ DEFAULT_SIZES = {"train": 20000, "val": 500, "test": 500}
 POOLED_DIM = 512
 HUE_BINS = 12
 TEMPLATE_SIDE = 16  # a region's mask is compared with the templates at this resolution
+BOX_SCALE = 32.0  # a region's box height and width are stored divided by this
 OBJECT_DIM = HUE_BINS + 5 + 3  # a region's descriptor: hue histogram, 5 template IoUs, size
 SPATIAL_CHANNELS = 2 * OBJECT_DIM  # = 40: object_map, then nearest_object_map
 SCALE_BINS = 11 * 2.0 ** np.arange(-1, 3)  # object scales in pixels, an octave apart
@@ -386,7 +387,7 @@ def find_objects(images, min_pixels=8):
     yy, xx = np.divmod(on % (s * s), s)
     centre = np.c_[np.bincount(region, xx + 0.5, m), np.bincount(region, yy + 0.5, m)]
     centre = centre / np.maximum(area, 1)[:, None] / s * 2 - 1
-    size = np.c_[np.sqrt(area) / 16, h / 32, w / 32]
+    size = np.c_[np.sqrt(area) / 16, h / BOX_SCALE, w / BOX_SCALE]
     keep = area >= min_pixels
     index = np.full(m + 1, -1, dtype=np.int64)
     index[1:][keep] = np.arange(keep.sum())
@@ -420,7 +421,7 @@ def object_bag(objects, n, sharpness=20.0):
     iou = desc[:, HUE_BINS : HUE_BINS + len(TEMPLATES)]
     outline = np.exp(sharpness * (iou - iou.max(1, keepdims=True)))
     outline /= outline.sum(1, keepdims=True)
-    side = np.maximum(desc[:, -2], desc[:, -1]) * 32  # box height, width are stored / 32
+    side = np.maximum(desc[:, -2], desc[:, -1]) * BOX_SCALE  # the box's longer side, pixels
     octaves = np.log2(side)[:, None] - np.log2(SCALE_BINS)
     size = np.exp(-0.5 * (octaves / 0.3) ** 2)
     size /= size.sum(1, keepdims=True)
