@@ -10,6 +10,10 @@ So the library's hot entry points (a training step, decoding, the shapes dataset
 run inside :func:`limit`, which gives BLAS as many threads as there are idle cores: it samples the
 machine's CPU use for a few milliseconds (``/proc/stat``, minus this process's own use; elsewhere
 the load average), at most every few seconds, and restores the previous count on the way out.
+The two mistakes do not cost the same (one thread too few on a quiet machine: up to ~1.5x slower;
+one too many on a busy one: up to 10x), so the count drops at the first busy sample but only rises
+again when every sample of the last half minute found the cores idle: a bursty load (a test suite,
+a compiler) keeps one thread rather than catching a lull.
 The Numba kernels are serial (see :mod:`captionrnn.kernels`), so only BLAS is sized here.
 
 One override, for benchmarks or a machine you know: the environment variable
@@ -29,10 +33,12 @@ from contextlib import contextmanager
 ENV = "CAPTIONRNN_THREADS"
 _PROBE_SECONDS = 0.05  # how long one look at the machine's CPU use takes
 _REUSE_SECONDS = 5.0  # a choice is reused this long (training steps call limit() every step)
+_MEMORY_SECONDS = 30.0  # the busiest sample of this window decides (see the module docstring)
 
 _override = None
 _pinned = []  # the explicit counts of the enclosing limit(n) blocks
 _cached = (None, -1e9)  # (threads, time.monotonic() of the choice)
+_samples = []  # (time.monotonic(), others_load()) of the last _MEMORY_SECONDS
 _libs = None  # threadpoolctl controllers of the loaded BLAS libraries
 
 
@@ -106,7 +112,8 @@ def others_load(seconds=_PROBE_SECONDS):
 
 
 def choose():
-    """The BLAS thread count for :func:`limit`: the override, else the cores others leave idle."""
+    """The BLAS thread count for :func:`limit`: the override, else the cores that others left idle
+    in every sample of the last half minute."""
     requested = _requested()
     if requested is not None:
         return requested
@@ -115,8 +122,12 @@ def choose():
     now = time.monotonic()
     if n is None or now - when > _REUSE_SECONDS:
         cores = available_cores()
+        if cores > 1:
+            _samples.append((now, others_load()))
+            _samples[:] = [s for s in _samples if now - s[0] <= _MEMORY_SECONDS]
+        busiest = max((load for _, load in _samples), default=0.0)
         # Round down: a core half used by others is better left to them than fought for.
-        n = 1 if cores == 1 else max(1, min(cores, int(cores - others_load() + 0.25)))
+        n = max(1, min(cores, int(cores - busiest + 0.25)))
         _cached = (n, now)
     return n
 

@@ -68,3 +68,21 @@ def test_decorated_entry_points_restore_the_count():
     before = _blas_threads()
     greedy(model, np.zeros((2, 3), dtype=model.dtype), max_length=3)
     assert _blas_threads() == before
+
+
+def test_one_busy_sample_holds_one_thread_until_it_ages_out(monkeypatch):
+    """Under a bursty load a lull must not bring back the second thread (too many threads on a
+    busy machine cost up to 10x, one too few on a quiet one ~1.5x)."""
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    clock, loads = [1000.0], iter([1.5, 0.0, 0.0, 0.0])
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(threads, "others_load", lambda: next(loads))
+    monkeypatch.setattr(threads, "_cached", (None, -1e9))
+    monkeypatch.setattr(threads, "_samples", [])
+    assert threads.choose() == 1  # busy
+    clock[0] += threads._REUSE_SECONDS + 1
+    assert threads.choose() == 1  # a lull: the busy sample is still remembered
+    clock[0] += threads._MEMORY_SECONDS
+    assert threads.choose() == 2  # the busy sample has aged out, the idle one before it counts
+    clock[0] += 1
+    assert threads.choose() == 2  # reused within _REUSE_SECONDS, no new sample
