@@ -31,14 +31,16 @@ def toy_data(seed=0, n_train=40, n_val=30, T1=8):
     }
 
 
-def make_model(cell_type="lstm"):
+def make_model(cell_type="lstm", dtype=np.float32):
     w2i = {
         w: i
         for i, w in enumerate(
             ["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(V - 4)]
         )
     }
-    return CaptioningRNN(w2i, input_dim=D, wordvec_dim=6, hidden_dim=7, cell_type=cell_type, seed=0)
+    return CaptioningRNN(
+        w2i, input_dim=D, wordvec_dim=6, hidden_dim=7, cell_type=cell_type, seed=0, dtype=dtype
+    )
 
 
 def solver(model, data, **kw):
@@ -213,3 +215,39 @@ def test_solver_checkpoint_loads_as_model_and_verbose_prints(tmp_path, capsys):
     arrays, _ = load_checkpoint(s.last_checkpoint)
     for k in loaded.params:
         np.testing.assert_array_equal(loaded.params[k], arrays[f"params/{k}"])
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+def test_a_minibatch_cut_to_its_longest_caption_has_the_full_widths_loss_and_gradients(cell_type):
+    """The solver drops the trailing all-<NULL> columns of a minibatch: those targets are masked,
+    so the loss and every gradient equal the full width's (float64, to rounding: 1e-12)."""
+    model = make_model(cell_type, np.float64)
+    data = toy_data(T1=12)  # captions of 2-9 words in 12 columns
+    s = solver(model, data)
+    idx = np.arange(6)
+    features, cut = s._batch("train", idx)
+    full = data["train_captions"][idx]
+    assert cut.shape[1] < full.shape[1] and (full[:, cut.shape[1] :] == 0).all()
+    np.testing.assert_array_equal(cut, full[:, : cut.shape[1]])
+    loss_cut, grads_cut = model.loss(features, cut)
+    loss_full, grads_full = model.loss(features, full)
+    np.testing.assert_allclose(loss_cut, loss_full, rtol=1e-12)
+    for k in grads_full:
+        np.testing.assert_allclose(grads_cut[k], grads_full[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+def test_length_buckets_cover_every_caption_once_with_similar_lengths():
+    data = toy_data(n_train=400, T1=12)
+    s = solver(make_model(), data, batch_size=8, bucket_by_length=True)
+    batches = list(s._epoch_batches(400, 400 // 8))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(400))  # a permutation: every caption once
+    lengths = (data["train_captions"] != 0).sum(axis=1)
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    random = np.mean([np.ptp(lengths[b]) for b in np.split(np.arange(400), 50)])
+    assert spread < 0.5 * random  # similar lengths within a minibatch
+    assert [len(b) for b in batches] == [8] * 50
+    again = list(
+        solver(make_model(), data, batch_size=8, bucket_by_length=True)._epoch_batches(400, 50)
+    )
+    np.testing.assert_array_equal(np.concatenate(again), flat)  # seeded: the same epoch again
