@@ -126,8 +126,9 @@ def choose():
             _samples.append((now, others_load()))
             _samples[:] = [s for s in _samples if now - s[0] <= _MEMORY_SECONDS]
         busiest = max((load for _, load in _samples), default=0.0)
-        # Round down: a core half used by others is better left to them than fought for.
-        n = max(1, min(cores, int(cores - busiest + 0.25)))
+        # Round to the nearest core: the busiest of several samples already leans to fewer threads,
+        # and a quiet machine's background (an editor, a browser tab) should not cost a core.
+        n = max(1, min(cores, int(cores - busiest + 0.5)))
         _cached = (n, now)
     return n
 
