@@ -2,7 +2,10 @@
 
     python benchmarks/shapes_levers.py --list                 # the rows and what each changes
     python benchmarks/shapes_levers.py --only att_add         # one row (each takes minutes)
-    python benchmarks/shapes_levers.py                        # every row; writes results/
+    python benchmarks/shapes_levers.py                        # every row
+
+The table goes to results/shapes_levers_run.md (``--out``); results/shapes_levers.md is the study
+written from these runs, with the reading of each.
 
 Every row builds (or reads from the cache) a shapes dataset, trains one model with
 :class:`captionrnn.CaptioningSolver` and decodes one greedy caption for each of the 500 validation
@@ -235,7 +238,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=None, help="comma-separated row names")
     parser.add_argument("--list", action="store_true")
-    parser.add_argument("--out", default=str(HERE / "results" / "shapes_levers.md"))
+    parser.add_argument("--out", default=str(HERE / "results" / "shapes_levers_run.md"))
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--seed", type=int, default=0, help="model and minibatch seed")
     args = parser.parse_args(argv)
