@@ -154,6 +154,11 @@ class CaptioningSolver:
             best_mode = "min" if ("loss" in best_by or "perplexity" in best_by) else "max"
         self.best_mode = best_mode
         self.bucket_by_length = bool(bucket_by_length)
+        if self.bucket_by_length and seed is None:
+            raise ValueError(
+                "bucket_by_length=True needs seed=<int> (shuffled epochs); with seed=None the "
+                "solver samples CS231n's minibatches with replacement, which it cannot bucket"
+            )
 
         # None: the global np.random, as CS231n; otherwise the solver's own Generator.
         self.rng = None if seed is None else np.random.default_rng(seed)
@@ -205,12 +210,13 @@ class CaptioningSolver:
     # ---- one iteration --------------------------------------------------------------------------
 
     def _batch(self, split, idx):
-        """Features and captions of the captions ``idx``; the captions are cut after the last
-        column that holds a word in any row: the columns after it are <NULL> targets, masked out
-        of the loss, so the loss and gradients are those of the full width with fewer steps."""
+        """Features (B, D), or (B, C, Y, X) for attention, and captions (B, T') of the B captions
+        ``idx``. The captions (B, T+1) are cut after the last column that holds a word in any row
+        (T' <= T+1, at least 2): the columns after it are <NULL> targets, masked out of the loss,
+        so the loss and gradients are those of the full width, with fewer steps."""
         captions = self.data[f"{split}_captions"][idx]
         words = np.flatnonzero((captions != self.model._null).any(axis=0))
-        captions = captions[:, : max(words[-1] + 1 if len(words) else 0, 2)]
+        captions = captions[:, : max(words[-1] + 1, 2) if words.size else 2]
         features = split_features(self.model.cell_type, self.data, split)[
             self.data[f"{split}_image_idxs"][idx]
         ]
@@ -301,19 +307,12 @@ class CaptioningSolver:
                 yield np.random.choice(num_train, self.batch_size)
             return
         order = self.rng.permutation(num_train)
-        batches = [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(per_epoch)]
-        if self.bucket_by_length:
+        if self.bucket_by_length:  # sort windows of 50 minibatches by caption length
             lengths = (self.data["train_captions"] != self.model._null).sum(axis=1)
-            window = 50 * self.batch_size
-            order = np.concatenate(
-                [
-                    w[np.argsort(lengths[w], kind="stable")]
-                    for w in np.split(order, range(window, num_train, window))
-                ]
-            )
-            batches = [
-                order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(per_epoch)
-            ]
+            windows = np.split(order, range(50 * self.batch_size, num_train, 50 * self.batch_size))
+            order = np.concatenate([w[np.argsort(lengths[w], kind="stable")] for w in windows])
+        batches = [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(per_epoch)]
+        if self.bucket_by_length:  # so that the lengths do not rise through each window
             batches = [batches[i] for i in self.rng.permutation(per_epoch)]
         yield from batches
 

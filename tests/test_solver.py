@@ -251,3 +251,8 @@ def test_length_buckets_cover_every_caption_once_with_similar_lengths():
         solver(make_model(), data, batch_size=8, bucket_by_length=True)._epoch_batches(400, 50)
     )
     np.testing.assert_array_equal(np.concatenate(again), flat)  # seeded: the same epoch again
+
+
+def test_length_buckets_without_a_seed_name_the_fix():
+    with pytest.raises(ValueError, match=r"bucket_by_length=True needs seed=<int>"):
+        solver(make_model(), toy_data(), seed=None, bucket_by_length=True)
