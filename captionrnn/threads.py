@@ -37,7 +37,6 @@ _MEMORY_SECONDS = 30.0  # the busiest sample of this window decides (see the mod
 
 _override = None
 _pinned = []  # the explicit counts of the enclosing limit(n) blocks
-_cached = (None, -1e9)  # (threads, time.monotonic() of the choice)
 _samples = []  # (time.monotonic(), others_load()) of the last _MEMORY_SECONDS
 _libs = None  # threadpoolctl controllers of the loaded BLAS libraries
 
@@ -117,20 +116,17 @@ def choose():
     requested = _requested()
     if requested is not None:
         return requested
-    global _cached
-    n, when = _cached
+    cores = available_cores()
+    if cores == 1:
+        return 1
     now = time.monotonic()
-    if n is None or now - when > _REUSE_SECONDS:
-        cores = available_cores()
-        if cores > 1:
-            _samples.append((now, others_load()))
-            _samples[:] = [s for s in _samples if now - s[0] <= _MEMORY_SECONDS]
-        busiest = max((load for _, load in _samples), default=0.0)
-        # Round to the nearest core: the busiest of several samples already leans to fewer threads,
-        # and a quiet machine's background (an editor, a browser tab) should not cost a core.
-        n = max(1, min(cores, int(cores - busiest + 0.5)))
-        _cached = (n, now)
-    return n
+    if not _samples or now - _samples[-1][0] > _REUSE_SECONDS:
+        _samples.append((now, others_load()))
+        _samples[:] = [s for s in _samples if now - s[0] <= _MEMORY_SECONDS]
+    busiest = max(load for _, load in _samples)
+    # Round to the nearest core: the busiest of several samples already leans to fewer threads,
+    # and a quiet machine's background (an editor, a browser tab) should not cost a core.
+    return max(1, min(cores, int(cores - busiest + 0.5)))
 
 
 def _blas():

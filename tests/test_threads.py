@@ -74,10 +74,9 @@ def test_one_busy_sample_holds_one_thread_until_it_ages_out(monkeypatch):
     """Under a bursty load a lull must not bring back the second thread (too many threads on a
     busy machine cost up to 10x, one too few on a quiet one ~1.5x)."""
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
-    clock, loads = [1000.0], iter([1.5, 0.0, 0.0, 0.0])
+    clock, loads = [1000.0], iter([1.5, 0.0, 0.0])
     monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(threads, "others_load", lambda: next(loads))
-    monkeypatch.setattr(threads, "_cached", (None, -1e9))
     monkeypatch.setattr(threads, "_samples", [])
     assert threads.choose() == 1  # busy
     clock[0] += threads._REUSE_SECONDS + 1
