@@ -218,7 +218,9 @@ def test_solver_checkpoint_loads_as_model_and_verbose_prints(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("cell_type", ["lstm", "gru"])
-def test_a_minibatch_cut_to_its_longest_caption_has_the_full_widths_loss_and_gradients(cell_type):
+def test_a_minibatch_cut_to_its_longest_caption_has_the_full_widths_loss_and_gradients(
+    cell_type, backend
+):
     """The solver drops the trailing all-<NULL> columns of a minibatch: those targets are masked,
     so the loss and every gradient equal the full width's (float64, to rounding: 1e-12)."""
     model = make_model(cell_type, np.float64)
