@@ -17,7 +17,8 @@ reference; :mod:`captionrnn.dispatch` runs the function of the same name here in
 
 Numerical contract: everything stays in the input dtype (constants are cast with ``dtype.type``
 inside the kernels, so a float32 call never creates a float64 array; only the softmax loss scalar is
-accumulated in float64). No fastmath: both backends must agree to 1e-12 in float64. The kernels are
+accumulated in float64). No fastmath (one exception: the softmax's row sum may reassociate, see
+:mod:`~captionrnn.kernels.loss`): both backends must agree to 1e-12 in float64. The kernels are
 serial and therefore deterministic: with ``parallel=True`` on 2 cores, Numba's OpenMP threads and
 OpenBLAS's spin-waiting threads fought over the cores and a full LSTM step ran 3-10x slower
 (measured), while the matrix multiplies already use both cores.

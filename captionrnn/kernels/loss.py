@@ -1,35 +1,43 @@
 """The fused, numerically stable temporal softmax cross-entropy."""
 
+import numba
 import numpy as np
 
 from captionrnn.kernels.elementary import _exp_neg, _jit
 
+# Only reassociation: the row sum may add in any order (vectorised partial sums, as numpy's own sum
+# does), while every other float operation keeps IEEE semantics (NaN and inf as in the reference).
+_reassoc = numba.njit(error_model="numpy", fastmath={"reassoc"})
+
+
+@_reassoc
+def _row_sum(a):
+    s = a.dtype.type(0)
+    for v in range(a.shape[0]):
+        s += a[v]
+    return s
+
 
 @_jit
-def _softmax_loss(x, y, mask, n_batch, dx, row_loss):
+def _softmax_loss(x, row_max, y, mask, n_batch, dx, row_loss):
     R, V = x.shape
     one = x.dtype.type(1)
     inv_n = one / x.dtype.type(n_batch)
     for r in range(R):
+        xr, dr = x[r], dx[r]
         if not mask[r]:
-            dx[r, :] = 0
+            dr[:] = 0
             row_loss[r] = 0.0
             continue
-        m = x[r, 0]
-        for v in range(1, V):
-            m = max(m, x[r, v])
+        m = row_max[r]
         for v in range(V):
-            dx[r, v] = _exp_neg(x[r, v] - m)  # shifted by the row max: never overflows
-        s = x.dtype.type(0)
-        for v in range(V):  # a separate loop, so the one above vectorises
-            s += dx[r, v]
-        row_loss[r] = np.log(s) - (x[r, y[r]] - m)  # -log softmax(x)[y], float64 accumulator
-        inv_s = one / s
+            dr[v] = _exp_neg(xr[v] - m)  # shifted by the row max: never overflows
+        s = _row_sum(dr)
+        row_loss[r] = np.log(s) - (xr[y[r]] - m)  # -log softmax(x)[y], float64 accumulator
+        scale = (one / s) * inv_n
         for v in range(V):
-            dx[r, v] *= inv_s  # softmax probabilities
-        dx[r, y[r]] -= one
-        for v in range(V):
-            dx[r, v] *= inv_n
+            dr[v] *= scale  # softmax probabilities / N
+        dr[y[r]] -= inv_n
 
 
 def softmax_loss(x, y, mask):
@@ -47,6 +55,7 @@ def softmax_loss(x, y, mask):
     row_loss = np.empty(N * T, dtype=np.float64)
     _softmax_loss(
         xf,
+        xf.max(axis=1),  # numpy's vectorised max (NaN-propagating, like the reference's)
         np.ascontiguousarray(y, dtype=np.int64).reshape(N * T),
         np.ascontiguousarray(mask, dtype=np.bool_).reshape(N * T),
         N,
