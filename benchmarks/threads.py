@@ -16,9 +16,10 @@ pure Python loop, one core each) it runs, every measurement in a fresh process:
    in a fresh process, ``--rounds`` processes per setting interleaved, median over the rounds.
 2. A short ``captionrnn train`` (shapes data, LSTM, 1 epoch, ``--max-train`` captions, no
    metrics), wall time of the whole command, with the same three settings, interleaved rounds.
-3. The same step against PyTorch CPU (``torch_models.py``, the same weights), each framework in
-   its own process: both at their own defaults (no variable, no ``set_num_threads``), then both
-   at 1 and 2 threads.
+3. The same step against PyTorch CPU (``torch_models.py``, the same weights) for every cell of
+   ``--torch-cells`` (rnn, lstm, gru, attention), each framework in its own process: both at their
+   own defaults (no variable, no ``set_num_threads``), then both at 1 and 2 threads; ``--rounds``
+   pairs of processes, which of the two goes first alternating, the median over the rounds.
 
 Timings on a shared machine are noisy: the report states the load average seen before and after
 each state (the "quiet" state is only as quiet as the machine was). The ratio "auto / best" is the
@@ -98,13 +99,12 @@ def child_step(framework, threads, cell, dtype, repeats):
             used = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     step()
     step()  # warm-up: JIT cache, allocator
-    times, chosen = [], []
+    times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-        chosen.append(th._cached[0])  # the automatic choice in effect (None when overridden)
-    out = {"median": statistics.median(times), "times": times, "threads": used, "chosen": chosen}
+    out = {"median": statistics.median(times), "times": times, "threads": used}
     print(json.dumps(out))
 
 
@@ -168,18 +168,33 @@ def measure_state(args, all_cores):
         res["train_rounds"] = per
         log(f"  train {res['train']}")
     if not args.skip_torch:
+        # every cell, each framework in its own process; the settings rotate over the rounds
         torch_rows = {}
-        for t in ("default", 1, 2):
-            ours = run_child(step_args, None if t == "default" else t)
-            theirs = run_child(["step", "torch", str(t), args.cell, args.dtype, str(args.repeats)])
-            torch_rows[str(t)] = {
-                "ours": ours["median"],
-                "torch": theirs["median"],
-                "ours_threads": ours["threads"],
-                "torch_threads": theirs["threads"],
-            }
+        for cell in args.torch_cells.split(","):
+            for t in ("default", 1, 2):
+                ours_args = ["step", "ours", "x", cell, args.dtype, str(args.repeats)]
+                theirs_args = ["step", "torch", str(t), cell, args.dtype, str(args.repeats)]
+                ours, theirs = [], []
+                for i in range(args.rounds):
+                    pair = [
+                        (ours, ours_args, None if t == "default" else t),
+                        (theirs, theirs_args, None),
+                    ]
+                    for into, a, env_t in pair[i % 2 :] + pair[: i % 2]:
+                        into.append(run_child(a, env_t))
+                torch_rows[f"{cell} {t}"] = {
+                    "cell": cell,
+                    "threads": str(t),
+                    "ours": statistics.median(r["median"] for r in ours),
+                    "torch": statistics.median(r["median"] for r in theirs),
+                    "ours_rounds": [r["median"] for r in ours],
+                    "torch_rounds": [r["median"] for r in theirs],
+                    "ours_threads": ours[0]["threads"],
+                    "torch_threads": theirs[0]["threads"],
+                }
+                v = torch_rows[f"{cell} {t}"]
+                log(f"  {cell} threads {t}: ours {fmt(v['ours'])}, torch {fmt(v['torch'])}")
         res["torch"] = torch_rows
-        log(f"  torch {torch_rows}")
     res["load_after"] = os.getloadavg()
     return res
 
@@ -227,11 +242,22 @@ def write_report(args, results, path):
                     f"{what} per round: " + "; ".join(f"{k}: {v}" for k, v in rounds.items()) + "."
                 )
         if "torch" in r:
-            lines += ["", "| threads | ours | torch | ours / torch |", "|---|---|---|---|"]
-            for t, v in r["torch"].items():
-                label = f"{t} (ours {v['ours_threads']}, torch {v['torch_threads']})"
+            lines += [
+                "",
+                "| cell | threads | ours | torch | ours / torch |",
+                "|---|---|---|---|---|",
+            ]
+            for v in r["torch"].values():
+                label = f"{v['threads']} (ours {v['ours_threads']}, torch {v['torch_threads']})"
                 ratio = v["ours"] / v["torch"]
-                lines.append(f"| {label} | {fmt(v['ours'])} | {fmt(v['torch'])} | {ratio:.2f} |")
+                rounds = ", ".join(
+                    f"{a * 1e3:.0f}/{b * 1e3:.0f}"
+                    for a, b in zip(v["ours_rounds"], v["torch_rounds"])
+                )
+                lines.append(
+                    f"| {v['cell']} | {label} | {fmt(v['ours'])} | {fmt(v['torch'])} | "
+                    f"{ratio:.2f} (rounds {rounds}) |"
+                )
         lines.append("")
     path.write_text("\n".join(lines))
     log(f"wrote {path}")
@@ -239,11 +265,18 @@ def write_report(args, results, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--load", type=int, default=2, help="CPU burners for the loaded state")
+    p.add_argument(
+        "--load", type=int, default=2, help="CPU burners for the loaded state (0: quiet only)"
+    )
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--rounds", type=int, default=3, help="fresh processes per step setting")
     p.add_argument("--quick", action="store_true", help="3 repeats, --max-train 500")
-    p.add_argument("--cell", default="lstm")
+    p.add_argument("--cell", default="lstm", help="the cell of the auto / 1 / all step rows")
+    p.add_argument(
+        "--torch-cells",
+        default="rnn,lstm,gru,attention",
+        help="cells of the comparison with PyTorch (each at default, 1 and 2 threads)",
+    )
     p.add_argument("--dtype", default="float32")
     p.add_argument("--max-train", type=int, default=2000)
     p.add_argument("--skip-train", action="store_true")
@@ -267,9 +300,10 @@ def main(argv=None):
     for b in burners:
         b.start()
     try:
-        time.sleep(2.0)  # let the burners take their cores
-        log(f"loaded with {args.load} burners (load {os.getloadavg()[0]:.1f})")
-        results[f"loaded ({args.load} burners)"] = measure_state(args, cores())
+        if burners:  # --load 0: the quiet state only
+            time.sleep(2.0)  # let the burners take their cores
+            log(f"loaded with {args.load} burners (load {os.getloadavg()[0]:.1f})")
+            results[f"loaded ({args.load} burners)"] = measure_state(args, cores())
     finally:
         for b in burners:
             b.terminate()

@@ -42,3 +42,23 @@ def test_benchmark_smoke_without_torch(tmp_path):
             assert row.split("|")[5].strip() == "-"  # no PyTorch time without torch
     assert "torch not used" in text
     assert "## Decoding" in text and "beam-5" in text
+
+
+def test_threads_benchmark_child_measures_a_step():
+    """benchmarks/threads.py's child (one fresh process per measurement) runs a training step and
+    reports its median and the BLAS threads it used (a forced count is read back)."""
+    import json
+
+    env = dict(os.environ, CAPTIONRNN_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "threads.py")]
+        + ["--child", "step", "ours", "x", "rnn", "float32", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["median"] > 0 and len(out["times"]) == 1
+    assert out["threads"] and set(out["threads"]) == {1}
