@@ -19,7 +19,10 @@ Numba kernels (the fast path, the default). See :mod:`captionrnn.backend`.
 
 __version__ = "0.1.0"
 
+from captionrnn.allocator import keep_freed_memory  # noqa: E402
 from captionrnn.backend import get_backend, set_backend, use_backend  # noqa: E402
+
+keep_freed_memory()  # a step's large arrays are reused, not faulted in again (see the module)
 
 __all__ = ["__version__", "get_backend", "set_backend", "use_backend"]
 
