@@ -21,6 +21,9 @@ from numba.extending import intrinsic, overload
 # can be zero), which lets LLVM vectorise the call-free float32 loops (measured 10-30x on sigmoid).
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 _inline = numba.njit(error_model="numpy")  # LLVM inlines these small helpers into the kernels
+# Reassociation only, for a sum that may add in any order (the softmax's row sum): every other float
+# operation keeps IEEE semantics (NaN and inf exactly as in the reference); no other fastmath flag.
+_reassoc = numba.njit(error_model="numpy", fastmath={"reassoc"})
 
 
 @intrinsic

@@ -1,17 +1,14 @@
 """The fused, numerically stable temporal softmax cross-entropy."""
 
-import numba
 import numpy as np
 
-from captionrnn.kernels.elementary import _exp_neg, _jit
-
-# Only reassociation: the row sum may add in any order (vectorised partial sums, as numpy's own sum
-# does), while every other float operation keeps IEEE semantics (NaN and inf as in the reference).
-_reassoc = numba.njit(error_model="numpy", fastmath={"reassoc"})
+from captionrnn.kernels.elementary import _exp_neg, _jit, _reassoc
 
 
 @_reassoc
 def _row_sum(a):
+    # The row's sum in any order (vectorised partial sums, as numpy's own sum adds); a sum of the
+    # positive e^(x - max), so the order moves it by a few units in the last place at most.
     s = a.dtype.type(0)
     for v in range(a.shape[0]):
         s += a[v]
