@@ -6,10 +6,9 @@ are mapped fresh from the kernel and memory freed at the top of the heap is hand
 exceeds a second threshold. glibc raises both thresholds as it sees large frees, but only to the
 largest array freed so far (twice that for the second), which a step's arrays keep crossing, so
 every step the kernel hands the pages out again, zeroed, one page fault at a time. Measured at
-CS231n sizes (float32, N=50, T=16, H=512, V=1004, 2-core machine): 2,400-6,400 page faults and
+CS231n sizes (float32, N=50, T=16, H=512, V=1004, 2-core machine): 2,300-6,400 page faults and
 5-11 ms of system time per step for the RNN, GRU and attention models; the RNN step took 41 ms
-instead of 24 ms with two threads (the faults of two threads queue on one lock) and 46 instead
-of 36 ms with one.
+instead of 24 ms with two threads and 46 instead of 36 ms with one.
 
 :func:`keep_freed_memory` (run when the package is imported) fixes the thresholds at the values
 glibc's own adjustment may reach at most on 64-bit machines: arrays up to 32 MB come from the heap,
