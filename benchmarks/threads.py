@@ -108,6 +108,13 @@ def child_step(framework, threads, cell, dtype, repeats):
     print(json.dumps(out))
 
 
+def rotated(items, i):
+    """items started at position i (mod len): round i of an interleaved measurement starts with a
+    different one, so no setting always goes first."""
+    i %= len(items)
+    return items[i:] + items[:i]
+
+
 def run_child(args_list, env_threads=None):
     env = {k: v for k, v in os.environ.items() if k != "CAPTIONRNN_THREADS"}
     for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -152,7 +159,7 @@ def measure_state(args, all_cores):
     per = {str(s): [] for s in settings}
     used = {str(s): [] for s in settings}
     for i in range(args.rounds):
-        for s in settings[i % 3 :] + settings[: i % 3]:  # rotated: no setting always goes first
+        for s in rotated(settings, i):
             r = run_child(step_args, None if s == "auto" else s)
             per[str(s)].append(r["median"])
             used[str(s)].append(r["threads"])
@@ -162,13 +169,13 @@ def measure_state(args, all_cores):
     if not args.skip_train:  # interleaved rounds too, the median per setting
         per = {str(s): [] for s in settings}
         for i in range(args.rounds):
-            for s in settings[i % 3 :] + settings[: i % 3]:
+            for s in rotated(settings, i):
                 per[str(s)].append(time_train(s, args))
         res["train"] = {k: statistics.median(v) for k, v in per.items()}
         res["train_rounds"] = per
         log(f"  train {res['train']}")
     if not args.skip_torch:
-        # every cell, each framework in its own process; the settings rotate over the rounds
+        # every cell, each framework in its own process; which goes first alternates over the rounds
         torch_rows = {}
         for cell in args.torch_cells.split(","):
             for t in ("default", 1, 2):
@@ -180,7 +187,7 @@ def measure_state(args, all_cores):
                         (ours, ours_args, None if t == "default" else t),
                         (theirs, theirs_args, None),
                     ]
-                    for into, a, env_t in pair[i % 2 :] + pair[: i % 2]:
+                    for into, a, env_t in rotated(pair, i):
                         into.append(run_child(a, env_t))
                 torch_rows[f"{cell} {t}"] = {
                     "cell": cell,
