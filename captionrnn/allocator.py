@@ -16,16 +16,17 @@ and up to 64 MB of freed memory stays in the process. Larger arrays (a dataset) 
 returned to the system when freed. Nothing changes where it does not apply: another C library
 (musl, macOS, Windows), or thresholds the user already chose with glibc's own environment variables
 (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_``).
-``CAPTIONRNN_MALLOC=default`` leaves malloc as it is.
+``CAPTIONRNN_MALLOC=default`` leaves malloc as it is (any other value too, with a warning).
 """
 
 import ctypes
 import os
 import sys
+import warnings
 
 ENV = "CAPTIONRNN_MALLOC"
 MMAP_THRESHOLD = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
-TRIM_THRESHOLD = 64 << 20  # twice that, as glibc's adjustment sets it
+TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # as glibc's adjustment sets it
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, glibc's malloc.h
 _GLIBC_VARIABLES = (
     "MALLOC_MMAP_THRESHOLD_",
@@ -36,8 +37,19 @@ _GLIBC_VARIABLES = (
 
 
 def keep_freed_memory():
-    """Fix glibc's malloc thresholds (see the module docstring); True when they were set."""
-    if os.environ.get(ENV, "").strip().lower() == "default":
+    """Fix glibc's malloc thresholds (see the module docstring); True when they were set.
+
+    ``CAPTIONRNN_MALLOC`` holding anything but ``default`` (or nothing) is a misspelt opt-out: it
+    leaves malloc alone too, with a warning naming the variable (a raise here would stop ``import
+    captionrnn``, and with it every command, with a traceback)."""
+    choice = os.environ.get(ENV, "").strip().lower()
+    if choice not in ("", "default"):
+        warnings.warn(
+            f"{ENV} must be 'default' (leave malloc as it is) or unset (keep freed memory), got "
+            f"{os.environ[ENV]!r}; malloc is left as it is: fix or unset the variable",
+            stacklevel=2,
+        )
+    if choice:
         return False
     if not sys.platform.startswith("linux") or any(v in os.environ for v in _GLIBC_VARIABLES):
         return False

@@ -71,3 +71,14 @@ def test_a_training_step_reuses_its_memory():
 def test_the_users_choice_is_left_alone(env):
     # An explicit opt-out, or glibc's own variables, and malloc is not touched.
     assert _run(env)["set"] is False
+
+
+@glibc
+def test_a_misspelt_opt_out_leaves_malloc_alone_and_says_so():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["CAPTIONRNN_MALLOC"] = "off"
+    code = "import captionrnn.allocator as a; print(a.keep_freed_memory())"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False"]
+    assert "CAPTIONRNN_MALLOC must be 'default'" in proc.stderr and "'off'" in proc.stderr
