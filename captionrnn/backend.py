@@ -2,7 +2,8 @@
 
 ``'numba'`` (default) runs the fused Numba kernels in :mod:`captionrnn.kernels`;
 ``'numpy'`` runs the readable reference code only. Choose with the environment
-variable ``CAPTIONRNN_BACKEND=numpy|numba`` (read at import) or at run time::
+variable ``CAPTIONRNN_BACKEND=numpy|numba`` (read at import; another value warns and keeps the
+default) or at run time::
 
     import captionrnn
     captionrnn.set_backend("numpy")
@@ -14,9 +15,11 @@ a cache made by one backend's forward may be passed to either backend's backward
 """
 
 import os
+import warnings
 from contextlib import contextmanager
 
-BACKENDS = ("numba", "numpy")
+ENV = "CAPTIONRNN_BACKEND"
+BACKENDS = ("numba", "numpy")  # the first is the default
 
 
 def _validate(name):
@@ -28,7 +31,22 @@ def _validate(name):
     return name
 
 
-_current = _validate(os.environ.get("CAPTIONRNN_BACKEND", "numba").strip().lower() or "numba")
+def _from_environment():
+    """The backend CAPTIONRNN_BACKEND names, read at import. A misspelt value warns, naming the
+    variable and the choices, and keeps the default: a raise here would stop ``import captionrnn``,
+    and with it every command, with a traceback."""
+    value = os.environ.get(ENV, "").strip().lower()
+    if value and value not in BACKENDS:
+        warnings.warn(
+            f"{ENV} must be one of {BACKENDS}, got {os.environ[ENV]!r}; using the default "
+            "backend: fix or unset the variable",
+            stacklevel=2,
+        )
+        value = ""
+    return _validate(value or BACKENDS[0])
+
+
+_current = _from_environment()
 
 
 def get_backend():

@@ -1071,3 +1071,31 @@ def test_debug_shows_the_traceback(world, tmp_path, monkeypatch):
     rc, _, err = run_cli(["--debug"] + argv)
     assert rc == 1 and "Traceback (most recent call last)" in err
     assert err.strip().splitlines()[-1].startswith("captionrnn evaluate: error: the vocabulary")
+
+
+@pytest.mark.parametrize(
+    "variable, value, says",
+    [
+        ("CAPTIONRNN_BACKEND", "numpi", "CAPTIONRNN_BACKEND must be one of ('numba', 'numpy')"),
+        ("CAPTIONRNN_GEMM", "fast", "CAPTIONRNN_GEMM must be 'auto', 'avx2' or 'blas'"),
+    ],
+)
+def test_a_misspelt_environment_variable_warns_and_the_command_runs(variable, value, says):
+    # read at import (the backend) or on first use (the multiply): a raise there would end every
+    # command in a traceback; the command runs with the default and the warning names the fix
+    env = dict(os.environ, **{variable: value})
+    code = (
+        "import numpy as np, captionrnn\n"
+        "from captionrnn import lstm\n"
+        "x = np.ones((2, 3, 4)); h0 = np.zeros((2, 5))\n"
+        "h, _ = lstm.lstm_forward(x, h0, np.ones((4, 20)), np.ones((5, 20)), np.zeros(20))\n"
+        "print(captionrnn.get_backend(), h.shape)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert res.stdout.split() == ["numba", "(2,", "3,", "5)"]
+    assert says in res.stderr and repr(value) in res.stderr and "fix or unset" in res.stderr
+    res = subprocess.run(
+        [sys.executable, "-m", "captionrnn", "--help"], env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0 and "Traceback" not in res.stderr and "usage:" in res.stdout

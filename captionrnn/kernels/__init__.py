@@ -10,6 +10,8 @@ reference; :mod:`captionrnn.dispatch` runs the function of the same name here in
   cell), shared by the one-step functions and the sequence drivers
 - :mod:`~captionrnn.kernels.steps`: one timestep of each cell, with the reference's caches
 - :mod:`~captionrnn.kernels.sequences`: whole sequences, time-major, with their own caches
+- :mod:`~captionrnn.kernels.gemm`: the sequences' per-step ``h @ Wh`` with the weight packed once
+  per sequence (a compiled LLVM loop, not Numba; np.matmul where it cannot run)
 - :mod:`~captionrnn.kernels.attention`: the dot-product attention LSTM over a whole sequence
 - :mod:`~captionrnn.kernels.projections`, :mod:`~captionrnn.kernels.loss`,
   :mod:`~captionrnn.kernels.decoding`: the vocabulary/embedding/spatial layers, the softmax loss
@@ -18,7 +20,8 @@ reference; :mod:`captionrnn.dispatch` runs the function of the same name here in
 Numerical contract: everything stays in the input dtype (constants are cast with ``dtype.type``
 inside the kernels, so a float32 call never creates a float64 array; only the softmax loss scalar is
 accumulated in float64). No fastmath (one exception: the softmax's row sum may reassociate, see
-:mod:`~captionrnn.kernels.loss`): both backends must agree to 1e-12 in float64. The kernels are
+:mod:`~captionrnn.kernels.loss`; the packed multiply fuses each multiply-add, as BLAS does): both
+backends must agree to 1e-12 in float64. The kernels are
 serial and therefore deterministic: with ``parallel=True`` on 2 cores, Numba's OpenMP threads and
 OpenBLAS's spin-waiting threads fought over the cores and a full LSTM step ran 3-10x slower
 (measured), while the matrix multiplies already use both cores.

@@ -9,9 +9,8 @@ How they are fast (shapes use the package legend):
 - Time-major buffers ``(T, N, ...)`` so every per-step slice is contiguous for BLAS and
   the row kernels of :mod:`captionrnn.kernels.cells`, which write into preallocated buffers
   (the activated gates overwrite the input projections in place).
-- The backward's per-step ``dA_t @ Wh^T`` is computed as ``(Wh @ dA_t^T)^T``: as fast as with a
-  C-contiguous copy of ``Wh^T`` and ~25% faster than with the transposed view (OpenBLAS, N=50,
-  measured), without the copy (4 ms per LSTM backward).
+- The per-step products use ``Wh`` (forward) and ``Wh^T`` (backward) packed once per call by
+  :mod:`captionrnn.kernels.gemm`, not repacked by BLAS at every step.
 - The backward skips the rows (t, n) after a sample's last nonzero ``dh`` (the padding of
   short captions): their gradients are exactly zero (see ``_live_steps``). With COCO-like
   padding this took the LSTM backward from 59 to 51 ms (float32, N=50, T=16, H=512).
@@ -23,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from captionrnn._checks import check_shape
+from captionrnn.kernels import gemm
 from captionrnn.kernels.cells import (
     gru_backward_rows,
     gru_forward_rows,
@@ -113,21 +113,16 @@ def _live_steps(dh):
     return np.logical_or.accumulate(nz[::-1], axis=0)[::-1]
 
 
-def _recurrent_grad(da_t, Wh, live_t, out):
-    """out = da_t @ Wh^T (N, H) over the live rows only; the other rows of da_t are zero, so are
-    theirs.
-
-    Computed as (Wh @ da_t^T)^T: OpenBLAS runs it as fast as da_t @ (a C-contiguous copy of Wh^T)
-    and faster than da_t @ Wh.T (the view), without the copy of Wh^T (4 ms for the LSTM's
-    (512, 2048) float32 Wh, measured, more than the transpose of the small result costs).
-    """
+def _recurrent_grad(da_t, WhT, live_t, out):
+    """out = da_t @ Wh^T (N, H) over the live rows only (WhT: the packed Wh^T); the other rows of
+    da_t are zero, so are theirs."""
     if live_t.all():
-        out[...] = (Wh @ da_t.T).T
+        gemm.matmul(da_t, WhT, out)
         return
     rows = np.flatnonzero(live_t)
     out[...] = 0
     if rows.size:
-        out[rows] = (Wh @ da_t[rows].T).T
+        out[rows] = gemm.matmul(da_t[rows], WhT, np.empty((rows.size, out.shape[1]), out.dtype))
 
 
 @_jit
@@ -184,8 +179,9 @@ def rnn_forward(x, h0, Wx, Wh, b):
     hs = np.empty((T + 1, N, H), dtype=dt)
     hs[0] = h0
     ha = np.empty((N, H), dtype=dt)
+    Whp = gemm.pack(Wh)
     for t in range(T):
-        np.matmul(hs[t], Wh, out=ha)
+        gemm.matmul(hs[t], Whp, ha)
         rnn_forward_rows(xa[t], ha, b, hs[t + 1])
     return np.ascontiguousarray(hs[1:].transpose(1, 0, 2)), RNNFastCache(xs, Wx, Wh, hs)
 
@@ -195,14 +191,14 @@ def rnn_backward(dh, cache):
     db (H,)."""
     dt, dh = _start_backward(dh, cache, "rnn")
     T, N, H = dh.shape
-    Wh = cache.Wh.astype(dt, copy=False)
+    WhT = gemm.pack(cache.Wh.astype(dt, copy=False).T)
     hs = cache.hs.astype(dt, copy=False)
     live = _live_steps(dh)
     da = np.empty((T, N, H), dtype=dt)
     dh_rec = np.zeros((N, H), dtype=dt)  # gradient carried back from step t+1
     for t in range(T - 1, -1, -1):
         rnn_backward_rows(dh[t], dh_rec, hs[t + 1], da[t])
-        _recurrent_grad(da[t], Wh, live[t], dh_rec)
+        _recurrent_grad(da[t], WhT, live[t], dh_rec)
     dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
     return dx, dh_rec, dWx, dWh, db
 
@@ -221,8 +217,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
     cs[0] = 0
     tanh_c = np.empty((T, N, H), dtype=dt)
     ha = np.empty((N, 4 * H), dtype=dt)
+    Whp = gemm.pack(Wh)
     for t in range(T):
-        np.matmul(hs[t], Wh, out=ha)
+        gemm.matmul(hs[t], Whp, ha)
         lstm_forward_rows(gates[t], ha, b, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
     h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
     return h, LSTMFastCache(xs, Wx, Wh, hs, gates, cs, tanh_c)
@@ -233,7 +230,7 @@ def lstm_backward(dh, cache):
     4H), db (4H,)."""
     dt, dh = _start_backward(dh, cache, "lstm")
     T, N, H = dh.shape
-    Wh = cache.Wh.astype(dt, copy=False)
+    WhT = gemm.pack(cache.Wh.astype(dt, copy=False).T)
     cs = cache.cs.astype(dt, copy=False)
     gates = cache.gates.astype(dt, copy=False)
     tanh_c = cache.tanh_c.astype(dt, copy=False)
@@ -243,7 +240,7 @@ def lstm_backward(dh, cache):
     dc = np.zeros((N, H), dtype=dt)  # the loss never reads c_T directly
     for t in range(T - 1, -1, -1):
         lstm_backward_rows(dh[t], dh_rec, dc, cs[t], gates[t], tanh_c[t], da[t])
-        _recurrent_grad(da[t], Wh, live[t], dh_rec)
+        _recurrent_grad(da[t], WhT, live[t], dh_rec)
     dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
     return dx, dh_rec, dWx, dWh, db
 
@@ -259,8 +256,9 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     hs[0] = h0
     hn = np.empty((T, N, H), dtype=dt)
     ha = np.empty((N, 3 * H), dtype=dt)
+    Whp = gemm.pack(Wh)
     for t in range(T):
-        np.matmul(hs[t], Wh, out=ha)
+        gemm.matmul(hs[t], Whp, ha)
         gru_forward_rows(gates[t], ha, bx, bh, hs[t], hn[t], hs[t + 1])
     h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
     return h, GRUFastCache(xs, Wx, Wh, hs, gates, hn)
@@ -271,7 +269,7 @@ def gru_backward(dh, cache):
     3H), dbx (3H,), dbh (3H,)."""
     dt, dh = _start_backward(dh, cache, "gru")
     T, N, H = dh.shape
-    Wh = cache.Wh.astype(dt, copy=False)
+    WhT = gemm.pack(cache.Wh.astype(dt, copy=False).T)
     hs = cache.hs.astype(dt, copy=False)
     gates = cache.gates.astype(dt, copy=False)
     hn = cache.hn.astype(dt, copy=False)
@@ -282,7 +280,7 @@ def gru_backward(dh, cache):
     mm = np.zeros((N, H), dtype=dt)
     for t in range(T - 1, -1, -1):
         gru_backward_rows(dh[t], direct, mm, hs[t], gates[t], hn[t], dax[t], dah[t])
-        _recurrent_grad(dah[t], Wh, live[t], mm)
+        _recurrent_grad(dah[t], WhT, live[t], mm)
     dx, dWx, _, dbx = _finish_backward(dax, cache, dt, live, with_dWh=False)
     rows = np.flatnonzero(live.reshape(T * N))
     dah2 = dah.reshape(T * N, 3 * H)[rows]

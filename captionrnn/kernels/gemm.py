@@ -1,0 +1,277 @@
+"""The recurrent loops' per-step multiply ``h_{t-1} @ Wh`` with Wh packed once per sequence.
+
+Why: a sequence runs T small multiplies against the same weight, (N, H) @ (H, GH) with N = 50 and
+Wh 4 MB (LSTM, H = 512, float32). OpenBLAS copies ("packs") the whole weight into its own layout on
+every call and reaches ~100 GFLOP/s on that shape, where the machine's large products reach ~155.
+Here the weight is packed once per forward (its transpose once per backward) into column panels
+and one compiled loop multiplies into them: ~150 GFLOP/s on that shape (one thread, float32,
+AVX-512; benchmarks/README.md, "Packed recurrent weights", has the table and the AVX2 figures).
+
+How: B (K, N) becomes panels of P = 2 SIMD vectors of columns, shape (ceil(N/P), K, P), zero
+padded. For each panel and each block of up to R rows of A, the microkernel keeps the R x P block of
+the result in 2R vector registers and runs once over K: per k it loads two vectors of the panel,
+broadcasts A[r, k] and does 2R fused multiply-adds. So every result element is the same sum, k = 0
+to K-1 in order, of fused multiply-adds, whatever the vector width or the block: the AVX2 and
+AVX-512 variants give identical bits (tested). Against BLAS, which may sum in another order, the
+backends agree to rounding (tested with bounds derived from K). NaN and inf propagate as in any
+multiply: no clamping, no fast-math.
+
+The loop is LLVM IR compiled through llvmlite (which Numba itself is built on): Numba's own loops
+compile here to 256-bit vectors without fused multiply-adds (seen in their assembly), a quarter of
+the machine's multiply-add width, and cannot keep a 2R-vector block in registers. It is compiled on
+first use, 0.1-0.3 s per dtype. Off x86-64, on a CPU without AVX2 and FMA, for a dtype other than
+float32/float64, or if LLVM fails, :func:`pack` keeps the plain matrix and :func:`matmul` calls
+``np.matmul``. ``CAPTIONRNN_GEMM=avx2`` forces the 256-bit variant, ``CAPTIONRNN_GEMM=blas`` the
+plain multiply (CI runs the numerical tests under both).
+"""
+
+import ctypes
+import os
+import platform
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+
+def _ir(ty, bits, lanes, rmax):
+    """The LLVM IR module: microkernels mk1 ... mk{rmax} and the driver ``gemm``."""
+    vt = f"<{lanes} x {ty}>"
+    fma = f"@llvm.fma.v{lanes}f{bits}"
+    P = 2 * lanes
+    out = [f"declare {vt} {fma}({vt}, {vt}, {vt})"]
+    for R in range(1, rmax + 1):
+        # C[r, 0:P] = sum_k A[r, k] * B[k, 0:P] for r < R; B is one panel, (K, P) contiguous
+        body = ["  %k = phi i64 [0, %entry], [%k1, %loop]"]
+        body += [
+            f"  %acc{r}_{v} = phi {vt} [zeroinitializer, %entry], [%n{r}_{v}, %loop]"
+            for r in range(R)
+            for v in range(2)
+        ]
+        body += [f"  %bo = mul i64 %k, {P}"]
+        for v in range(2):
+            body += [
+                f"  %bo{v} = add i64 %bo, {v * lanes}",
+                f"  %bp{v} = getelementptr {ty}, ptr %B, i64 %bo{v}",
+                f"  %b{v} = load {vt}, ptr %bp{v}, align {bits // 8}",
+            ]
+        for r in range(R):
+            body += [
+                f"  %ar{r} = mul i64 %lda, {r}",
+                f"  %ao{r} = add i64 %ar{r}, %k",
+                f"  %ap{r} = getelementptr {ty}, ptr %A, i64 %ao{r}",
+                f"  %a{r} = load {ty}, ptr %ap{r}, align {bits // 8}",
+                f"  %ai{r} = insertelement {vt} poison, {ty} %a{r}, i32 0",
+                f"  %ab{r} = shufflevector {vt} %ai{r}, {vt} poison, <{lanes} x i32> zeroinitializer",  # noqa: E501
+            ]
+            body += [
+                f"  %n{r}_{v} = call {vt} {fma}({vt} %ab{r}, {vt} %b{v}, {vt} %acc{r}_{v})"
+                for v in range(2)
+            ]
+        store = []
+        for r in range(R):
+            for v in range(2):
+                store += [
+                    f"  %cr{r}_{v} = mul i64 %ldc, {r}",
+                    f"  %cc{r}_{v} = add i64 %cr{r}_{v}, {v * lanes}",
+                    f"  %cp{r}_{v} = getelementptr {ty}, ptr %C, i64 %cc{r}_{v}",
+                    f"  store {vt} %n{r}_{v}, ptr %cp{r}_{v}, align {bits // 8}",
+                ]
+        out += [
+            f"define internal void @mk{R}(ptr noalias %A, i64 %lda, ptr noalias %B, ptr noalias %C,"
+            " i64 %ldc, i64 %K) alwaysinline {",
+            "entry:",
+            "  br label %loop",
+            "loop:",
+            *body,
+            "  %k1 = add i64 %k, 1",
+            "  %done = icmp eq i64 %k1, %K",
+            "  br i1 %done, label %exit, label %loop",
+            "exit:",
+            *store,
+            "  ret void",
+            "}",
+        ]
+    # gemm: for panels j in [j0, j1), for row blocks of rb rows (the last may be shorter): mk
+    cases = " ".join(f"i64 {R}, label %c{R}" for R in range(1, rmax + 1))
+    calls = []
+    for R in range(1, rmax + 1):
+        calls += [
+            f"c{R}:",
+            f"  call void @mk{R}(ptr %Ai, i64 %lda, ptr %Bj, ptr %Ci, i64 %ldc, i64 %K)",
+            "  br label %icont",
+        ]
+    out += [
+        "define void @gemm(ptr noalias %A, i64 %lda, i64 %M, ptr noalias %B, i64 %K,"
+        " ptr noalias %C, i64 %ldc, i64 %j0, i64 %j1, i64 %rb) {",
+        "entry:",
+        "  %empty = icmp sge i64 %j0, %j1",
+        "  br i1 %empty, label %ret, label %jloop",
+        "jloop:",
+        "  %j = phi i64 [%j0, %entry], [%jn, %jnext]",
+        f"  %pk = mul i64 %K, {P}",
+        "  %boff = mul i64 %j, %pk",
+        f"  %Bj = getelementptr {ty}, ptr %B, i64 %boff",
+        f"  %coff = mul i64 %j, {P}",
+        f"  %Cj = getelementptr {ty}, ptr %C, i64 %coff",
+        "  br label %iloop",
+        "iloop:",
+        "  %i = phi i64 [0, %jloop], [%in, %icont]",
+        "  %rem = sub i64 %M, %i",
+        "  %short = icmp slt i64 %rem, %rb",
+        "  %r = select i1 %short, i64 %rem, i64 %rb",
+        "  %ao = mul i64 %i, %lda",
+        f"  %Ai = getelementptr {ty}, ptr %A, i64 %ao",
+        "  %co = mul i64 %i, %ldc",
+        f"  %Ci = getelementptr {ty}, ptr %Cj, i64 %co",
+        f"  switch i64 %r, label %icont [ {cases} ]",
+        *calls,
+        "icont:",
+        "  %in = add i64 %i, %r",
+        "  %idone = icmp sge i64 %in, %M",
+        "  br i1 %idone, label %jnext, label %iloop",
+        "jnext:",
+        "  %jn = add i64 %j, 1",
+        "  %jdone = icmp sge i64 %jn, %j1",
+        "  br i1 %jdone, label %ret, label %jloop",
+        "ret:",
+        "  ret void",
+        "}",
+    ]
+    return "\n".join(out)
+
+
+ENV = "CAPTIONRNN_GEMM"
+_TYPES = {np.dtype(np.float32): ("float", 32), np.dtype(np.float64): ("double", 64)}
+_lock = threading.Lock()
+_default = {}  # dtype -> this machine's Kernel, or None where it is not used
+
+
+class Kernel(NamedTuple):
+    """A compiled multiply: ``fn`` (the driver ``gemm`` of :func:`_ir`), the panel width P, the
+    largest row block R, and the LLVM objects that must stay alive as long as ``fn``."""
+
+    fn: object
+    P: int
+    rmax: int
+    keep: tuple
+
+
+def build(dtype, wide=None):
+    """Compile the multiply for dtype (float32 or float64) and this CPU: a :class:`Kernel`, or None
+    off x86-64, without AVX2 and FMA, or if LLVM fails. ``wide=False`` builds the 256-bit (AVX2)
+    variant even on an AVX-512 CPU (the tests run both)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _TYPES or platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    try:
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        host = llvm.get_host_cpu_features()
+        if not (host.get("avx2") and host.get("fma")):
+            return None
+        if wide is None:
+            wide = bool(host.get("avx512f"))
+        if not wide:
+            for name in host:
+                if name.startswith("avx512") or name.startswith("amx") or name == "evex512":
+                    host[name] = False
+        # 512-bit vectors need "-prefer-256-bit", or LLVM splits them into 256-bit halves
+        features = host.flatten() + (",-prefer-256-bit" if wide else "")
+        ty, bits = _TYPES[dtype]
+        lanes = (512 if wide else 256) // bits
+        rmax = ((32 if wide else 16) - 3) // 2  # 2R accumulators, 2 panel vectors, 1 broadcast
+        tm = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(),
+            features=features,
+            opt=3,
+        )
+        module = llvm.parse_assembly(_ir(ty, bits, lanes, rmax))
+        module.verify()
+        passes = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=3))
+        passes.getModulePassManager().run(module, passes)
+        engine = llvm.create_mcjit_compiler(module, tm)
+        engine.finalize_object()
+        i64 = ctypes.c_int64  # pointers are passed as addresses (int64 on x86-64)
+        fn = ctypes.CFUNCTYPE(None, *(i64,) * 10)(engine.get_function_address("gemm"))
+        return Kernel(fn, 2 * lanes, rmax, (engine, module, tm))
+    except Exception:  # noqa: BLE001 - any failure of the optional fast path falls back to BLAS
+        return None
+
+
+def _choice():
+    """``CAPTIONRNN_GEMM``: unset or ``auto`` (the widest variant this CPU has), ``avx2`` (the
+    256-bit one, as an AVX2-only CPU would run), ``blas`` (np.matmul, no kernel). Anything else is
+    taken as ``auto``, with a warning that names the variable."""
+    value = os.environ.get(ENV, "").strip().lower()
+    if value not in ("", "auto", "avx2", "blas"):
+        warnings.warn(
+            f"{ENV} must be 'auto', 'avx2' or 'blas', got {os.environ[ENV]!r}; using 'auto': fix "
+            "or unset the variable",
+            stacklevel=4,
+        )
+        value = "auto"
+    return value or "auto"
+
+
+def _kernel(dtype):
+    """This machine's kernel for dtype (as ``CAPTIONRNN_GEMM`` chooses), built on first use."""
+    dtype = np.dtype(dtype)
+    if dtype not in _default:
+        with _lock:
+            if dtype not in _default:
+                choice = _choice()
+                wide = {"auto": None, "avx2": False}.get(choice)
+                _default[dtype] = None if choice == "blas" else build(dtype, wide)
+    return _default[dtype]
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A weight (K, N) prepared for :func:`matmul`: column panels (ceil(N/P), K, P), zero padded,
+    for ``kernel``; or, where no kernel is used, the plain matrix alone."""
+
+    matrix: np.ndarray
+    panels: np.ndarray | None = None
+    kernel: Kernel | None = None
+
+
+def pack(B, kernel=None):
+    """Packed form of B (K, N), computed once and reused for every step of a sequence.
+
+    kernel: default, this machine's for B's dtype (see :func:`build`).
+    """
+    kernel = kernel or _kernel(B.dtype)
+    if kernel is None or B.ndim != 2 or 0 in B.shape:
+        return Packed(B)
+    K, N = B.shape
+    P, full = kernel.P, N // kernel.P
+    panels = np.zeros((-(-N // P), K, P), dtype=B.dtype)
+    panels[:full] = B[:, : full * P].reshape(K, full, P).transpose(1, 0, 2)
+    if full * P < N:
+        panels[full, :, : N - full * P] = B[:, full * P :]
+    return Packed(B, panels, kernel)
+
+
+def matmul(A, B, out):
+    """out (M, N) = A (M, K) @ B, a :class:`Packed` (K, N). Rows of A and out must be contiguous."""
+    M, K = A.shape
+    if B.kernel is None or M == 0 or K == 0:
+        np.matmul(A, B.matrix, out=out)
+        return out
+    fn, P, rmax, _ = B.kernel
+    assert A.dtype == B.panels.dtype == out.dtype and A.strides[1] == out.strides[1] == A.itemsize
+    blocks = -(-M // rmax)
+    rb = -(-M // blocks)  # equal row blocks: 50 rows -> 4 of 13, not 3 of 14 and one of 8
+    full = out.shape[1] // P
+    a, lda, ldc = A.ctypes.data, A.strides[0] // A.itemsize, out.strides[0] // out.itemsize
+    fn(a, lda, M, B.panels.ctypes.data, K, out.ctypes.data, ldc, 0, full, rb)
+    if full * P < out.shape[1]:  # the last, partial panel goes through a scratch block
+        tail = np.empty((M, P), dtype=out.dtype)
+        fn(a, lda, M, B.panels[full].ctypes.data, K, tail.ctypes.data, P, 0, 1, rb)
+        out[:, full * P :] = tail[:, : out.shape[1] - full * P]
+    return out
