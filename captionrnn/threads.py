@@ -14,7 +14,8 @@ The two mistakes do not cost the same (one thread too few on a quiet machine: up
 one too many on a busy one: up to 10x), so the count drops at the first busy sample but only rises
 again when every sample of the last half minute found the cores idle: a bursty load (a test suite,
 a compiler) keeps one thread rather than catching a lull.
-The Numba kernels are serial (see :mod:`captionrnn.kernels`), so only BLAS is sized here.
+The Numba kernels are serial (see :mod:`captionrnn.kernels`), so only BLAS is sized here; the
+recurrent loops' own multiply (:mod:`captionrnn.kernels.gemm`) runs only when BLAS has one thread.
 
 One override, for benchmarks or a machine you know: the environment variable
 ``CAPTIONRNN_THREADS=N`` or :func:`set_threads` (``None`` returns to the automatic choice)::
@@ -27,6 +28,7 @@ One override, for benchmarks or a machine you know: the environment variable
 
 import functools
 import os
+import sys
 import time
 from contextlib import contextmanager
 
@@ -37,8 +39,10 @@ _MEMORY_SECONDS = 30.0  # the busiest sample of this window decides (see the mod
 
 _override = None
 _pinned = []  # the explicit counts of the enclosing limit(n) blocks
+_active = []  # the counts of the enclosing limit() blocks, innermost last
 _samples = []  # (time.monotonic(), others_load()) of the last _MEMORY_SECONDS
 _libs = None  # threadpoolctl controllers of the loaded BLAS libraries
+_libs_modules = 0  # len(sys.modules) when _libs was looked up
 
 
 def available_cores():
@@ -130,10 +134,14 @@ def choose():
 
 
 def _blas():
-    global _libs
-    if _libs is None:
+    """threadpoolctl's controllers of the BLAS libraries loaded now. Looked up again (~3 ms) when
+    modules were imported since the last look: an import can load another BLAS (scipy brings its own
+    OpenBLAS beside numpy's), which would otherwise keep its default thread count."""
+    global _libs, _libs_modules
+    if _libs is None or len(sys.modules) != _libs_modules:
         from threadpoolctl import ThreadpoolController
 
+        _libs_modules = len(sys.modules)
         _libs = ThreadpoolController().select(user_api="blas").lib_controllers
     return _libs
 
@@ -158,13 +166,23 @@ def limit(n=None):
             previous.append((lib, had))
     if n is not None:
         _pinned.append(want)
+    _active.append(want)
     try:
         yield
     finally:
+        _active.pop()
         if n is not None:
             _pinned.pop()
         for lib, had in reversed(previous):
             lib.set_num_threads(had)
+
+
+def blas_threads():
+    """The BLAS thread count in effect now: the innermost :func:`limit` block's, outside any the
+    loaded BLAS libraries' own (the largest; 1 if none)."""
+    if _active:
+        return _active[-1]
+    return max((lib.get_num_threads() for lib in _blas()), default=1)
 
 
 def limited(func):

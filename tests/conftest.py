@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from captionrnn import threads
 from captionrnn.backend import BACKENDS, use_backend
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,8 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Run the test once per backend ('numba' and 'numpy')."""
-    with use_backend(request.param):
+    """Run the test once per backend ('numba' and 'numpy'), with one BLAS thread: there the Numba
+    backend's recurrent loops use their packed multiply (captionrnn.kernels.gemm). With more BLAS
+    threads they call np.matmul, which the tests outside this fixture and CI's
+    CAPTIONRNN_GEMM=blas run cover."""
+    with use_backend(request.param), threads.limit(1):
         yield request.param
 
 

@@ -16,11 +16,18 @@ import numpy as np
 import pytest
 
 import captionrnn
-from captionrnn import attention, gru, layers, lstm, rnn
+from captionrnn import attention, gru, layers, lstm, rnn, threads
 from captionrnn.model import CaptioningRNN
 
 BACKENDS = ("numpy", "numba")
 N, T, D, H, V = 3, 4, 5, 6, 7
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    # where the Numba backend's recurrent loops use their packed multiply (kernels/gemm.py)
+    with threads.limit(1):
+        yield
 
 
 # ---- the layers as forward + backward functions of named inputs ---------------------------------

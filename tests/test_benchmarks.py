@@ -62,3 +62,21 @@ def test_threads_benchmark_child_measures_a_step():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["median"] > 0 and len(out["times"]) == 1
     assert out["threads"] and set(out["threads"]) == {1}
+
+
+def test_gemm_benchmark_smoke_without_torch(tmp_path):
+    out = tmp_path / "gemm.md"
+    env = dict(os.environ, CAPTIONRNN_BENCH_NO_TORCH="1")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gemm.py"), "--repeats", "1", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = out.read_text().splitlines()
+    header = "| dtype | M x K x N | ours | ours AVX2 | np.matmul | ours / np.matmul | pack once |"
+    assert header in lines
+    rows = [line for line in lines if line.startswith("| float")]
+    assert len(rows) == 10 and all("GF/s" in row and "torch" not in row for row in rows)

@@ -9,7 +9,8 @@ exactly this bound, elementwise. A wrong index or a lost panel errs by O(|A| @ |
 import numpy as np
 import pytest
 
-from captionrnn.kernels import gemm
+from captionrnn import threads
+from captionrnn.kernels import gemm, sequences
 
 DTYPES = (np.float32, np.float64)
 # (M, K, N): the CS231n sizes (LSTM forward and backward, GRU, RNN), row counts that are and are not
@@ -35,7 +36,7 @@ def _kernels(dtype):
     out = {f"{256 + 256 * wide}-bit": gemm.build(dtype, wide=wide) for wide in (False, True)}
     out = {name: k for name, k in out.items() if k is not None}
     if not out:
-        pytest.skip("no packed-multiply kernel on this machine (not x86-64 with AVX2): BLAS is used")
+        pytest.skip("no packed-multiply kernel here (not x86-64 with AVX2): BLAS is used")
     return out
 
 
@@ -121,14 +122,57 @@ def test_empty_and_unsupported_inputs_fall_back_to_matmul(dtype):
 
 
 def test_the_environment_variable_chooses_the_variant(monkeypatch):
+    calls = []
+    monkeypatch.setattr(gemm, "build", lambda dtype, wide=None: calls.append(wide) or "k")
     for value, want in (("blas", None), ("avx2", False), ("", None), ("oops", None)):
         monkeypatch.setenv(gemm.ENV, value)
         monkeypatch.setattr(gemm, "_default", {})
-        calls = []
-        monkeypatch.setattr(gemm, "build", lambda dtype, wide=None: calls.append(wide) or "k")
+        calls.clear()
         if value == "oops":
-            with pytest.warns(UserWarning, match="CAPTIONRNN_GEMM must be 'auto', 'avx2' or 'blas'"):
+            with pytest.warns(UserWarning, match="CAPTIONRNN_GEMM must be 'auto', 'avx2' or"):
                 gemm._kernel(np.float32)
         else:
             gemm._kernel(np.float32)
         assert calls == ([] if value == "blas" else [want])
+
+
+def test_inputs_the_kernel_cannot_take_go_to_matmul():
+    # a column-strided A or out, or mixed dtypes: np.matmul's result, not a wrong one
+    rng = np.random.default_rng(5)
+    B = rng.standard_normal((6, 40))
+    packed = gemm.pack(B, gemm.build(np.float64))
+    A = rng.standard_normal((5, 12))[:, ::2]  # (5, 6), column stride 2
+    np.testing.assert_array_equal(gemm.matmul(A, packed, np.empty((5, 40))), A @ B)
+    out = np.empty((40, 5)).T  # (5, 40), column stride 5
+    np.testing.assert_array_equal(gemm.matmul(A.copy(), packed, out), A @ B)
+    A32 = A.astype(np.float32)
+    np.testing.assert_array_equal(gemm.matmul(A32, packed, np.empty((5, 40))), A32 @ B)
+    Bt = np.ascontiguousarray(B.T).T  # a transposed view, as Wh^T in the backward: (B^T A^T)^T
+    got = gemm.matmul(A32, gemm.Packed(Bt), np.empty((5, 40)))
+    np.testing.assert_array_equal(got, (Bt.T @ A32.T).T)
+    _assert_close(got, A32.astype(np.float64), Bt)
+
+
+@pytest.mark.parametrize("cell, gates", [("rnn", 1), ("lstm", 4), ("gru", 3)])
+def test_the_loops_use_the_kernel_at_one_blas_thread_only(cell, gates, monkeypatch):
+    # the kernel is serial; with more BLAS threads OpenBLAS's threaded multiply is as fast or faster
+    if gemm._kernel(np.float32) is None:
+        pytest.skip("no packed-multiply kernel on this machine: the loops always use np.matmul")
+    used, real = [], gemm.matmul
+    monkeypatch.setattr(gemm, "matmul", lambda A, B, out: used.append(B.kernel) or real(A, B, out))
+    rng = np.random.default_rng(6)
+    N, T, D, H = 4, 5, 6, 7
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
+    params = [rng.standard_normal((D, gates * H)), rng.standard_normal((H, gates * H))]
+    params += [rng.standard_normal(gates * H)] * (2 if cell == "gru" else 1)
+    forward = getattr(sequences, f"{cell}_forward")
+    backward = getattr(sequences, f"{cell}_backward")
+    results = {}
+    for n in (1, 2):
+        used.clear()
+        with threads.limit(n):
+            h, cache = forward(x, h0, *params)
+            results[n] = (h, *backward(np.ones_like(h), cache))
+        assert len(used) == 2 * T and all((k is not None) == (n == 1) for k in used)
+    for a, b in zip(results[1], results[2]):  # same sums, other order
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -1,5 +1,7 @@
 """captionrnn.threads: the BLAS thread count chosen at the library's entry points; its override."""
 
+import sys
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -85,3 +87,23 @@ def test_one_busy_sample_holds_one_thread_until_it_ages_out(monkeypatch):
     assert threads.choose() == 2  # the busy sample has aged out, the idle one before it counts
     clock[0] += 1
     assert threads.choose() == 2  # reused within _REUSE_SECONDS, no new sample
+
+
+def test_blas_threads_reports_the_enclosing_block():
+    with threads.limit(1):
+        assert threads.blas_threads() == 1
+        with threads.limit():  # an automatic block inside an explicit one keeps its count
+            assert threads.blas_threads() == 1
+    with threads.limit(2):
+        assert threads.blas_threads() == 2
+    assert threads.blas_threads() == max(_blas_threads())
+
+
+def test_blas_libraries_are_looked_up_again_after_an_import(monkeypatch):
+    # scipy, imported after numpy, brings its own OpenBLAS: limit() must size it too
+    import types
+
+    first = threads._blas()
+    assert threads._blas() is first  # no import since: the same controllers, no rescan
+    monkeypatch.setitem(sys.modules, "_captionrnn_test_module", types.ModuleType("m"))
+    assert threads._blas() is not first
