@@ -1,10 +1,11 @@
 """BLAS thread counts chosen by the library, so that a busy machine does not slow training 10x.
 
 OpenBLAS starts one thread per core and its threads spin while they wait for work. On a quiet
-machine that helps (the CS231n-size LSTM training step: 76 ms with 2 threads, 124 ms with 1, on
-2 cores), but when other programs already use the cores the spinning threads fight them for the
-CPU and every matrix multiply waits for a descheduled thread: on a 2-core machine running other work
-an RNN training epoch took 13.8 s with the default thread count and 1.3 s with one thread.
+machine that helps (the CS231n-size LSTM training step: 69 ms with 2 threads, 79 ms with 1, on
+2 cores; benchmarks/results/threads.md), but when other programs already use the cores the
+spinning threads fight them for the CPU and every matrix multiply waits for a descheduled thread:
+on a 2-core machine running other work an RNN training epoch took 13.8 s with the default thread
+count and 1.3 s with one thread.
 
 So the library's hot entry points (a training step, decoding, the shapes dataset build, grading)
 run inside :func:`limit`, which gives BLAS as many threads as there are idle cores: it samples the

@@ -5,7 +5,13 @@ Wh 4 MB (LSTM, H = 512, float32). OpenBLAS copies ("packs") the whole weight int
 every call and reaches ~100 GFLOP/s on that shape, where the machine's large products reach ~155.
 Here the weight is packed once per forward (its transpose once per backward) into column panels
 and one compiled loop multiplies into them: ~150 GFLOP/s on that shape (one thread, float32,
-AVX-512; benchmarks/README.md, "Packed recurrent weights", has the table and the AVX2 figures).
+AVX-512; benchmarks/README.md, "the per-step product with the weight packed once", has the table
+and the AVX2 figures).
+
+When: with one BLAS thread (``captionrnn.threads`` chooses one on a busy machine; a single-core
+machine has one). The kernel is serial, and against OpenBLAS's two threads on the 2-core machine it
+was no faster at CS231n sizes and up to 1.2x slower at the shapes dataset's (H = 256, N = 100), so
+with more BLAS threads the loops keep their BLAS calls.
 
 How: B (K, N) becomes panels of P = 2 SIMD vectors of columns, shape (ceil(N/P), K, P), zero
 padded. For each panel and each block of up to R rows of A, the microkernel keeps the R x P block of
@@ -18,7 +24,7 @@ multiply: no clamping, no fast-math.
 
 The loop is LLVM IR compiled through llvmlite (which Numba itself is built on): Numba's own loops
 compile here to 256-bit vectors without fused multiply-adds (seen in their assembly), a quarter of
-the machine's multiply-add width, and cannot keep a 2R-vector block in registers. It is compiled on
+the machine's multiply-add width. It is compiled on
 first use, 0.1-0.3 s per dtype. Off x86-64, on a CPU without AVX2 and FMA, for a dtype other than
 float32/float64, or if LLVM fails, :func:`pack` keeps the plain matrix and :func:`matmul` calls
 ``np.matmul``. ``CAPTIONRNN_GEMM=avx2`` forces the 256-bit variant, ``CAPTIONRNN_GEMM=blas`` the
