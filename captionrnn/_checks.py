@@ -1,7 +1,35 @@
 """Input validation shared by every layer: clear ``ValueError`` messages instead of broadcasting
-errors."""
+errors; and the one reader of the package's choice-valued environment variables."""
+
+import os
+import warnings
 
 import numpy as np
+
+
+def env_choice(name, choices, unset, misspelt=None):
+    """The value of environment variable ``name``, stripped and lower-cased, when it is one of
+    ``choices``; ``unset`` when it is unset or empty.
+
+    Any other value warns, naming the variable, the choices, what is used instead (``misspelt``,
+    default ``unset``) and the fix, and gives that. These variables are read at import or on first
+    use, where a raise would end every command, even ``--help``, in a traceback.
+    """
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if not value:
+        return unset
+    if value in choices:
+        return value
+    fallback = unset if misspelt is None else misspelt
+    quoted = [repr(c) for c in choices]
+    allowed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    warnings.warn(
+        f"{name} must be {allowed} (or unset), got {raw!r}; using {fallback!r}: fix or unset the "
+        "variable",
+        stacklevel=3,
+    )
+    return fallback
 
 
 def _fmt(shape):

@@ -22,7 +22,8 @@ returned to the system when freed. Nothing changes where it does not apply: anot
 import ctypes
 import os
 import sys
-import warnings
+
+from captionrnn._checks import env_choice
 
 ENV = "CAPTIONRNN_MALLOC"
 MMAP_THRESHOLD = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
@@ -39,17 +40,9 @@ _GLIBC_VARIABLES = (
 def keep_freed_memory():
     """Fix glibc's malloc thresholds (see the module docstring); True when they were set.
 
-    ``CAPTIONRNN_MALLOC`` holding anything but ``default`` (or nothing) is a misspelt opt-out: it
-    leaves malloc alone too, with a warning naming the variable (a raise here would stop ``import
-    captionrnn``, and with it every command, with a traceback)."""
-    choice = os.environ.get(ENV, "").strip().lower()
-    if choice not in ("", "default"):
-        warnings.warn(
-            f"{ENV} must be 'default' (leave malloc as it is) or unset (keep freed memory), got "
-            f"{os.environ[ENV]!r}; malloc is left as it is: fix or unset the variable",
-            stacklevel=2,
-        )
-    if choice:
+    ``CAPTIONRNN_MALLOC`` holding anything but ``default`` (or nothing) is taken as a misspelt
+    opt-out: malloc is left alone too, with a warning (:func:`captionrnn._checks.env_choice`)."""
+    if env_choice(ENV, ("default",), unset="keep", misspelt="default") == "default":
         return False
     if not sys.platform.startswith("linux") or any(v in os.environ for v in _GLIBC_VARIABLES):
         return False

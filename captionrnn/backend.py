@@ -14,9 +14,9 @@ Both backends take the same inputs and give the same results (to 1e-12 in float6
 a cache made by one backend's forward may be passed to either backend's backward.
 """
 
-import os
-import warnings
 from contextlib import contextmanager
+
+from captionrnn._checks import env_choice
 
 ENV = "CAPTIONRNN_BACKEND"
 BACKENDS = ("numba", "numpy")  # the first is the default
@@ -32,18 +32,9 @@ def _validate(name):
 
 
 def _from_environment():
-    """The backend CAPTIONRNN_BACKEND names, read at import. A misspelt value warns, naming the
-    variable and the choices, and keeps the default: a raise here would stop ``import captionrnn``,
-    and with it every command, with a traceback."""
-    value = os.environ.get(ENV, "").strip().lower()
-    if value and value not in BACKENDS:
-        warnings.warn(
-            f"{ENV} must be one of {BACKENDS}, got {os.environ[ENV]!r}; using the default "
-            "backend: fix or unset the variable",
-            stacklevel=2,
-        )
-        value = ""
-    return _validate(value or BACKENDS[0])
+    """The backend CAPTIONRNN_BACKEND names, read at import (a misspelt value warns and keeps the
+    default, see :func:`captionrnn._checks.env_choice`)."""
+    return _validate(env_choice(ENV, BACKENDS, BACKENDS[0]))
 
 
 _current = _from_environment()

@@ -1076,7 +1076,7 @@ def test_debug_shows_the_traceback(world, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "variable, value, says",
     [
-        ("CAPTIONRNN_BACKEND", "numpi", "CAPTIONRNN_BACKEND must be one of ('numba', 'numpy')"),
+        ("CAPTIONRNN_BACKEND", "numpi", None),  # the installation's choices, see below
         ("CAPTIONRNN_GEMM", "fast", "CAPTIONRNN_GEMM must be 'auto', 'avx2' or 'blas'"),
     ],
 )
@@ -1086,6 +1086,10 @@ def test_a_misspelt_environment_variable_warns_and_the_command_runs(variable, va
     # warning names the fix
     if variable == "CAPTIONRNN_GEMM":
         pytest.importorskip("captionrnn.kernels", reason="no kernels in this edition")
+    if says is None:  # ('numba', 'numpy'); the student edition has ('numpy',)
+        from captionrnn.backend import BACKENDS
+
+        says = f"{variable} must be " + " or ".join(map(repr, BACKENDS))
     env = dict(os.environ, **{variable: value})
     code = (
         "import numpy as np, captionrnn\n"

@@ -156,9 +156,9 @@ def test_no_solution_code_left(edition):
         assert "not implemented yet. TODO:" in text
 
 
-def _run(edition, code):
+def _run(edition, code, **env_extra):
     env = {k: v for k, v in os.environ.items() if k != "CAPTIONRNN_BACKEND"}
-    env["PYTHONPATH"] = str(edition)
+    env.update(env_extra, PYTHONPATH=str(edition))
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=edition,
@@ -198,6 +198,20 @@ def test_student_edition_imports_and_fails_with_not_implemented(edition):
     """.replace("EDITION", repr(str(edition))),
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.parametrize("value", ["", "numpy", "numba", "numpi"])
+def test_student_edition_reads_the_backend_variable_by_its_own_choices(edition, value):
+    # the edition has one backend; 'numba' or a typo warns (naming the fix) and runs NumPy
+    proc = _run(
+        edition,
+        "import captionrnn; print(captionrnn.get_backend())",
+        CAPTIONRNN_BACKEND=value,
+    )
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.split() == ["numpy"]
+    warned = "CAPTIONRNN_BACKEND must be 'numpy' (or unset)" in proc.stderr
+    assert warned == (value in ("numba", "numpi")), proc.stderr
 
 
 def test_student_gradcheck_reports_not_implemented(edition):

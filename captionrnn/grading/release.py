@@ -268,6 +268,7 @@ def stub_source(source, path="<string>"):
     return new, regions
 
 
+BACKEND_READ = "\n_current = _from_environment()"  # where backend.py reads CAPTIONRNN_BACKEND
 BACKEND_PATCH = '''
 
 # ---- student edition (added by `captionrnn release`) --------------------------------------------
@@ -291,8 +292,6 @@ def _validate(name):
                                  "(unset CAPTIONRNN_BACKEND or set it to 'numpy')")
     return _validate_with_numba(name)
 
-
-_current = "numpy"
 '''
 
 STUDENT_CONFTEST = """
@@ -504,13 +503,16 @@ def _copy_package(pkg, dest, report):
             text, regions = stub_source(text, display)
             report.regions.extend(regions)
             if rel.as_posix() == "backend.py":
-                for name in ("def _validate(", "_current =", "BACKENDS ="):
+                for name in ("def _validate(", BACKEND_READ, "BACKENDS ="):
                     if name not in text:
                         raise ReleaseError(
                             f"{display}: expected `{name}` there to switch the student edition "
                             "to the numpy backend; update BACKEND_PATCH in grading/release.py"
                         )
-                text = text.rstrip("\n") + "\n" + BACKEND_PATCH
+                # before the environment is read, so CAPTIONRNN_BACKEND is judged by the edition's
+                # choices (a misspelt or 'numba' value warns and gives 'numpy')
+                patch = "\n" + BACKEND_PATCH.strip("\n") + "\n\n"
+                text = text.replace(BACKEND_READ, patch + BACKEND_READ, 1)
             _check_no_kernel_imports(display, text)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")

@@ -32,16 +32,15 @@ plain multiply (CI runs the numerical tests under both).
 """
 
 import ctypes
-import os
 import platform
 import threading
-import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from captionrnn import threads
+from captionrnn._checks import env_choice
 
 
 def _ir(ty, bits, lanes, rmax):
@@ -211,28 +210,13 @@ def build(dtype, wide=None):
         return None
 
 
-def _choice():
-    """``CAPTIONRNN_GEMM``: unset or ``auto`` (the widest variant this CPU has), ``avx2`` (the
-    256-bit one, as an AVX2-only CPU would run), ``blas`` (np.matmul, no kernel). Anything else is
-    taken as ``auto``, with a warning that names the variable."""
-    value = os.environ.get(ENV, "").strip().lower()
-    if value not in ("", "auto", "avx2", "blas"):
-        warnings.warn(
-            f"{ENV} must be 'auto', 'avx2' or 'blas', got {os.environ[ENV]!r}; using 'auto': fix "
-            "or unset the variable",
-            stacklevel=4,
-        )
-        value = "auto"
-    return value or "auto"
-
-
 def _kernel(dtype):
     """This machine's kernel for dtype (as ``CAPTIONRNN_GEMM`` chooses), built on first use."""
     dtype = np.dtype(dtype)
     if dtype not in _default:
         with _lock:
             if dtype not in _default:
-                choice = _choice()
+                choice = env_choice(ENV, ("auto", "avx2", "blas"), "auto")
                 wide = {"auto": None, "avx2": False}.get(choice)
                 _default[dtype] = None if choice == "blas" else build(dtype, wide)
     return _default[dtype]
