@@ -39,8 +39,7 @@ _REUSE_SECONDS = 5.0  # a choice is reused this long (training steps call limit(
 _MEMORY_SECONDS = 30.0  # the busiest sample of this window decides (see the module docstring)
 
 _override = None
-_pinned = []  # the explicit counts of the enclosing limit(n) blocks
-_active = []  # the counts of the enclosing limit() blocks, innermost last
+_blocks = []  # (count, explicit) of the enclosing limit() blocks, innermost last
 _samples = []  # (time.monotonic(), others_load()) of the last _MEMORY_SECONDS
 _libs = None  # threadpoolctl controllers of the loaded BLAS libraries
 _libs_modules = 0  # len(sys.modules) when _libs was looked up
@@ -153,10 +152,11 @@ def limit(n=None):
     count. Inside a ``limit(n)`` block with an explicit n, nested ``limit()`` calls keep that n;
     otherwise each entry looks again (cheaply: the choice is reused for a few seconds), so a long
     training run follows the machine's load step by step."""
+    pinned = [count for count, explicit in _blocks if explicit]
     if n is not None:
         want = _parse(n, "limit(n)")
-    elif _pinned:
-        want = _pinned[-1]
+    elif pinned:
+        want = pinned[-1]
     else:
         want = choose()
     previous = []
@@ -165,15 +165,11 @@ def limit(n=None):
         if had != want:
             lib.set_num_threads(want)
             previous.append((lib, had))
-    if n is not None:
-        _pinned.append(want)
-    _active.append(want)
+    _blocks.append((want, n is not None))
     try:
         yield
     finally:
-        _active.pop()
-        if n is not None:
-            _pinned.pop()
+        _blocks.pop()
         for lib, had in reversed(previous):
             lib.set_num_threads(had)
 
@@ -181,8 +177,8 @@ def limit(n=None):
 def blas_threads():
     """The BLAS thread count in effect now: the innermost :func:`limit` block's, outside any the
     loaded BLAS libraries' own (the largest; 1 if none)."""
-    if _active:
-        return _active[-1]
+    if _blocks:
+        return _blocks[-1][0]
     return max((lib.get_num_threads() for lib in _blas()), default=1)
 
 
