@@ -88,15 +88,20 @@ def child_step(framework, threads, cell, dtype, repeats):
         step = make_torch_step(cell, model.params, features, captions)
         used = torch.get_num_threads()
     else:
+        from captionrnn.dispatch import own_threads
+
+        # "ours": as CaptioningSolver decides; "ours-blas": BLAS's threads, not the library's team
+        own = framework == "ours" and own_threads(cell, model.dtype)
 
         def step():
-            with th.limit():  # what CaptioningSolver._step does
+            with th.limit(own=own):  # what CaptioningSolver._step does
                 return model.loss(features, captions)
 
-        with th.limit():
+        with th.limit(own=own):  # the team's size in an own block, else the BLAS threads
             from threadpoolctl import threadpool_info
 
-            used = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+            blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+            used = [th.team_size()] if own else blas
     step()
     step()  # warm-up: JIT cache, allocator
     times = []
@@ -105,6 +110,7 @@ def child_step(framework, threads, cell, dtype, repeats):
         step()
         times.append(time.perf_counter() - t0)
     out = {"median": statistics.median(times), "times": times, "threads": used}
+    out["team"] = framework == "ours" and bool(own)
     print(json.dumps(out))
 
 
@@ -181,14 +187,15 @@ def measure_state(args, all_cores):
             for t in ("default", 1, 2):
                 ours_args = ["step", "ours", "x", cell, args.dtype, str(args.repeats)]
                 theirs_args = ["step", "torch", str(t), cell, args.dtype, str(args.repeats)]
-                ours, theirs = [], []
+                blas_args = ["step", "ours-blas", "x", cell, args.dtype, str(args.repeats)]
+                ours, theirs, blas = [], [], []
                 for i in range(args.rounds):
-                    pair = [
-                        (ours, ours_args, None if t == "default" else t),
-                        (theirs, theirs_args, None),
-                    ]
-                    for into, a, env_t in rotated(pair, i):
-                        into.append(run_child(a, env_t))
+                    env_t = None if t == "default" else t
+                    pair = [(ours, ours_args, env_t), (theirs, theirs_args, None)]
+                    if args.compare_blas:
+                        pair.append((blas, blas_args, env_t))
+                    for into, a, e in rotated(pair, i):
+                        into.append(run_child(a, e))
                 torch_rows[f"{cell} {t}"] = {
                     "cell": cell,
                     "threads": str(t),
@@ -196,7 +203,9 @@ def measure_state(args, all_cores):
                     "torch": statistics.median(r["median"] for r in theirs),
                     "ours_rounds": [r["median"] for r in ours],
                     "torch_rounds": [r["median"] for r in theirs],
-                    "ours_threads": ours[0]["threads"],
+                    "ours_threads": ("team " if ours[0].get("team") else "")
+                    + str(ours[0]["threads"]),
+                    "blas_rounds": [r["median"] for r in blas],
                     "torch_threads": theirs[0]["threads"],
                 }
                 v = torch_rows[f"{cell} {t}"]
@@ -261,6 +270,9 @@ def write_report(args, results, path):
                     f"{a * 1e3:.0f}/{b * 1e3:.0f}"
                     for a, b in zip(v["ours_rounds"], v["torch_rounds"])
                 )
+                if v.get("blas_rounds"):
+                    b = statistics.median(v["blas_rounds"])
+                    rounds += f"; on BLAS threads {fmt(b)}, {b / v['torch']:.2f}"
                 lines.append(
                     f"| {v['cell']} | {label} | {fmt(v['ours'])} | {fmt(v['torch'])} | "
                     f"{ratio:.2f} (rounds {rounds}) |"
@@ -288,6 +300,11 @@ def main(argv=None):
     p.add_argument("--max-train", type=int, default=2000)
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-torch", action="store_true")
+    p.add_argument(
+        "--compare-blas",
+        action="store_true",
+        help="also time our step on BLAS's threads instead of the library's team",
+    )
     p.add_argument("--skip-quiet", action="store_true")
     p.add_argument("--out", default=str(HERE / "results" / "threads.md"))
     args = p.parse_args(argv)

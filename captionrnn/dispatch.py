@@ -75,6 +75,18 @@ def runs_kernel(args, kind=""):
     return True
 
 
+def own_threads(cell_type, dtype):
+    """True when a training step of this model runs on the library's own threads
+    (``threads.limit(own=True)``, see :mod:`captionrnn.kernels.team`): the Numba backend is active,
+    the cell is one of :data:`captionrnn.cells.CELLS` with kernels (their sequence loops run in a
+    team; the attention loop does not), and this machine has the packed multiply for dtype."""
+    if not use_numba() or np.dtype(dtype) not in _KERNEL_DTYPES:
+        return False
+    if cell_type not in CELLS or not CELLS[cell_type].kernels:
+        return False
+    return importlib.import_module("captionrnn.kernels.gemm")._kernel(dtype) is not None
+
+
 def _wrap(reference, check, kind):
     name = reference.__name__
 

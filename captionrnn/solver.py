@@ -25,6 +25,7 @@ import numpy as np
 
 from captionrnn import optim, threads
 from captionrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from captionrnn.dispatch import own_threads
 from captionrnn.evaluation import split_features
 
 SOLVER_FORMAT_VERSION = 1
@@ -235,10 +236,10 @@ class CaptioningSolver:
             "(grad_clip=5.0)"
         )
 
-    @threads.limited
     def _step(self, idx):
         features, captions = self._batch("train", idx)
-        loss, grads = self.model.loss(features, captions)
+        with self._threads():
+            loss, grads = self.model.loss(features, captions)
         if not np.isfinite(loss):
             raise self._diverged("the loss", float(loss))
         norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
@@ -264,8 +265,14 @@ class CaptioningSolver:
         total = 0.0
         for start in range(0, len(self.val_idx), self.batch_size):
             idx = self.val_idx[start : start + self.batch_size]
-            total += self.model.eval_loss(*self._batch("val", idx)) * len(idx)
+            with self._threads():
+                total += self.model.eval_loss(*self._batch("val", idx)) * len(idx)
         return total / len(self.val_idx)
+
+    def _threads(self):
+        """The thread block of a loss: the library's own team where the model's loops run in one
+        (``dispatch.own_threads``), else BLAS's threads (captionrnn.threads)."""
+        return threads.limit(own=own_threads(self.model.cell_type, self.model.dtype))
 
     def _end_of_epoch(self):
         for config in self.optim_configs.values():

@@ -1,4 +1,4 @@
-"""BLAS thread counts chosen by the library, so that a busy machine does not slow training 10x.
+"""Thread counts chosen by the library, so that a busy machine does not slow training 10x.
 
 OpenBLAS starts one thread per core and its threads spin while they wait for work. On a quiet
 machine that helps (the CS231n-size LSTM training step: 69 ms with 2 threads, 79 ms with 1, on
@@ -15,8 +15,14 @@ The two mistakes do not cost the same (one thread too few on a quiet machine: up
 one too many on a busy one: up to 10x), so the count drops at the first busy sample but only rises
 again when every sample of the last half minute found the cores idle: a bursty load (a test suite,
 a compiler) keeps one thread rather than catching a lull.
-The Numba kernels are serial (see :mod:`captionrnn.kernels`), so only BLAS is sized here; the
-recurrent loops' own multiply (:mod:`captionrnn.kernels.gemm`) runs only when BLAS has one thread.
+Who gets the threads: BLAS, or, in a ``limit(own=True)`` block, the library's own team
+(:mod:`captionrnn.kernels.team`) while BLAS runs one thread. The solver's training step takes the
+team where the model's recurrent loop runs in one (:func:`captionrnn.dispatch.own_threads`: the
+Numba backend, rnn/lstm/gru): the team shares each step of the loop and the large products, and no
+OpenBLAS thread is left spinning beside it (the CS231n-size LSTM step on 2 cores: 48-60 ms against
+57-74 ms on BLAS's two threads, benchmarks/README.md). Elsewhere (decoding, the NumPy backend,
+attention) BLAS gets them. The recurrent loops' packed multiply (:mod:`captionrnn.kernels.gemm`)
+runs wherever BLAS has one thread, alone or shared by the team.
 
 One override, for benchmarks or a machine you know: the environment variable
 ``CAPTIONRNN_THREADS=N`` or :func:`set_threads` (``None`` returns to the automatic choice)::
@@ -39,7 +45,7 @@ _REUSE_SECONDS = 5.0  # a choice is reused this long (training steps call limit(
 _MEMORY_SECONDS = 30.0  # the busiest sample of this window decides (see the module docstring)
 
 _override = None
-_blocks = []  # (count, explicit) of the enclosing limit() blocks, innermost last
+_blocks = []  # (count, explicit, own) of the enclosing limit() blocks, innermost last
 _samples = []  # (time.monotonic(), others_load()) of the last _MEMORY_SECONDS
 _libs = None  # threadpoolctl controllers of the loaded BLAS libraries
 _libs_modules = 0  # len(sys.modules) when _libs was looked up
@@ -147,25 +153,31 @@ def _blas():
 
 
 @contextmanager
-def limit(n=None):
-    """Run the block with ``n`` BLAS threads (default :func:`choose`), then restore the previous
+def limit(n=None, own=False):
+    """Run the block with ``n`` threads (default :func:`choose`), then restore the previous BLAS
     count. Inside a ``limit(n)`` block with an explicit n, nested ``limit()`` calls keep that n;
     otherwise each entry looks again (cheaply: the choice is reused for a few seconds), so a long
-    training run follows the machine's load step by step."""
-    pinned = [count for count, explicit in _blocks if explicit]
+    training run follows the machine's load step by step.
+
+    own=False: BLAS gets the n threads. own=True: BLAS gets one and the library's own team of n
+    (:func:`team_size`, :mod:`captionrnn.kernels.team`) shares the recurrent loops and the large
+    products instead; OpenBLAS's threads then never run, and never spin beside the team.
+    """
+    pinned = [count for count, explicit, _ in _blocks if explicit]
     if n is not None:
         want = _parse(n, "limit(n)")
     elif pinned:
         want = pinned[-1]
     else:
         want = choose()
+    blas = 1 if own else want
     previous = []
     for lib in _blas():
         had = lib.get_num_threads()
-        if had != want:
-            lib.set_num_threads(want)
+        if had != blas:
+            lib.set_num_threads(blas)
             previous.append((lib, had))
-    _blocks.append((want, n is not None))
+    _blocks.append((want, n is not None, own))
     try:
         yield
     finally:
@@ -175,11 +187,20 @@ def limit(n=None):
 
 
 def blas_threads():
-    """The BLAS thread count in effect now: the innermost :func:`limit` block's, outside any the
-    loaded BLAS libraries' own (the largest; 1 if none)."""
+    """The BLAS thread count in effect now: the innermost :func:`limit` block's (1 in an ``own``
+    block), outside any the loaded BLAS libraries' own (the largest; 1 if none)."""
     if _blocks:
-        return _blocks[-1][0]
+        count, _, own = _blocks[-1]
+        return 1 if own else count
     return max((lib.get_num_threads() for lib in _blas()), default=1)
+
+
+def team_size():
+    """How many threads the library's own team may use now: the innermost :func:`limit` block's
+    count if it is an ``own`` block, else 1."""
+    if _blocks and _blocks[-1][2]:
+        return _blocks[-1][0]
+    return 1
 
 
 def limited(func):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from captionrnn import threads
-from captionrnn.kernels import gemm, sequences
+from captionrnn.kernels import gemm, sequences, team
 
 DTYPES = (np.float32, np.float64)
 # (M, K, N): the CS231n sizes (LSTM forward and backward, GRU, RNN), row counts that are and are not
@@ -154,25 +154,41 @@ def test_inputs_the_kernel_cannot_take_go_to_matmul():
 
 
 @pytest.mark.parametrize("cell, gates", [("rnn", 1), ("lstm", 4), ("gru", 3)])
-def test_the_loops_use_the_kernel_at_one_blas_thread_only(cell, gates, monkeypatch):
-    # the kernel is serial; with more BLAS threads OpenBLAS's threaded multiply is as fast or faster
-    if gemm._kernel(np.float32) is None:
+def test_the_loops_use_the_kernel_at_one_blas_thread_and_share_it_in_a_team(
+    cell, gates, monkeypatch
+):
+    # The kernel runs where BLAS has one thread: alone, or shared by the library's team inside
+    # limit(own=True). With more BLAS threads the loops keep OpenBLAS's threaded products.
+    if gemm._kernel(np.float64) is None:
         pytest.skip("no packed-multiply kernel on this machine: the loops always use np.matmul")
-    used, real = [], gemm.matmul
-    monkeypatch.setattr(gemm, "matmul", lambda A, B, out: used.append(B.kernel) or real(A, B, out))
+    packs, runs = [], []
+    real_pack, real_run = gemm.pack, team.run
+    monkeypatch.setattr(gemm, "pack", lambda B, k=None: packs.append(real_pack(B, k)) or packs[-1])
+    monkeypatch.setattr(
+        team, "run", lambda loop, parts, *a: runs.append(parts) or real_run(loop, parts, *a)
+    )
+    monkeypatch.setattr(sequences, "_TEAM_MIN_FLOP", 0)  # share even these small products
     rng = np.random.default_rng(6)
-    N, T, D, H = 4, 5, 6, 7
+    N, T, D, H = 5, 6, 6, 37  # H: panels of 16 or 8 columns do not divide 37 G
     x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
     params = [rng.standard_normal((D, gates * H)), rng.standard_normal((H, gates * H))]
     params += [rng.standard_normal(gates * H)] * (2 if cell == "gru" else 1)
+    dh = rng.standard_normal((N, T, H))
+    dh[1, 3:] = dh[3, 1:] = 0  # padded captions: the backward skips their rows
     forward = getattr(sequences, f"{cell}_forward")
     backward = getattr(sequences, f"{cell}_backward")
     results = {}
-    for n in (1, 2):
-        used.clear()
-        with threads.limit(n):
+    for n, own in ((2, False), (1, False), (2, True), (3, True)):
+        packs.clear(), runs.clear()
+        with threads.limit(n, own=own):
             h, cache = forward(x, h0, *params)
-            results[n] = (h, *backward(np.ones_like(h), cache))
-        assert len(used) == 2 * T and all((k is not None) == (n == 1) for k in used)
-    for a, b in zip(results[1], results[2]):  # same sums, other order
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+            results[n, own] = (h, *backward(dh, cache))
+        kernel = n == 1 or own
+        assert len(packs) == 2 and all((p.kernel is not None) == kernel for p in packs)
+        assert runs == ([n] * 2 if kernel else [])
+    for key, got in results.items():  # same sums, other order (BLAS or the kernel)
+        for a, b in zip(got, results[1, False]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=str(key))
+    for key in ((2, True), (3, True)):  # a team splits panels and rows, never a sum: same bits
+        np.testing.assert_array_equal(results[key][0], results[1, False][0])  # h
+        np.testing.assert_array_equal(results[key][2], results[1, False][2])  # dh0

@@ -12,6 +12,9 @@ reference; :mod:`captionrnn.dispatch` runs the function of the same name here in
 - :mod:`~captionrnn.kernels.sequences`: whole sequences, time-major, with their own caches
 - :mod:`~captionrnn.kernels.gemm`: the sequences' per-step ``h @ Wh`` with the weight packed once
   per sequence (a compiled LLVM loop, not Numba; np.matmul where it cannot run)
+- :mod:`~captionrnn.kernels.team`: the library's own threads, which share a sequence loop (panels
+  of the product, rows of the cell maths, a barrier between) and the large products in a training
+  step
 - :mod:`~captionrnn.kernels.attention`: the dot-product attention LSTM over a whole sequence
 - :mod:`~captionrnn.kernels.projections`, :mod:`~captionrnn.kernels.loss`,
   :mod:`~captionrnn.kernels.decoding`: the vocabulary/embedding/spatial layers, the softmax loss
@@ -21,10 +24,10 @@ Numerical contract: everything stays in the input dtype (constants are cast with
 inside the kernels, so a float32 call never creates a float64 array; only the softmax loss scalar is
 accumulated in float64). No fastmath (one exception: the softmax's row sum may reassociate, see
 :mod:`~captionrnn.kernels.loss`; the packed multiply fuses each multiply-add, as BLAS does): both
-backends must agree to 1e-12 in float64. The kernels are
-serial and therefore deterministic: with ``parallel=True`` on 2 cores, Numba's OpenMP threads and
-OpenBLAS's spin-waiting threads fought over the cores and a full LSTM step ran 3-10x slower
-(measured), while the matrix multiplies already use both cores.
+backends must agree to 1e-12 in float64. The element-wise kernels are serial; threads come only from
+the team, which splits work without splitting any sum (a loop gives the same bits for every team
+size). Numba's own ``parallel=True`` was tried: on 2 cores its OpenMP threads and OpenBLAS's
+spin-waiting threads fought over the cores and a full LSTM step ran 3-10x slower (measured).
 """
 
 import numpy as np

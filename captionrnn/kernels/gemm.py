@@ -8,10 +8,12 @@ and one compiled loop multiplies into them: ~150 GFLOP/s on that shape (one thre
 AVX-512; benchmarks/README.md, "the per-step product with the weight packed once", has the table
 and the AVX2 figures).
 
-When: with one BLAS thread (``captionrnn.threads`` chooses one on a busy machine; a single-core
-machine has one). The kernel is serial, and against OpenBLAS's two threads on the 2-core machine it
-was no faster at CS231n sizes and up to 1.2x slower at the shapes dataset's (H = 256, N = 100), so
-with more BLAS threads the loops keep their BLAS calls.
+When: with one BLAS thread: on a busy machine (``captionrnn.threads`` chooses one), on a single
+core, and inside the training step's ``limit(own=True)`` block, where the library's team
+(:mod:`captionrnn.kernels.team`) shares the panels among its threads (:func:`multiply` computes a
+range of panels). Alone, the kernel was no faster than OpenBLAS's two threads at CS231n sizes and up
+to 1.2x slower at the shapes dataset's (H = 256, N = 100), so where BLAS has more threads the loops
+keep their BLAS calls.
 
 How: B (K, N) becomes panels of P = 2 SIMD vectors of columns, shape (ceil(N/P), K, P), zero
 padded. For each panel and each block of up to R rows of A, the microkernel keeps the R x P block of
@@ -31,16 +33,19 @@ float32/float64, or if LLVM fails, :func:`pack` keeps the plain matrix and :func
 plain multiply (CI runs the numerical tests under both).
 """
 
-import ctypes
 import platform
 import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from llvmlite import ir as llir
+from numba.core import types
+from numba.extending import intrinsic
 
 from captionrnn import threads
 from captionrnn._checks import env_choice
+from captionrnn.kernels.elementary import _inline, _jit
 
 
 def _ir(ty, bits, lanes, rmax):
@@ -157,10 +162,10 @@ _default = {}  # dtype -> this machine's Kernel, or None where it is not used
 
 
 class Kernel(NamedTuple):
-    """A compiled multiply: ``fn`` (the driver ``gemm`` of :func:`_ir`), the panel width P, the
-    largest row block R, and the LLVM objects that must stay alive as long as ``fn``."""
+    """A compiled multiply: ``addr``, the address of the driver ``gemm`` of :func:`_ir`, the panel
+    width P, the largest row block R, and the LLVM objects that must stay alive as long as it."""
 
-    fn: object
+    addr: int
     P: int
     rmax: int
     keep: tuple
@@ -203,9 +208,7 @@ def build(dtype, wide=None):
         passes.getModulePassManager().run(module, passes)
         engine = llvm.create_mcjit_compiler(module, tm)
         engine.finalize_object()
-        i64 = ctypes.c_int64  # pointers are passed as addresses (int64 on x86-64)
-        fn = ctypes.CFUNCTYPE(None, *(i64,) * 10)(engine.get_function_address("gemm"))
-        return Kernel(fn, 2 * lanes, rmax, (engine, module, tm))
+        return Kernel(engine.get_function_address("gemm"), 2 * lanes, rmax, (engine, module, tm))
     except Exception:  # noqa: BLE001 - any failure of the optional fast path falls back to BLAS
         return None
 
@@ -236,8 +239,7 @@ def pack(B, kernel=None):
     """Packed form of B (K, N), computed once and reused for every step of a sequence.
 
     kernel: default, this machine's for B's dtype (see :func:`build`) when BLAS runs one thread, and
-    none (np.matmul) when it runs more: the kernel is serial, and against OpenBLAS's two threads it
-    was no faster at CS231n sizes and up to 1.2x slower at the shapes dataset's (measured).
+    none (np.matmul) when it runs more (see the module docstring, "When").
     """
     if kernel is None and threads.blas_threads() == 1:
         kernel = _kernel(B.dtype)
@@ -273,14 +275,54 @@ def matmul(A, B, out):
         else:
             np.matmul(A, W, out=out)
         return out
-    fn, P, rmax, _ = B.kernel
-    blocks = -(-M // rmax)
-    rb = -(-M // blocks)  # equal row blocks: 50 rows -> 4 of 13, not 3 of 14 and one of 8
-    full = out.shape[1] // P
-    a, lda, ldc = A.ctypes.data, A.strides[0] // A.itemsize, out.strides[0] // out.itemsize
-    fn(a, lda, M, B.panels.ctypes.data, K, out.ctypes.data, ldc, 0, full, rb)
-    if full * P < out.shape[1]:  # the last, partial panel goes through a scratch block
-        tail = np.empty((M, P), dtype=out.dtype)
-        fn(a, lda, M, B.panels[full].ctypes.data, K, tail.ctypes.data, P, 0, 1, rb)
-        out[:, full * P :] = tail[:, : out.shape[1] - full * P]
+    _matmul_jit(B.kernel.addr, B.kernel.rmax, A, B.panels, out)
     return out
+
+
+@intrinsic
+def _call(typingctx, addr, a, lda, m, b, k, c, ldc, j0, j1, rb):
+    """Inside jitted code: call the driver ``gemm`` at address addr (every argument an integer;
+    a, b, c are addresses)."""
+    sig = types.void(addr, a, lda, m, b, k, c, ldc, j0, j1, rb)
+
+    def codegen(context, builder, signature, args):
+        i64 = llir.IntType(64)
+        fnty = llir.FunctionType(llir.VoidType(), [i64] * 10)
+        ints = [context.cast(builder, v, t, types.int64) for v, t in zip(args, signature.args)]
+        builder.call(builder.inttoptr(ints[0], fnty.as_pointer()), ints[1:])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@_inline
+def multiply(addr, rmax, A, panels, out, j0, j1):
+    """Inside jitted code: out[:, j0 P : j1 P] = A @ B[:, j0 P : j1 P] for B (K, n) packed as
+    panels (ceil(n/P), K, P) and out (M, n), both with contiguous rows; the columns past n of a
+    last, partial panel are dropped. A team's parts each take a range of panels."""
+    M, K = A.shape
+    P = panels.shape[2]
+    full = min(j1, out.shape[1] // P)
+    if M == 0 or j0 >= j1:
+        return
+    blocks = (M + rmax - 1) // rmax
+    rb = (
+        M + blocks - 1
+    ) // blocks  # equal row blocks: 50 rows -> 4 of 13, not 3 of 14 and one of 8
+    lda = A.strides[0] // A.itemsize
+    if j0 < full:
+        ldc = out.strides[0] // out.itemsize
+        _call(
+            addr, A.ctypes.data, lda, M, panels.ctypes.data, K, out.ctypes.data, ldc, j0, full, rb
+        )
+    if full < j1:  # the last, partial panel goes through a scratch block
+        tail = np.empty((M, P), dtype=out.dtype)
+        _call(
+            addr, A.ctypes.data, lda, M, panels[full].ctypes.data, K, tail.ctypes.data, P, 0, 1, rb
+        )
+        out[:, full * P :] = tail[:, : out.shape[1] - full * P]
+
+
+@_jit
+def _matmul_jit(addr, rmax, A, panels, out):
+    multiply(addr, rmax, A, panels, out, 0, panels.shape[0])

@@ -5,6 +5,7 @@ import numpy as np
 
 from captionrnn.attention import SpatialAffineCache
 from captionrnn.kernels.elementary import _common, _jit
+from captionrnn.kernels.team import matmul
 
 
 @_jit
@@ -72,7 +73,7 @@ def temporal_affine_forward(x, w, b):
     from captionrnn.layers import TemporalAffineCache
 
     N, T, D = x.shape
-    out = x.reshape(N * T, D) @ w
+    out = matmul(x.reshape(N * T, D), w)
     if np.result_type(out, b) == out.dtype:
         out += b
     else:  # a wider bias widens the result, as in the reference
@@ -95,11 +96,11 @@ def temporal_affine_backward(dout, cache):
     live = np.empty(N * T, dtype=np.bool_)
     _nonzero_rows(dout2, live)
     if live.all():
-        return (dout2 @ w.T).reshape(N, T, D), x2.T @ dout2, dout2.sum(axis=0)
+        return matmul(dout2, w.T).reshape(N, T, D), matmul(x2.T, dout2), dout2.sum(axis=0)
     rows = np.flatnonzero(live)
     d = dout2[rows]
-    dx = scatter_rows(d @ w.T, rows, N * T)
-    return dx.reshape(N, T, D), x2[rows].T @ d, d.sum(axis=0)
+    dx = scatter_rows(matmul(d, w.T), rows, N * T)
+    return dx.reshape(N, T, D), matmul(x2[rows].T, d), d.sum(axis=0)
 
 
 # --------------------------------------------------------------------------- spatial projection

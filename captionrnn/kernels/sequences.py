@@ -10,9 +10,14 @@ How they are fast (shapes use the package legend):
   the row kernels of :mod:`captionrnn.kernels.cells`, which write into preallocated buffers
   (the activated gates overwrite the input projections in place).
 - With one BLAS thread the per-step products use ``Wh`` (forward) and ``Wh^T`` (backward) packed
-  once per call by :mod:`captionrnn.kernels.gemm`, not repacked by BLAS at every step. With more,
-  they stay BLAS calls, the backward's as ``(Wh @ dA_t^T)^T`` (5-35% faster than with the view
+  once per call by :mod:`captionrnn.kernels.gemm`, not repacked by BLAS at every step, and the
+  whole loop is one jitted function (``_<cell>_forward_loop``, ``_<cell>_backward_loop``) that the
+  library's team (:mod:`captionrnn.kernels.team`) can run on several threads: per step each takes
+  a share of the panels, then a share of the rows. With more BLAS threads the loop stays in
+  Python with BLAS calls, the backward's as ``(Wh @ dA_t^T)^T`` (5-35% faster than with the view
   ``Wh.T``, measured).
+- The large products go through :func:`captionrnn.kernels.team.matmul` (a plain ``@`` outside a
+  team).
 - The backward skips the rows (t, n) after a sample's last nonzero ``dh`` (the padding of
   short captions): their gradients are exactly zero (see ``_live_steps``). With COCO-like
   padding this took the LSTM backward from 59 to 51 ms (float32, N=50, T=16, H=512).
@@ -23,8 +28,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from captionrnn import threads
 from captionrnn._checks import check_shape
-from captionrnn.kernels import gemm
+from captionrnn.kernels import gemm, team
 from captionrnn.kernels.cells import (
     gru_backward_rows,
     gru_forward_rows,
@@ -33,7 +39,9 @@ from captionrnn.kernels.cells import (
     rnn_backward_rows,
     rnn_forward_rows,
 )
-from captionrnn.kernels.elementary import _common, _jit
+from captionrnn.kernels.elementary import _common, _inline, _jit
+from captionrnn.kernels.gemm import multiply
+from captionrnn.kernels.team import barrier, matmul
 
 
 @dataclass(frozen=True)
@@ -159,16 +167,196 @@ def _finish_backward(dA, cache, dt, live, with_dWh=True):
     dA2 = dA.reshape(T * N, GH) if everything else dA.reshape(T * N, GH)[rows]
     xs = cache.xs.astype(dt, copy=False)
     xs = xs if everything else xs[rows]
-    dx_rows = dA2 @ cache.Wx.astype(dt, copy=False).T
+    dx_rows = matmul(dA2, cache.Wx.astype(dt, copy=False).T)
     dx = dx_rows.reshape(T, N, -1) if everything else _scatter_nt(dx_rows, rows, T, N)
-    dWx = xs.T @ dA2
+    dWx = matmul(xs.T, dA2)
     dWh = None
     if with_dWh:
         hs = cache.hs[:-1].astype(dt, copy=False).reshape(T * N, -1)
-        dWh = (hs if everything else hs[rows]).T @ dA2
+        dWh = matmul((hs if everything else hs[rows]).T, dA2)
     if everything:
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     return dx, dWx, dWh, dA2.sum(axis=0)
+
+
+# ---------------------------------------------------------------- the loops on the packed multiply
+# Each runs as one part of a team (captionrnn.kernels.team): per step, this part's panels of the
+# product, a barrier, this part's rows of the cell maths, a barrier. With one part, the same loop
+# runs alone on the calling thread.
+
+_TEAM_MIN_FLOP = 2e6  # a smaller per-step product runs on one thread (measured: see _parts)
+
+
+def _parts(N, K, GH):
+    """How many threads share a sequence's loop: the team the library chose
+    (:func:`captionrnn.threads.team_size`), but 1 for products too small to share."""
+    if 2.0 * N * K * GH < _TEAM_MIN_FLOP:
+        return 1
+    return max(1, min(threads.team_size(), N))
+
+
+@_inline
+def _share(n, part, parts):
+    # [lo, hi) of n items for this part: as team.share
+    q, r = divmod(n, parts)
+    lo = part * q + min(part, r)
+    return lo, lo + q + (1 if part < r else 0)
+
+
+@_inline
+def _gather_live(da_t, live_t, n0, n1, packed_rows):
+    # copy this part's live rows of da_t (rows n0..n1) to packed_rows, after the live rows before n0
+    i = 0
+    for n in range(n0):
+        i += live_t[n]
+    for n in range(n0, n1):
+        if live_t[n]:
+            packed_rows[i] = da_t[n]
+            i += 1
+
+
+@_inline
+def _live_product(addr, rmax, panels, da_t, live_t, packed_rows, out_rows, rec, j0, j1):
+    # rec = da_t @ Wh^T on this part's panels j0..j1 of columns; the rows live_t marks dead (zero in
+    # da_t) get zero without a multiply. packed_rows holds the live rows (_gather_live).
+    N, H = rec.shape
+    M = 0
+    for n in range(N):
+        M += live_t[n]
+    if M == N:
+        multiply(addr, rmax, da_t, panels, rec, j0, j1)
+        return
+    multiply(addr, rmax, packed_rows[:M], panels, out_rows[:M], j0, j1)
+    P = panels.shape[2]
+    c0, c1 = j0 * P, min(j1 * P, H)
+    i = 0
+    for n in range(N):
+        if live_t[n]:
+            rec[n, c0:c1] = out_rows[i, c0:c1]
+            i += 1
+        else:
+            rec[n, c0:c1] = 0
+
+
+def _run_backward(loop, Whp, live, *args):
+    """Run a backward loop for ``dA_t @ Wh^T`` with Wh^T packed as Whp: the scratch for the live
+    rows comes from here."""
+    T, N = live.shape
+    GH, H = Whp.matrix.shape
+    packed_rows = np.empty((N, GH), dtype=Whp.panels.dtype)
+    out_rows = np.empty((N, H), dtype=Whp.panels.dtype)
+    k = Whp.kernel
+    team.run(loop, _parts(N, GH, H), k.addr, k.rmax, Whp.panels, live, packed_rows, out_rows, *args)
+
+
+def _run_forward(loop, Whp, N, *args):
+    """Run a forward loop for ``h_{t-1} @ Wh`` with Wh packed as Whp."""
+    k = Whp.kernel
+    team.run(loop, _parts(N, *Whp.matrix.shape), k.addr, k.rmax, Whp.panels, *args)
+
+
+@_jit
+def _rnn_forward_loop(part, parts, state, addr, rmax, panels, xa, ha, b, hs):
+    n0, n1 = _share(xa.shape[1], part, parts)
+    j0, j1 = _share(panels.shape[0], part, parts)
+    for t in range(xa.shape[0]):
+        multiply(addr, rmax, hs[t], panels, ha, j0, j1)
+        barrier(state, parts)
+        rnn_forward_rows(xa[t, n0:n1], ha[n0:n1], b, hs[t + 1, n0:n1])
+        barrier(state, parts)
+
+
+@_jit
+def _rnn_backward_loop(
+    part, parts, state, addr, rmax, panels, live, packed_rows, out_rows, dh, dh_rec, hs, da
+):
+    n0, n1 = _share(dh.shape[1], part, parts)
+    j0, j1 = _share(panels.shape[0], part, parts)
+    for t in range(dh.shape[0] - 1, -1, -1):
+        rnn_backward_rows(dh[t, n0:n1], dh_rec[n0:n1], hs[t + 1, n0:n1], da[t, n0:n1])
+        _gather_live(da[t], live[t], n0, n1, packed_rows)
+        barrier(state, parts)
+        _live_product(addr, rmax, panels, da[t], live[t], packed_rows, out_rows, dh_rec, j0, j1)
+        barrier(state, parts)
+
+
+@_jit
+def _lstm_forward_loop(part, parts, state, addr, rmax, panels, gates, ha, b, hs, cs, tanh_c):
+    n0, n1 = _share(gates.shape[1], part, parts)
+    j0, j1 = _share(panels.shape[0], part, parts)
+    for t in range(gates.shape[0]):
+        multiply(addr, rmax, hs[t], panels, ha, j0, j1)
+        barrier(state, parts)
+        lstm_forward_rows(
+            gates[t, n0:n1],
+            ha[n0:n1],
+            b,
+            cs[t, n0:n1],
+            cs[t + 1, n0:n1],
+            tanh_c[t, n0:n1],
+            hs[t + 1, n0:n1],
+        )
+        barrier(state, parts)
+
+
+@_jit
+def _lstm_backward_loop(
+    part, parts, state, addr, rmax, panels, live, packed_rows, out_rows, dh, dh_rec, dc, cs, gates,
+    tanh_c, da
+):  # fmt: skip
+    n0, n1 = _share(dh.shape[1], part, parts)
+    j0, j1 = _share(panels.shape[0], part, parts)
+    for t in range(dh.shape[0] - 1, -1, -1):
+        lstm_backward_rows(
+            dh[t, n0:n1],
+            dh_rec[n0:n1],
+            dc[n0:n1],
+            cs[t, n0:n1],
+            gates[t, n0:n1],
+            tanh_c[t, n0:n1],
+            da[t, n0:n1],
+        )
+        _gather_live(da[t], live[t], n0, n1, packed_rows)
+        barrier(state, parts)
+        _live_product(addr, rmax, panels, da[t], live[t], packed_rows, out_rows, dh_rec, j0, j1)
+        barrier(state, parts)
+
+
+@_jit
+def _gru_forward_loop(part, parts, state, addr, rmax, panels, gates, ha, bx, bh, hs, hn):
+    n0, n1 = _share(gates.shape[1], part, parts)
+    j0, j1 = _share(panels.shape[0], part, parts)
+    for t in range(gates.shape[0]):
+        multiply(addr, rmax, hs[t], panels, ha, j0, j1)
+        barrier(state, parts)
+        gru_forward_rows(
+            gates[t, n0:n1], ha[n0:n1], bx, bh, hs[t, n0:n1], hn[t, n0:n1], hs[t + 1, n0:n1]
+        )
+        barrier(state, parts)
+
+
+@_jit
+def _gru_backward_loop(
+    part, parts, state, addr, rmax, panels, live, packed_rows, out_rows, dh, direct, mm, hs, gates,
+    hn, dax, dah
+):  # fmt: skip
+    n0, n1 = _share(dh.shape[1], part, parts)
+    j0, j1 = _share(panels.shape[0], part, parts)
+    for t in range(dh.shape[0] - 1, -1, -1):
+        gru_backward_rows(
+            dh[t, n0:n1],
+            direct[n0:n1],
+            mm[n0:n1],
+            hs[t, n0:n1],
+            gates[t, n0:n1],
+            hn[t, n0:n1],
+            dax[t, n0:n1],
+            dah[t, n0:n1],
+        )
+        _gather_live(dah[t], live[t], n0, n1, packed_rows)
+        barrier(state, parts)
+        _live_product(addr, rmax, panels, dah[t], live[t], packed_rows, out_rows, mm, j0, j1)
+        barrier(state, parts)
 
 
 def rnn_forward(x, h0, Wx, Wh, b):
@@ -177,12 +365,14 @@ def rnn_forward(x, h0, Wx, Wh, b):
     N, T, D = x.shape
     H = h0.shape[1]
     xs = _time_major(x).reshape(T * N, D)
-    xa = (xs @ Wx).reshape(T, N, H)  # every step's input projection in one multiply
+    xa = matmul(xs, Wx).reshape(T, N, H)  # every step's input projection in one multiply
     hs = np.empty((T + 1, N, H), dtype=dt)
     hs[0] = h0
     ha = np.empty((N, H), dtype=dt)
     Whp = gemm.pack(Wh)
-    for t in range(T):
+    if Whp.kernel:
+        _run_forward(_rnn_forward_loop, Whp, N, xa, ha, b, hs)
+    for t in range(T if not Whp.kernel else 0):
         gemm.matmul(hs[t], Whp, ha)
         rnn_forward_rows(xa[t], ha, b, hs[t + 1])
     return np.ascontiguousarray(hs[1:].transpose(1, 0, 2)), RNNFastCache(xs, Wx, Wh, hs)
@@ -198,7 +388,9 @@ def rnn_backward(dh, cache):
     live = _live_steps(dh)
     da = np.empty((T, N, H), dtype=dt)
     dh_rec = np.zeros((N, H), dtype=dt)  # gradient carried back from step t+1
-    for t in range(T - 1, -1, -1):
+    if WhT.kernel:
+        _run_backward(_rnn_backward_loop, WhT, live, dh, dh_rec, hs, da)
+    for t in range(T - 1, -1, -1) if not WhT.kernel else ():
         rnn_backward_rows(dh[t], dh_rec, hs[t + 1], da[t])
         _recurrent_grad(da[t], WhT, live[t], dh_rec)
     dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
@@ -212,7 +404,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     N, T, D = x.shape
     H = h0.shape[1]
     xs = _time_major(x).reshape(T * N, D)
-    gates = (xs @ Wx).reshape(T, N, 4 * H)  # becomes the activated gates, step by step
+    gates = matmul(xs, Wx).reshape(T, N, 4 * H)  # becomes the activated gates, step by step
     hs = np.empty((T + 1, N, H), dtype=dt)
     hs[0] = h0
     cs = np.empty((T + 1, N, H), dtype=dt)
@@ -220,7 +412,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
     tanh_c = np.empty((T, N, H), dtype=dt)
     ha = np.empty((N, 4 * H), dtype=dt)
     Whp = gemm.pack(Wh)
-    for t in range(T):
+    if Whp.kernel:
+        _run_forward(_lstm_forward_loop, Whp, N, gates, ha, b, hs, cs, tanh_c)
+    for t in range(T if not Whp.kernel else 0):
         gemm.matmul(hs[t], Whp, ha)
         lstm_forward_rows(gates[t], ha, b, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
     h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
@@ -240,7 +434,9 @@ def lstm_backward(dh, cache):
     da = np.empty((T, N, 4 * H), dtype=dt)
     dh_rec = np.zeros((N, H), dtype=dt)
     dc = np.zeros((N, H), dtype=dt)  # the loss never reads c_T directly
-    for t in range(T - 1, -1, -1):
+    if WhT.kernel:
+        _run_backward(_lstm_backward_loop, WhT, live, dh, dh_rec, dc, cs, gates, tanh_c, da)
+    for t in range(T - 1, -1, -1) if not WhT.kernel else ():
         lstm_backward_rows(dh[t], dh_rec, dc, cs[t], gates[t], tanh_c[t], da[t])
         _recurrent_grad(da[t], WhT, live[t], dh_rec)
     dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
@@ -253,13 +449,15 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     N, T, D = x.shape
     H = h0.shape[1]
     xs = _time_major(x).reshape(T * N, D)
-    gates = (xs @ Wx).reshape(T, N, 3 * H)  # becomes r, z, n step by step
+    gates = matmul(xs, Wx).reshape(T, N, 3 * H)  # becomes r, z, n step by step
     hs = np.empty((T + 1, N, H), dtype=dt)
     hs[0] = h0
     hn = np.empty((T, N, H), dtype=dt)
     ha = np.empty((N, 3 * H), dtype=dt)
     Whp = gemm.pack(Wh)
-    for t in range(T):
+    if Whp.kernel:
+        _run_forward(_gru_forward_loop, Whp, N, gates, ha, bx, bh, hs, hn)
+    for t in range(T if not Whp.kernel else 0):
         gemm.matmul(hs[t], Whp, ha)
         gru_forward_rows(gates[t], ha, bx, bh, hs[t], hn[t], hs[t + 1])
     h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
@@ -280,11 +478,13 @@ def gru_backward(dh, cache):
     live = _live_steps(dh)
     direct = np.zeros((N, H), dtype=dt)
     mm = np.zeros((N, H), dtype=dt)
-    for t in range(T - 1, -1, -1):
+    if WhT.kernel:
+        _run_backward(_gru_backward_loop, WhT, live, dh, direct, mm, hs, gates, hn, dax, dah)
+    for t in range(T - 1, -1, -1) if not WhT.kernel else ():
         gru_backward_rows(dh[t], direct, mm, hs[t], gates[t], hn[t], dax[t], dah[t])
         _recurrent_grad(dah[t], WhT, live[t], mm)
     dx, dWx, _, dbx = _finish_backward(dax, cache, dt, live, with_dWh=False)
     rows = np.flatnonzero(live.reshape(T * N))
     dah2 = dah.reshape(T * N, 3 * H)[rows]
-    dWh = hs[:-1].reshape(T * N, H)[rows].T @ dah2
+    dWh = matmul(hs[:-1].reshape(T * N, H)[rows].T, dah2)
     return dx, direct + mm, dWx, dWh, dbx, dah2.sum(axis=0)

@@ -1,0 +1,294 @@
+"""The library's own threads: a team that runs one recurrent loop, or one large product, together.
+
+Why: a sequence's T steps are serial and each is small (N = 50 rows), so OpenBLAS's threads made the
+per-step product ``h_{t-1} @ Wh`` only 1.2-1.6x faster than one thread while the cell maths between
+the products ran on one core; and after every threaded call OpenBLAS's idle threads spin for
+~0.1 s (measured: 13 of 30 clock ticks in the 0.3 s after a call), so a second thread of our own
+beside them ran at half speed (the LSTM forward loop on two threads: 11 ms after a one-thread
+multiply, 20-25 ms after a two-thread one). So inside ``captionrnn.threads.limit(own=True)`` BLAS
+runs one thread and the team shares the work instead:
+
+- :func:`run`: every member runs the whole loop; per step its share of the weight's panels in the
+  product (:mod:`captionrnn.kernels.gemm`), a :func:`barrier`, its share of the rows in the cell
+  maths, a barrier. Nothing is summed across members, so the result has the same bits for every
+  team size.
+- :func:`matmul`: the rows of A shared, each member a one-thread BLAS call on its rows.
+
+The members are the calling thread and ``parts - 1`` workers started once. A worker that finished
+its share keeps polling for the next one for a few milliseconds (a training step hands it work every
+millisecond or so; a thread that went to sleep took ~0.1 ms and a cold core to start again), then
+sleeps on a condition variable. All waiting is done in jitted code without the GIL: ``pause`` while
+short, then ``sched_yield`` each round, so a team on a machine that got busy gives the core away.
+If a member raises, the others pass every barrier (the abort flag) and the caller re-raises.
+"""
+
+import os
+import threading
+
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+from captionrnn import threads
+from captionrnn.kernels.elementary import _inline, _jit
+
+_SPINS = 2048  # pause rounds before a waiting thread starts yielding the core each round
+_IDLE_CYCLES = 1 << 24  # ~5-8 ms: how long an idle worker polls before it sleeps
+_ARRIVED, _GENERATION, _ABORT = 0, 8, 16  # barrier state indices, a cache line (64 bytes) apart
+
+
+# --------------------------------------------------------------------- atomics for jitted code
+
+
+def _int_array_ptr(context, builder, arrty, arr, index, indexty):
+    data = context.make_array(arrty)(context, builder, arr).data
+    return builder.gep(data, [context.cast(builder, index, indexty, types.int64)])
+
+
+@intrinsic
+def _load(typingctx, arr, index):
+    """arr[index] read with acquire ordering (int64 array)."""
+
+    def codegen(context, builder, signature, args):
+        ptr = _int_array_ptr(
+            context, builder, signature.args[0], args[0], args[1], signature.args[1]
+        )
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(arr, index), codegen
+
+
+@intrinsic
+def _store(typingctx, arr, index, value):
+    """arr[index] = value with release ordering (int64 array)."""
+
+    def codegen(context, builder, signature, args):
+        ptr = _int_array_ptr(
+            context, builder, signature.args[0], args[0], args[1], signature.args[1]
+        )
+        v = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(v, ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(arr, index, value), codegen
+
+
+@intrinsic
+def _add(typingctx, arr, index, value):
+    """arr[index] += value atomically; returns the old value (int64 array)."""
+
+    def codegen(context, builder, signature, args):
+        ptr = _int_array_ptr(
+            context, builder, signature.args[0], args[0], args[1], signature.args[1]
+        )
+        v = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, v, "acq_rel")
+
+    return types.int64(arr, index, value), codegen
+
+
+@intrinsic
+def _relax(typingctx, rounds):
+    """One round of waiting: ``pause`` for the first _SPINS rounds, then ``sched_yield``."""
+
+    def codegen(context, builder, signature, args):
+        mod = builder.module
+        pause = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause"
+        )
+        give = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(ir.IntType(32), []), "sched_yield"
+        )
+        n = context.cast(builder, args[0], signature.args[0], types.int64)
+        with builder.if_else(builder.icmp_signed("<", n, ir.IntType(64)(_SPINS))) as (short, long):
+            with short:
+                builder.call(pause, [])
+            with long:
+                builder.call(give, [])
+        return context.get_dummy_value()
+
+    return types.void(rounds), codegen
+
+
+@intrinsic
+def _cycles(typingctx):
+    """The CPU's time-stamp counter (for the idle worker's polling window)."""
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(64), []), "llvm.readcyclecounter"
+        )
+        return builder.call(fn, [])
+
+    return types.int64(), codegen
+
+
+# --------------------------------------------------------------------- barrier and waits
+
+
+def new_state():
+    """The shared state of one team run: arrivals, generation and abort flag (int64)."""
+    return np.zeros(24, dtype=np.int64)
+
+
+@_inline
+def barrier(state, parts):
+    """Inside jitted code: wait until ``parts`` members have called barrier(state, parts).
+
+    The last to arrive resets the count and publishes a new generation (release); the others wait
+    until they see it (acquire), so every write made before the barrier is visible to every member
+    after it. Returns at once when the abort flag is set."""
+    gen = _load(state, _GENERATION)
+    if _add(state, _ARRIVED, 1) == parts - 1:
+        _store(state, _ARRIVED, 0)
+        _store(state, _GENERATION, gen + 1)
+        return
+    rounds = 0
+    while _load(state, _GENERATION) == gen and _load(state, _ABORT) == 0:
+        _relax(rounds)
+        rounds += 1
+
+
+@_jit
+def _wait_until(flags, i, value, cycles):
+    # Wait until flags[i] >= value, at most ~cycles time-stamp counts (0: no limit); True if it was.
+    start = _cycles()
+    rounds = 0
+    while _load(flags, i) < value:
+        if cycles > 0 and _cycles() - start > cycles:
+            return False
+        _relax(rounds)
+        rounds += 1
+    return True
+
+
+# --------------------------------------------------------------------- the team
+
+
+class _Team:
+    """The calling thread plus ``workers`` started threads. flags[8 w] counts the tasks posted to
+    worker w, flags[8 w + 4] the ones it finished (each worker's pair on its own cache line)."""
+
+    def __init__(self, workers):
+        self.size = workers + 1
+        self.flags = np.zeros(8 * workers, dtype=np.int64)
+        self.posted = [0] * workers
+        self.work = None
+        self.errors = []
+        self.cv = threading.Condition()
+        for w in range(workers):
+            name = f"captionrnn-team-{w + 1}"
+            threading.Thread(target=self._serve, args=(w,), daemon=True, name=name).start()
+
+    def _serve(self, w):
+        done = 0
+        while True:
+            if not _wait_until(self.flags, 8 * w, done + 1, _IDLE_CYCLES):
+                with self.cv:
+                    while self.flags[8 * w] < done + 1:
+                        self.cv.wait()
+            done += 1
+            try:
+                self.work(w + 1)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller in together()
+                self.errors.append(e)
+            _publish(self.flags, 8 * w + 4, done)
+
+    def together(self, work, parts):
+        self.work, self.errors = work, []
+        with self.cv:
+            for w in range(parts - 1):
+                self.posted[w] += 1
+                _publish(self.flags, 8 * w, self.posted[w])
+            self.cv.notify_all()
+        try:
+            work(0)
+        finally:
+            for w in range(parts - 1):
+                _wait_until(self.flags, 8 * w + 4, self.posted[w], 0)
+        if self.errors:
+            raise self.errors[0]
+
+
+@_jit
+def _publish(flags, i, value):
+    _store(flags, i, value)
+
+
+_team = None
+_team_lock = threading.Lock()
+
+
+def _forget_team():  # a forked child has none of the parent's threads
+    global _team, _team_lock
+    _team, _team_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_team)
+
+
+def together(work, parts):
+    """Call ``work(part, used)`` for part = 0 .. used-1 at once, part 0 on this thread, and return
+    when all have returned; an exception in any part is raised here (the first). ``used`` is
+    ``parts``, or 1 when another thread is using the team now (then ``work(0, 1)`` alone)."""
+    global _team
+    if parts <= 1 or not _team_lock.acquire(blocking=False):
+        work(0, 1)
+        return
+    try:
+        if _team is None or _team.size < parts:
+            _team = _Team(parts - 1)
+        _team.together(lambda part: work(part, parts), parts)
+    finally:
+        _team_lock.release()
+
+
+def share(n, part, parts):
+    """The half-open range [lo, hi) of n items that part ``part`` of ``parts`` takes (as even as
+    possible, the larger shares first)."""
+    q, r = divmod(n, parts)
+    lo = part * q + min(part, r)
+    return lo, lo + q + (part < r)
+
+
+def run(loop, parts, *args):
+    """Run ``loop(part, parts, state, *args)`` for part = 0 .. parts-1 at once, part 0 on this
+    thread. ``loop`` must be jitted with ``nogil=True``, call :func:`barrier` the same number of
+    times in every part and give the same result for any ``parts`` (it runs alone when another
+    thread is using the team). A part that fails raises the abort flag, so the others pass every
+    barrier and finish."""
+    state = new_state()
+
+    def work(part, used):
+        try:
+            loop(part, used, state, *args)
+        except BaseException:
+            state[_ABORT] = 1
+            raise
+
+    together(work, parts)
+
+
+_MIN_FLOP = 4e6  # a smaller product is not shared (the hand-off costs ~10-50 us)
+
+
+def matmul(A, B, parts=None):
+    """A (M, K) @ B (K, N) with the rows of A shared among ``parts`` members (default
+    :func:`captionrnn.threads.team_size`), each a one-thread BLAS call on its rows; the same as
+    ``A @ B`` up to the order BLAS sums in. Small products and a team of one are plain ``A @ B``."""
+    parts = threads.team_size() if parts is None else parts
+    M, K = A.shape
+    N = B.shape[1]
+    parts = min(parts, M)
+    if parts <= 1 or 2.0 * M * K * N < _MIN_FLOP:
+        return A @ B
+    out = np.empty((M, N), dtype=np.result_type(A, B))
+
+    def work(part, used):
+        lo, hi = share(M, part, used)
+        np.matmul(A[lo:hi], B, out=out[lo:hi])
+
+    together(work, parts)
+    return out

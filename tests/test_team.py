@@ -1,0 +1,192 @@
+"""The library's own threads (captionrnn.kernels.team): barrier, hand-off, failure, fork, products.
+
+The recurrent loops on a team are checked against one thread in tests/test_gemm.py (same bits for
+h and dh0, every cell, teams of 2 and 3) and against the NumPy reference by the parity tests.
+"""
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+from captionrnn import threads
+from captionrnn.backend import use_backend
+from captionrnn.dispatch import own_threads
+from captionrnn.kernels import gemm, team
+from captionrnn.kernels.elementary import _jit
+
+needs_kernel = pytest.mark.skipif(
+    gemm._kernel(np.float64) is None, reason="no packed-multiply kernel here: no team runs"
+)
+
+
+@_jit
+def _relay(part, parts, state, x, fail_part):
+    # x[t, p] = sum of row t-1 + p: each step reads every part's previous write (wrong without the
+    # barrier); part fail_part raises at t = 3 (the others must not wait for it forever).
+    for t in range(1, x.shape[0]):
+        if part == fail_part and t == 3:
+            raise ValueError("part failed")
+        s = 0.0
+        for q in range(parts):
+            s += x[t - 1, q]
+        x[t, part] = s + part
+        team.barrier(state, parts)
+
+
+def _relay_expected(T, parts):
+    x = np.zeros((T, parts))
+    x[0] = 1.0
+    for t in range(1, T):
+        x[t] = x[t - 1].sum() + np.arange(parts)
+    return x
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_the_barrier_orders_every_step(parts):
+    x = np.zeros((200, parts))
+    x[0] = 1.0
+    team.run(_relay, parts, x, -1)
+    np.testing.assert_array_equal(x, _relay_expected(200, parts))
+
+
+def _within(seconds, fn):
+    """fn() on a thread; fails (instead of hanging the suite) if it has not returned in time."""
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("result", _catch(fn)), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "the team hung"
+    return out["result"]
+
+
+def _catch(fn):
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001
+        return e
+
+
+@pytest.mark.parametrize("fail_part", [0, 1])
+def test_a_failing_part_raises_and_the_others_do_not_wait_for_it(fail_part):
+    x = np.zeros((50, 2))
+    x[0] = 1.0
+    err = _within(60, lambda: team.run(_relay, 2, x, fail_part))
+    assert isinstance(err, ValueError) and "part failed" in str(err)
+    # the team still works afterwards
+    y = np.zeros((20, 2))
+    y[0] = 1.0
+    team.run(_relay, 2, y, -1)
+    np.testing.assert_array_equal(y, _relay_expected(20, 2))
+
+
+def test_a_busy_team_runs_the_second_caller_alone():
+    # two threads at once: one gets the team, the other runs its loop as a team of one
+    results, errors = {}, []
+
+    def call(i):
+        try:
+            x = np.zeros((300, 2))
+            x[0] = 1.0
+            team.run(_relay, 2, x, -1)
+            results[i] = x
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    callers = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for c in callers:
+        c.start()
+    for c in callers:
+        c.join(60)
+    assert not errors and len(results) == 4
+    for x in results.values():  # a team of one gives other values: parts is part of the sum
+        assert np.array_equal(x, _relay_expected(300, 2)) or np.array_equal(
+            x[:, 0], _relay_expected(300, 1)[:, 0]
+        )
+
+
+def test_together_reports_a_worker_error():
+    def work(part, used):
+        if part == used - 1:
+            raise KeyError("last part")
+
+    with pytest.raises(KeyError, match="last part"):
+        team.together(work, 2)
+    seen = []
+    team.together(lambda part, used: seen.append((part, used)), 2)
+    assert sorted(seen) == [(0, 2), (1, 2)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(800, 64, 300), (3, 4, 5), (301, 200, 1)])
+def test_matmul_shares_rows_and_keeps_the_dtype(dtype, shape):
+    # Each member is a one-thread BLAS call on its rows: the same sums as A @ B up to BLAS's order,
+    # so within 2 K eps |A| @ |B| (the bound of tests/test_gemm.py).
+    M, K, N = shape
+    rng = np.random.default_rng(1)
+    A, B = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    for parts in (1, 2, 3):
+        got = team.matmul(A, B, parts)
+        assert got.dtype == np.dtype(dtype) and got.shape == (M, N)
+        bound = 2 * K * np.finfo(dtype).eps * (np.abs(A) @ np.abs(B))
+        assert np.all(np.abs(got - A @ B) <= bound)
+    At = np.asfortranarray(A)  # any layout, as np.matmul
+    np.testing.assert_allclose(team.matmul(At.T.T, B, 2), A @ B, rtol=1e-5, atol=1e-4)
+
+
+def test_matmul_of_mixed_dtypes_widens_as_numpy_does():
+    A = np.ones((600, 100), np.float32)
+    B = np.ones((100, 300), np.float64)
+    assert team.matmul(A, B, 2).dtype == (A @ B).dtype == np.float64
+
+
+def _child_uses_team(q):
+    try:
+        x = np.zeros((100, 2))
+        x[0] = 1.0
+        team.run(_relay, 2, x, -1)
+        A = np.ones((400, 100))
+        q.put(
+            bool(
+                np.array_equal(x, _relay_expected(100, 2)) and (team.matmul(A, A.T, 2) == 100).all()
+            )
+        )
+    except Exception as e:  # noqa: BLE001
+        q.put(repr(e))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork here")
+def test_a_forked_child_starts_its_own_team():
+    x = np.zeros((10, 2))
+    x[0] = 1.0
+    team.run(_relay, 2, x, -1)  # the parent's team exists (its worker is not in the child)
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_uses_team, args=(q,))
+    p.start()
+    p.join(120)
+    assert p.exitcode == 0 and q.get(timeout=5) is True
+
+
+def test_an_own_block_gives_blas_one_thread_and_the_team_the_rest():
+    with threads.limit(3, own=True):
+        assert threads.blas_threads() == 1 and threads.team_size() == 3
+        assert {lib.get_num_threads() for lib in threads._blas()} <= {1}
+        with threads.limit(2):  # a plain block inside: BLAS's threads again, no team
+            assert threads.blas_threads() == 2 and threads.team_size() == 1
+        assert threads.team_size() == 3
+    with threads.limit(2):
+        assert threads.team_size() == 1
+    assert threads.team_size() == 1
+
+
+@needs_kernel
+def test_a_training_step_runs_on_the_team_for_the_cells_whose_loops_share_it():
+    for dtype in (np.float32, np.float64):
+        for cell in ("rnn", "lstm", "gru"):
+            assert own_threads(cell, dtype)
+            with use_backend("numpy"):
+                assert not own_threads(cell, dtype)
+        assert not own_threads("attention", dtype)  # its loop calls BLAS at every step
+    assert not own_threads("lstm", np.float16)
