@@ -171,15 +171,19 @@ class _Team:
     worker w, flags[8 w + 4] the ones it finished (each worker's pair on its own cache line)."""
 
     def __init__(self, workers):
-        self.size = workers + 1
         self.flags = np.zeros(8 * workers, dtype=np.int64)
         self.posted = [0] * workers
         self.work = None
         self.errors = []
         self.cv = threading.Condition()
+        self.wanted, self.size = workers + 1, 1
         for w in range(workers):
             name = f"captionrnn-team-{w + 1}"
-            threading.Thread(target=self._serve, args=(w,), daemon=True, name=name).start()
+            try:
+                threading.Thread(target=self._serve, args=(w,), daemon=True, name=name).start()
+            except RuntimeError:  # "can't start new thread" (a process limit): a smaller team
+                break
+            self.size += 1
 
     def _serve(self, w):
         done = 0
@@ -238,9 +242,14 @@ def together(work, parts):
         work(0, 1)
         return
     try:
-        if _team is None or _team.size < parts:
+        # a larger team when asked for one, unless the last could not start all its threads
+        if _team is None or (_team.size < parts and _team.size == _team.wanted):
             _team = _Team(parts - 1)
-        _team.together(lambda part: work(part, parts), parts)
+        parts = min(parts, _team.size)
+        if parts == 1:
+            work(0, 1)
+        else:
+            _team.together(lambda part: work(part, parts), parts)
     finally:
         _team_lock.release()
 
