@@ -238,125 +238,103 @@ def _live_product(addr, rmax, panels, da_t, live_t, packed_rows, out_rows, rec, 
             rec[n, c0:c1] = 0
 
 
+@_inline
+def _forward_product(state, part, parts, w, h, ha):
+    # ha = h @ Wh on this member's panels of w = (kernel address, row block, panels), then a barrier
+    j0, j1 = _share(w[2].shape[0], part, parts)
+    multiply(w[0], w[1], h, w[2], ha, j0, j1)
+    barrier(state, parts)
+
+
+@_inline
+def _backward_product(state, part, parts, w, da_t, live_t, rec, scratch):
+    # after this member's rows of da_t: rec = da_t @ Wh^T on its panels of w, barriers around;
+    # scratch = (the live rows of da_t, their products), see _gather_live and _live_product
+    n0, n1 = _share(da_t.shape[0], part, parts)
+    j0, j1 = _share(w[2].shape[0], part, parts)
+    _gather_live(da_t, live_t, n0, n1, scratch[0])
+    barrier(state, parts)
+    _live_product(w[0], w[1], w[2], da_t, live_t, scratch[0], scratch[1], rec, j0, j1)
+    barrier(state, parts)
+
+
 def _run_backward(loop, Whp, live, *args):
-    """Run a backward loop for ``dA_t @ Wh^T`` with Wh^T packed as Whp: the scratch for the live
-    rows comes from here."""
+    """Run a backward loop for ``dA_t @ Wh^T`` with Wh^T packed as Whp (scratch for the live rows
+    from here)."""
     T, N = live.shape
     GH, H = Whp.matrix.shape
-    packed_rows = np.empty((N, GH), dtype=Whp.panels.dtype)
-    out_rows = np.empty((N, H), dtype=Whp.panels.dtype)
+    scratch = (np.empty((N, GH), Whp.panels.dtype), np.empty((N, H), Whp.panels.dtype))
     k = Whp.kernel
-    team.run(loop, _parts(N, GH, H), k.addr, k.rmax, Whp.panels, live, packed_rows, out_rows, *args)
+    team.run(loop, _parts(N, GH, H), (k.addr, k.rmax, Whp.panels), live, scratch, *args)
 
 
 def _run_forward(loop, Whp, N, *args):
     """Run a forward loop for ``h_{t-1} @ Wh`` with Wh packed as Whp."""
     k = Whp.kernel
-    team.run(loop, _parts(N, *Whp.matrix.shape), k.addr, k.rmax, Whp.panels, *args)
+    team.run(loop, _parts(N, *Whp.matrix.shape), (k.addr, k.rmax, Whp.panels), *args)
 
 
 @_jit
-def _rnn_forward_loop(part, parts, state, addr, rmax, panels, xa, ha, b, hs):
+def _rnn_forward_loop(part, parts, state, w, xa, ha, b, hs):
     n0, n1 = _share(xa.shape[1], part, parts)
-    j0, j1 = _share(panels.shape[0], part, parts)
     for t in range(xa.shape[0]):
-        multiply(addr, rmax, hs[t], panels, ha, j0, j1)
-        barrier(state, parts)
+        _forward_product(state, part, parts, w, hs[t], ha)
         rnn_forward_rows(xa[t, n0:n1], ha[n0:n1], b, hs[t + 1, n0:n1])
         barrier(state, parts)
 
 
 @_jit
-def _rnn_backward_loop(
-    part, parts, state, addr, rmax, panels, live, packed_rows, out_rows, dh, dh_rec, hs, da
-):
+def _rnn_backward_loop(part, parts, state, w, live, scratch, dh, dh_rec, hs, da):
     n0, n1 = _share(dh.shape[1], part, parts)
-    j0, j1 = _share(panels.shape[0], part, parts)
     for t in range(dh.shape[0] - 1, -1, -1):
         rnn_backward_rows(dh[t, n0:n1], dh_rec[n0:n1], hs[t + 1, n0:n1], da[t, n0:n1])
-        _gather_live(da[t], live[t], n0, n1, packed_rows)
-        barrier(state, parts)
-        _live_product(addr, rmax, panels, da[t], live[t], packed_rows, out_rows, dh_rec, j0, j1)
-        barrier(state, parts)
+        _backward_product(state, part, parts, w, da[t], live[t], dh_rec, scratch)
 
 
 @_jit
-def _lstm_forward_loop(part, parts, state, addr, rmax, panels, gates, ha, b, hs, cs, tanh_c):
+def _lstm_forward_loop(part, parts, state, w, gates, ha, b, hs, cs, tanh_c):
     n0, n1 = _share(gates.shape[1], part, parts)
-    j0, j1 = _share(panels.shape[0], part, parts)
     for t in range(gates.shape[0]):
-        multiply(addr, rmax, hs[t], panels, ha, j0, j1)
-        barrier(state, parts)
-        lstm_forward_rows(
-            gates[t, n0:n1],
-            ha[n0:n1],
-            b,
-            cs[t, n0:n1],
-            cs[t + 1, n0:n1],
-            tanh_c[t, n0:n1],
-            hs[t + 1, n0:n1],
-        )
+        _forward_product(state, part, parts, w, hs[t], ha)
+        r = slice(n0, n1)
+        lstm_forward_rows(gates[t, r], ha[r], b, cs[t, r], cs[t + 1, r], tanh_c[t, r], hs[t + 1, r])
         barrier(state, parts)
 
 
 @_jit
 def _lstm_backward_loop(
-    part, parts, state, addr, rmax, panels, live, packed_rows, out_rows, dh, dh_rec, dc, cs, gates,
-    tanh_c, da
-):  # fmt: skip
+    part, parts, state, w, live, scratch, dh, dh_rec, dc, cs, gates, tanh_c, da
+):
     n0, n1 = _share(dh.shape[1], part, parts)
-    j0, j1 = _share(panels.shape[0], part, parts)
     for t in range(dh.shape[0] - 1, -1, -1):
+        r = slice(n0, n1)
         lstm_backward_rows(
-            dh[t, n0:n1],
-            dh_rec[n0:n1],
-            dc[n0:n1],
-            cs[t, n0:n1],
-            gates[t, n0:n1],
-            tanh_c[t, n0:n1],
-            da[t, n0:n1],
+            dh[t, r], dh_rec[r], dc[r], cs[t, r], gates[t, r], tanh_c[t, r], da[t, r]
         )
-        _gather_live(da[t], live[t], n0, n1, packed_rows)
-        barrier(state, parts)
-        _live_product(addr, rmax, panels, da[t], live[t], packed_rows, out_rows, dh_rec, j0, j1)
-        barrier(state, parts)
+        _backward_product(state, part, parts, w, da[t], live[t], dh_rec, scratch)
 
 
 @_jit
-def _gru_forward_loop(part, parts, state, addr, rmax, panels, gates, ha, bx, bh, hs, hn):
+def _gru_forward_loop(part, parts, state, w, gates, ha, bx, bh, hs, hn):
     n0, n1 = _share(gates.shape[1], part, parts)
-    j0, j1 = _share(panels.shape[0], part, parts)
     for t in range(gates.shape[0]):
-        multiply(addr, rmax, hs[t], panels, ha, j0, j1)
-        barrier(state, parts)
-        gru_forward_rows(
-            gates[t, n0:n1], ha[n0:n1], bx, bh, hs[t, n0:n1], hn[t, n0:n1], hs[t + 1, n0:n1]
-        )
+        _forward_product(state, part, parts, w, hs[t], ha)
+        r = slice(n0, n1)
+        gru_forward_rows(gates[t, r], ha[r], bx, bh, hs[t, r], hn[t, r], hs[t + 1, r])
         barrier(state, parts)
 
 
 @_jit
 def _gru_backward_loop(
-    part, parts, state, addr, rmax, panels, live, packed_rows, out_rows, dh, direct, mm, hs, gates,
-    hn, dax, dah
-):  # fmt: skip
+    part, parts, state, w, live, scratch, dh, direct, mm, hs, gates, hn, dax, dah
+):
     n0, n1 = _share(dh.shape[1], part, parts)
-    j0, j1 = _share(panels.shape[0], part, parts)
     for t in range(dh.shape[0] - 1, -1, -1):
+        r = slice(n0, n1)
         gru_backward_rows(
-            dh[t, n0:n1],
-            direct[n0:n1],
-            mm[n0:n1],
-            hs[t, n0:n1],
-            gates[t, n0:n1],
-            hn[t, n0:n1],
-            dax[t, n0:n1],
-            dah[t, n0:n1],
+            dh[t, r], direct[r], mm[r], hs[t, r], gates[t, r], hn[t, r], dax[t, r], dah[t, r]
         )
-        _gather_live(dah[t], live[t], n0, n1, packed_rows)
-        barrier(state, parts)
-        _live_product(addr, rmax, panels, dah[t], live[t], packed_rows, out_rows, mm, j0, j1)
-        barrier(state, parts)
+        _backward_product(state, part, parts, w, dah[t], live[t], mm, scratch)
 
 
 def rnn_forward(x, h0, Wx, Wh, b):

@@ -41,9 +41,10 @@ _ARRIVED, _GENERATION, _ABORT = 0, 8, 16  # barrier state indices, a cache line 
 # --------------------------------------------------------------------- atomics for jitted code
 
 
-def _int_array_ptr(context, builder, arrty, arr, index, indexty):
-    data = context.make_array(arrty)(context, builder, arr).data
-    return builder.gep(data, [context.cast(builder, index, indexty, types.int64)])
+def _element(context, builder, signature, args):
+    # pointer to arr[index] from an intrinsic's (arr, index, ...) arguments
+    data = context.make_array(signature.args[0])(context, builder, args[0]).data
+    return builder.gep(data, [context.cast(builder, args[1], signature.args[1], types.int64)])
 
 
 @intrinsic
@@ -51,9 +52,7 @@ def _load(typingctx, arr, index):
     """arr[index] read with acquire ordering (int64 array)."""
 
     def codegen(context, builder, signature, args):
-        ptr = _int_array_ptr(
-            context, builder, signature.args[0], args[0], args[1], signature.args[1]
-        )
+        ptr = _element(context, builder, signature, args)
         return builder.load_atomic(ptr, "acquire", 8)
 
     return types.int64(arr, index), codegen
@@ -64,9 +63,7 @@ def _store(typingctx, arr, index, value):
     """arr[index] = value with release ordering (int64 array)."""
 
     def codegen(context, builder, signature, args):
-        ptr = _int_array_ptr(
-            context, builder, signature.args[0], args[0], args[1], signature.args[1]
-        )
+        ptr = _element(context, builder, signature, args)
         v = context.cast(builder, args[2], signature.args[2], types.int64)
         builder.store_atomic(v, ptr, "release", 8)
         return context.get_dummy_value()
@@ -79,9 +76,7 @@ def _add(typingctx, arr, index, value):
     """arr[index] += value atomically; returns the old value (int64 array)."""
 
     def codegen(context, builder, signature, args):
-        ptr = _int_array_ptr(
-            context, builder, signature.args[0], args[0], args[1], signature.args[1]
-        )
+        ptr = _element(context, builder, signature, args)
         v = context.cast(builder, args[2], signature.args[2], types.int64)
         return builder.atomic_rmw("add", ptr, v, "acq_rel")
 
