@@ -19,10 +19,11 @@ Who gets the threads: BLAS, or, in a ``limit(own=True)`` block, the library's ow
 (:mod:`captionrnn.kernels.team`) while BLAS runs one thread. The solver's training step takes the
 team where the model's recurrent loop runs in one (:func:`captionrnn.dispatch.own_threads`: the
 Numba backend, rnn/lstm/gru): the team shares each step of the loop and the large products, and no
-OpenBLAS thread is left spinning beside it (the CS231n-size LSTM step on 2 cores: 48-60 ms against
-57-74 ms on BLAS's two threads, benchmarks/README.md). Elsewhere (decoding, the NumPy backend,
-attention) BLAS gets them. The recurrent loops' packed multiply (:mod:`captionrnn.kernels.gemm`)
-runs wherever BLAS has one thread, alone or shared by the team.
+OpenBLAS thread is left spinning beside it (the CS231n-size LSTM step on 2 cores, in one process in
+the machine's fast spells: 47-51 ms against 63-75 ms on BLAS's two threads; benchmarks/README.md).
+Elsewhere (decoding, the NumPy backend, attention) BLAS gets them. The recurrent loops' packed
+multiply (:mod:`captionrnn.kernels.gemm`) runs wherever BLAS has one thread, alone or shared by the
+team.
 
 One override, for benchmarks or a machine you know: the environment variable
 ``CAPTIONRNN_THREADS=N`` or :func:`set_threads` (``None`` returns to the automatic choice)::

@@ -305,21 +305,14 @@ def multiply(addr, rmax, A, panels, out, j0, j1):
     full = min(j1, out.shape[1] // P)
     if M == 0 or j0 >= j1:
         return
-    blocks = (M + rmax - 1) // rmax
-    rb = (
-        M + blocks - 1
-    ) // blocks  # equal row blocks: 50 rows -> 4 of 13, not 3 of 14 and one of 8
-    lda = A.strides[0] // A.itemsize
+    blocks = (M + rmax - 1) // rmax  # equal row blocks: 50 rows -> 4 of 13, not 3 of 14 and 8
+    rb = (M + blocks - 1) // blocks
+    a, lda, b = A.ctypes.data, A.strides[0] // A.itemsize, panels.ctypes.data
     if j0 < full:
-        ldc = out.strides[0] // out.itemsize
-        _call(
-            addr, A.ctypes.data, lda, M, panels.ctypes.data, K, out.ctypes.data, ldc, j0, full, rb
-        )
+        _call(addr, a, lda, M, b, K, out.ctypes.data, out.strides[0] // out.itemsize, j0, full, rb)
     if full < j1:  # the last, partial panel goes through a scratch block
         tail = np.empty((M, P), dtype=out.dtype)
-        _call(
-            addr, A.ctypes.data, lda, M, panels[full].ctypes.data, K, tail.ctypes.data, P, 0, 1, rb
-        )
+        _call(addr, a, lda, M, panels[full].ctypes.data, K, tail.ctypes.data, P, 0, 1, rb)
         out[:, full * P :] = tail[:, : out.shape[1] - full * P]
 
 

@@ -184,7 +184,9 @@ def _finish_backward(dA, cache, dt, live, with_dWh=True):
 # product, a barrier, this part's rows of the cell maths, a barrier. With one part, the same loop
 # runs alone on the calling thread.
 
-_TEAM_MIN_FLOP = 2e6  # a smaller per-step product runs on one thread (measured: see _parts)
+# A per-step product under ~2 MFLOP (~15 us on one core) runs on one thread: two barriers a step
+# would cost a large share of it (a threshold by estimate, not tuned).
+_TEAM_MIN_FLOP = 2e6
 
 
 def _parts(N, K, GH):

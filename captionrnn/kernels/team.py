@@ -16,13 +16,14 @@ runs one thread and the team shares the work instead:
 
 The members are the calling thread and ``parts - 1`` workers started once. A worker that finished
 its share keeps polling for the next one for a few milliseconds (a training step hands it work every
-millisecond or so; a thread that went to sleep took ~0.1 ms and a cold core to start again), then
+millisecond or so; a thread that went to sleep took ~0.4 ms and a cold core to start again), then
 sleeps on a condition variable. All waiting is done in jitted code without the GIL: ``pause`` while
 short, then ``sched_yield`` each round, so a team on a machine that got busy gives the core away.
 If a member raises, the others pass every barrier (the abort flag) and the caller re-raises.
 """
 
 import os
+import platform
 import threading
 
 import numpy as np
@@ -83,24 +84,28 @@ def _add(typingctx, arr, index, value):
     return types.int64(arr, index, value), codegen
 
 
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+_POSIX = os.name == "posix"
+
+
 @intrinsic
 def _relax(typingctx, rounds):
-    """One round of waiting: ``pause`` for the first _SPINS rounds, then ``sched_yield``."""
+    """One round of waiting: ``pause`` (x86) for the first _SPINS rounds, then ``sched_yield``
+    (POSIX; elsewhere the spin goes on)."""
 
     def codegen(context, builder, signature, args):
-        mod = builder.module
-        pause = cgutils.get_or_insert_function(
-            mod, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause"
-        )
-        give = cgutils.get_or_insert_function(
-            mod, ir.FunctionType(ir.IntType(32), []), "sched_yield"
-        )
+        mod, void = builder.module, ir.FunctionType(ir.VoidType(), [])
         n = context.cast(builder, args[0], signature.args[0], types.int64)
         with builder.if_else(builder.icmp_signed("<", n, ir.IntType(64)(_SPINS))) as (short, long):
             with short:
-                builder.call(pause, [])
+                if _X86:
+                    builder.call(
+                        cgutils.get_or_insert_function(mod, void, "llvm.x86.sse2.pause"), []
+                    )
             with long:
-                builder.call(give, [])
+                if _POSIX:
+                    give = ir.FunctionType(ir.IntType(32), [])
+                    builder.call(cgutils.get_or_insert_function(mod, give, "sched_yield"), [])
         return context.get_dummy_value()
 
     return types.void(rounds), codegen
@@ -275,7 +280,7 @@ def run(loop, parts, *args):
     together(work, parts)
 
 
-_MIN_FLOP = 4e6  # a smaller product is not shared (the hand-off costs ~10-50 us)
+_MIN_FLOP = 4e6  # a smaller product (~30 us on one core) is not shared: a warm hand-off is ~30 us
 
 
 def matmul(A, B, parts=None):
