@@ -5,7 +5,7 @@ per-step product ``h_{t-1} @ Wh`` only 1.2-1.6x faster than one thread while the
 the products ran on one core; and after every threaded call OpenBLAS's idle threads spin for
 ~0.1 s (measured: 13 of 30 clock ticks in the 0.3 s after a call), so a second thread of our own
 beside them ran at half speed (the LSTM forward loop on two threads: 11 ms after a one-thread
-multiply, 20-25 ms after a two-thread one). So inside ``captionrnn.threads.limit(own=True)`` BLAS
+multiply, 20-31 ms after a two-thread one). So inside ``captionrnn.threads.limit(own=True)`` BLAS
 runs one thread and the team shares the work instead:
 
 - :func:`run`: every member runs the whole loop; per step its share of the weight's panels in the
