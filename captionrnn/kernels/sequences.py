@@ -42,6 +42,7 @@ from captionrnn.kernels.cells import (
 from captionrnn.kernels.elementary import _common, _inline, _jit
 from captionrnn.kernels.gemm import multiply
 from captionrnn.kernels.team import barrier, matmul
+from captionrnn.kernels.team import share as _share
 
 
 @dataclass(frozen=True)
@@ -198,14 +199,6 @@ def _parts(N, K, GH):
 
 
 @_inline
-def _share(n, part, parts):
-    # [lo, hi) of n items for this part: as team.share
-    q, r = divmod(n, parts)
-    lo = part * q + min(part, r)
-    return lo, lo + q + (1 if part < r else 0)
-
-
-@_inline
 def _gather_live(da_t, live_t, n0, n1, packed_rows):
     # copy this part's live rows of da_t (rows n0..n1) to packed_rows, after the live rows before n0
     i = 0
@@ -281,7 +274,8 @@ def _rnn_forward_loop(part, parts, state, w, xa, ha, b, hs):
     n0, n1 = _share(xa.shape[1], part, parts)
     for t in range(xa.shape[0]):
         _forward_product(state, part, parts, w, hs[t], ha)
-        rnn_forward_rows(xa[t, n0:n1], ha[n0:n1], b, hs[t + 1, n0:n1])
+        r = slice(n0, n1)
+        rnn_forward_rows(xa[t, r], ha[r], b, hs[t + 1, r])
         barrier(state, parts)
 
 
@@ -289,7 +283,8 @@ def _rnn_forward_loop(part, parts, state, w, xa, ha, b, hs):
 def _rnn_backward_loop(part, parts, state, w, live, scratch, dh, dh_rec, hs, da):
     n0, n1 = _share(dh.shape[1], part, parts)
     for t in range(dh.shape[0] - 1, -1, -1):
-        rnn_backward_rows(dh[t, n0:n1], dh_rec[n0:n1], hs[t + 1, n0:n1], da[t, n0:n1])
+        r = slice(n0, n1)
+        rnn_backward_rows(dh[t, r], dh_rec[r], hs[t + 1, r], da[t, r])
         _backward_product(state, part, parts, w, da[t], live[t], dh_rec, scratch)
 
 
@@ -352,9 +347,10 @@ def rnn_forward(x, h0, Wx, Wh, b):
     Whp = gemm.pack(Wh)
     if Whp.kernel:
         _run_forward(_rnn_forward_loop, Whp, N, xa, ha, b, hs)
-    for t in range(T if not Whp.kernel else 0):
-        gemm.matmul(hs[t], Whp, ha)
-        rnn_forward_rows(xa[t], ha, b, hs[t + 1])
+    else:
+        for t in range(T):
+            gemm.matmul(hs[t], Whp, ha)
+            rnn_forward_rows(xa[t], ha, b, hs[t + 1])
     return np.ascontiguousarray(hs[1:].transpose(1, 0, 2)), RNNFastCache(xs, Wx, Wh, hs)
 
 
@@ -370,9 +366,10 @@ def rnn_backward(dh, cache):
     dh_rec = np.zeros((N, H), dtype=dt)  # gradient carried back from step t+1
     if WhT.kernel:
         _run_backward(_rnn_backward_loop, WhT, live, dh, dh_rec, hs, da)
-    for t in range(T - 1, -1, -1) if not WhT.kernel else ():
-        rnn_backward_rows(dh[t], dh_rec, hs[t + 1], da[t])
-        _recurrent_grad(da[t], WhT, live[t], dh_rec)
+    else:
+        for t in range(T - 1, -1, -1):
+            rnn_backward_rows(dh[t], dh_rec, hs[t + 1], da[t])
+            _recurrent_grad(da[t], WhT, live[t], dh_rec)
     dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
     return dx, dh_rec, dWx, dWh, db
 
@@ -394,9 +391,10 @@ def lstm_forward(x, h0, Wx, Wh, b):
     Whp = gemm.pack(Wh)
     if Whp.kernel:
         _run_forward(_lstm_forward_loop, Whp, N, gates, ha, b, hs, cs, tanh_c)
-    for t in range(T if not Whp.kernel else 0):
-        gemm.matmul(hs[t], Whp, ha)
-        lstm_forward_rows(gates[t], ha, b, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
+    else:
+        for t in range(T):
+            gemm.matmul(hs[t], Whp, ha)
+            lstm_forward_rows(gates[t], ha, b, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
     h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
     return h, LSTMFastCache(xs, Wx, Wh, hs, gates, cs, tanh_c)
 
@@ -416,9 +414,10 @@ def lstm_backward(dh, cache):
     dc = np.zeros((N, H), dtype=dt)  # the loss never reads c_T directly
     if WhT.kernel:
         _run_backward(_lstm_backward_loop, WhT, live, dh, dh_rec, dc, cs, gates, tanh_c, da)
-    for t in range(T - 1, -1, -1) if not WhT.kernel else ():
-        lstm_backward_rows(dh[t], dh_rec, dc, cs[t], gates[t], tanh_c[t], da[t])
-        _recurrent_grad(da[t], WhT, live[t], dh_rec)
+    else:
+        for t in range(T - 1, -1, -1):
+            lstm_backward_rows(dh[t], dh_rec, dc, cs[t], gates[t], tanh_c[t], da[t])
+            _recurrent_grad(da[t], WhT, live[t], dh_rec)
     dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
     return dx, dh_rec, dWx, dWh, db
 
@@ -437,9 +436,10 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     Whp = gemm.pack(Wh)
     if Whp.kernel:
         _run_forward(_gru_forward_loop, Whp, N, gates, ha, bx, bh, hs, hn)
-    for t in range(T if not Whp.kernel else 0):
-        gemm.matmul(hs[t], Whp, ha)
-        gru_forward_rows(gates[t], ha, bx, bh, hs[t], hn[t], hs[t + 1])
+    else:
+        for t in range(T):
+            gemm.matmul(hs[t], Whp, ha)
+            gru_forward_rows(gates[t], ha, bx, bh, hs[t], hn[t], hs[t + 1])
     h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
     return h, GRUFastCache(xs, Wx, Wh, hs, gates, hn)
 
@@ -460,9 +460,10 @@ def gru_backward(dh, cache):
     mm = np.zeros((N, H), dtype=dt)
     if WhT.kernel:
         _run_backward(_gru_backward_loop, WhT, live, dh, direct, mm, hs, gates, hn, dax, dah)
-    for t in range(T - 1, -1, -1) if not WhT.kernel else ():
-        gru_backward_rows(dh[t], direct, mm, hs[t], gates[t], hn[t], dax[t], dah[t])
-        _recurrent_grad(dah[t], WhT, live[t], mm)
+    else:
+        for t in range(T - 1, -1, -1):
+            gru_backward_rows(dh[t], direct, mm, hs[t], gates[t], hn[t], dax[t], dah[t])
+            _recurrent_grad(dah[t], WhT, live[t], mm)
     dx, dWx, _, dbx = _finish_backward(dax, cache, dt, live, with_dWh=False)
     rows = np.flatnonzero(live.reshape(T * N))
     dah2 = dah.reshape(T * N, 3 * H)[rows]

@@ -254,12 +254,13 @@ def together(work, parts):
         _team_lock.release()
 
 
+@_inline
 def share(n, part, parts):
     """The half-open range [lo, hi) of n items that part ``part`` of ``parts`` takes (as even as
-    possible, the larger shares first)."""
+    possible, the larger shares first); from Python and inside jitted code."""
     q, r = divmod(n, parts)
     lo = part * q + min(part, r)
-    return lo, lo + q + (part < r)
+    return lo, lo + q + (1 if part < r else 0)
 
 
 def run(loop, parts, *args):
