@@ -163,7 +163,9 @@ def test_the_loops_use_the_kernel_at_one_blas_thread_and_share_it_in_a_team(
         pytest.skip("no packed-multiply kernel on this machine: the loops always use np.matmul")
     packs, runs = [], []
     real_pack, real_run = gemm.pack, team.run
-    monkeypatch.setattr(gemm, "pack", lambda B, k=None: packs.append(real_pack(B, k)) or packs[-1])
+    monkeypatch.setattr(
+        gemm, "pack", lambda B, k=None, **kw: packs.append(real_pack(B, k, **kw)) or packs[-1]
+    )
     monkeypatch.setattr(
         team, "run", lambda loop, parts, *a: runs.append(parts) or real_run(loop, parts, *a)
     )

@@ -62,7 +62,7 @@ def _ir(ty, bits, lanes, rmax):
             for r in range(R)
             for v in range(2)
         ]
-        body += [f"  %bo = mul i64 %k, {P}"]
+        body += ["  %bo = mul i64 %k, %sbk", "  %ak = mul i64 %k, %sak"]
         for v in range(2):
             body += [
                 f"  %bo{v} = add i64 %bo, {v * lanes}",
@@ -71,8 +71,8 @@ def _ir(ty, bits, lanes, rmax):
             ]
         for r in range(R):
             body += [
-                f"  %ar{r} = mul i64 %lda, {r}",
-                f"  %ao{r} = add i64 %ar{r}, %k",
+                f"  %ar{r} = mul i64 %sar, {r}",
+                f"  %ao{r} = add i64 %ar{r}, %ak",
                 f"  %ap{r} = getelementptr {ty}, ptr %A, i64 %ao{r}",
                 f"  %a{r} = load {ty}, ptr %ap{r}, align {bits // 8}",
                 f"  %ai{r} = insertelement {vt} poison, {ty} %a{r}, i32 0",
@@ -92,8 +92,8 @@ def _ir(ty, bits, lanes, rmax):
                     f"  store {vt} %n{r}_{v}, ptr %cp{r}_{v}, align {bits // 8}",
                 ]
         out += [
-            f"define internal void @mk{R}(ptr noalias %A, i64 %lda, ptr noalias %B, ptr noalias %C,"
-            " i64 %ldc, i64 %K) alwaysinline {",
+            f"define internal void @mk{R}(ptr noalias %A, i64 %sar, i64 %sak, ptr noalias %B,"
+            " i64 %sbk, ptr noalias %C, i64 %ldc, i64 %K) alwaysinline {",
             "entry:",
             "  br label %loop",
             "loop:",
@@ -112,19 +112,19 @@ def _ir(ty, bits, lanes, rmax):
     for R in range(1, rmax + 1):
         calls += [
             f"c{R}:",
-            f"  call void @mk{R}(ptr %Ai, i64 %lda, ptr %Bj, ptr %Ci, i64 %ldc, i64 %K)",
+            f"  call void @mk{R}(ptr %Ai, i64 %sar, i64 %sak, ptr %Bj, i64 %sbk, ptr %Ci, i64 %ldc,"
+            " i64 %K)",
             "  br label %icont",
         ]
     out += [
-        "define void @gemm(ptr noalias %A, i64 %lda, i64 %M, ptr noalias %B, i64 %K,"
-        " ptr noalias %C, i64 %ldc, i64 %j0, i64 %j1, i64 %rb) {",
+        "define void @gemm(ptr noalias %A, i64 %sar, i64 %sak, i64 %M, ptr noalias %B, i64 %sbj,"
+        " i64 %sbk, i64 %K, ptr noalias %C, i64 %ldc, i64 %j0, i64 %j1, i64 %rb) {",
         "entry:",
         "  %empty = icmp sge i64 %j0, %j1",
         "  br i1 %empty, label %ret, label %jloop",
         "jloop:",
         "  %j = phi i64 [%j0, %entry], [%jn, %jnext]",
-        f"  %pk = mul i64 %K, {P}",
-        "  %boff = mul i64 %j, %pk",
+        "  %boff = mul i64 %j, %sbj",
         f"  %Bj = getelementptr {ty}, ptr %B, i64 %boff",
         f"  %coff = mul i64 %j, {P}",
         f"  %Cj = getelementptr {ty}, ptr %C, i64 %coff",
@@ -134,7 +134,7 @@ def _ir(ty, bits, lanes, rmax):
         "  %rem = sub i64 %M, %i",
         "  %short = icmp slt i64 %rem, %rb",
         "  %r = select i1 %short, i64 %rem, i64 %rb",
-        "  %ao = mul i64 %i, %lda",
+        "  %ao = mul i64 %i, %sar",
         f"  %Ai = getelementptr {ty}, ptr %A, i64 %ao",
         "  %co = mul i64 %i, %ldc",
         f"  %Ci = getelementptr {ty}, ptr %Cj, i64 %co",
@@ -235,23 +235,57 @@ class Packed:
     kernel: Kernel | None = None
 
 
-def pack(B, kernel=None):
+def pack(B, kernel=None, fill=True):
     """Packed form of B (K, N), computed once and reused for every step of a sequence.
 
     kernel: default, this machine's for B's dtype (see :func:`build`) when BLAS runs one thread, and
     none (np.matmul) when it runs more (see the module docstring, "When").
+    fill=False: the panels are allocated but left for the caller to fill with :func:`pack_panels`
+    (a team's members each fill their own share of them).
     """
     if kernel is None and threads.blas_threads() == 1:
         kernel = _kernel(B.dtype)
     if kernel is None or B.ndim != 2 or 0 in B.shape:
         return Packed(B)
     K, N = B.shape
-    P, full = kernel.P, N // kernel.P
-    panels = np.zeros((-(-N // P), K, P), dtype=B.dtype)
-    panels[:full] = B[:, : full * P].reshape(K, full, P).transpose(1, 0, 2)
-    if full * P < N:
-        panels[full, :, : N - full * P] = B[:, full * P :]
+    panels = np.empty((-(-N // kernel.P), K, kernel.P), dtype=B.dtype)
+    if fill:
+        _pack_jit(B, panels)
     return Packed(B, panels, kernel)
+
+
+@_inline
+def pack_panels(B, panels, j0, j1):
+    """Inside jitted code: panels[j, k, p] = B[k, j P + p] for j in [j0, j1), zero past B's last
+    column. A transposed B (Wh^T, a view) is read along its contiguous axis, in blocks of k that stay
+    in the L1 cache (numpy's copy, led by the panels' order, took 3x longer on that layout)."""
+    K, N = B.shape
+    P = panels.shape[2]
+    by_rows = B.strides[1] == B.itemsize or B.strides[0] > B.strides[1]
+    for j in range(j0, j1):
+        c0 = j * P
+        w = min(P, N - c0)
+        for k0 in range(0, K, 64):
+            k1 = min(k0 + 64, K)
+            dst = panels[j]
+            if by_rows:
+                for k in range(k0, k1):
+                    src, row = B[k, c0 : c0 + w], dst[k]
+                    for p in range(w):
+                        row[p] = src[p]
+            else:
+                for p in range(w):
+                    src = B[k0:k1, c0 + p]
+                    for i in range(k1 - k0):
+                        dst[k0 + i, p] = src[i]
+            for k in range(k0, k1):
+                for p in range(w, P):
+                    dst[k, p] = 0
+
+
+@_jit
+def _pack_jit(B, panels):
+    pack_panels(B, panels, 0, panels.shape[0])
 
 
 def matmul(A, B, out):
@@ -280,14 +314,14 @@ def matmul(A, B, out):
 
 
 @intrinsic
-def _call(typingctx, addr, a, lda, m, b, k, c, ldc, j0, j1, rb):
+def _call(typingctx, addr, a, sar, sak, m, b, sbj, sbk, k, c, ldc, j0, j1, rb):
     """Inside jitted code: call the driver ``gemm`` at address addr (every argument an integer;
     a, b, c are addresses)."""
-    sig = types.void(addr, a, lda, m, b, k, c, ldc, j0, j1, rb)
+    sig = types.void(addr, a, sar, sak, m, b, sbj, sbk, k, c, ldc, j0, j1, rb)
 
     def codegen(context, builder, signature, args):
         i64 = llir.IntType(64)
-        fnty = llir.FunctionType(llir.VoidType(), [i64] * 10)
+        fnty = llir.FunctionType(llir.VoidType(), [i64] * 13)
         ints = [context.cast(builder, v, t, types.int64) for v, t in zip(args, signature.args)]
         builder.call(builder.inttoptr(ints[0], fnty.as_pointer()), ints[1:])
         return context.get_dummy_value()
@@ -296,26 +330,69 @@ def _call(typingctx, addr, a, lda, m, b, k, c, ldc, j0, j1, rb):
 
 
 @_inline
+def _drive(addr, rmax, A, b, sbj, sbk, out, j0, j1):
+    # out[:, j0 P : j1 P] = A @ (panels j0 .. j1-1 of B: panel j at b + j sbj, its row k at + k sbk)
+    M, K = A.shape
+    blocks = (M + rmax - 1) // rmax  # equal row blocks: 50 rows -> 4 of 13, not 3 of 14 and 8
+    rb = (M + blocks - 1) // blocks
+    it = A.itemsize
+    sar, sak, ldc = A.strides[0] // it, A.strides[1] // it, out.strides[0] // it
+    _call(addr, A.ctypes.data, sar, sak, M, b, sbj, sbk, K, out.ctypes.data, ldc, j0, j1, rb)
+
+
+@_inline
+def _tail(addr, rmax, A, panel, out, c0):
+    # out[:, c0:] = A @ panel[:, : width of out - c0], panel (K, P) zero padded, via a scratch block
+    tail = np.empty((A.shape[0], panel.shape[1]), dtype=out.dtype)
+    _drive(addr, rmax, A, panel.ctypes.data, 0, panel.shape[1], tail, 0, 1)
+    out[:, c0:] = tail[:, : out.shape[1] - c0]
+
+
+@_inline
 def multiply(addr, rmax, A, panels, out, j0, j1):
     """Inside jitted code: out[:, j0 P : j1 P] = A @ B[:, j0 P : j1 P] for B (K, n) packed as
-    panels (ceil(n/P), K, P) and out (M, n), both with contiguous rows; the columns past n of a
-    last, partial panel are dropped. A team's parts each take a range of panels."""
+    panels (ceil(n/P), K, P) and out (M, n) with contiguous rows (A any strides); the columns past
+    n of a last, partial panel are dropped. A team's parts each take a range of panels."""
     M, K = A.shape
     P = panels.shape[2]
     full = min(j1, out.shape[1] // P)
     if M == 0 or j0 >= j1:
         return
-    blocks = (M + rmax - 1) // rmax  # equal row blocks: 50 rows -> 4 of 13, not 3 of 14 and 8
-    rb = (M + blocks - 1) // blocks
-    a, lda, b = A.ctypes.data, A.strides[0] // A.itemsize, panels.ctypes.data
     if j0 < full:
-        _call(addr, a, lda, M, b, K, out.ctypes.data, out.strides[0] // out.itemsize, j0, full, rb)
-    if full < j1:  # the last, partial panel goes through a scratch block
-        tail = np.empty((M, P), dtype=out.dtype)
-        _call(addr, a, lda, M, panels[full].ctypes.data, K, tail.ctypes.data, P, 0, 1, rb)
-        out[:, full * P :] = tail[:, : out.shape[1] - full * P]
+        _drive(addr, rmax, A, panels.ctypes.data, K * P, P, out, j0, full)
+    if full < j1:  # the last, partial panel
+        _tail(addr, rmax, A, panels[full], out, full * P)
+
+
+@_inline
+def multiply_direct(addr, rmax, P, A, B, out):
+    """Inside jitted code: out (M, N) = A (M, K) @ B (K, N) with B read in place, no packing: B and
+    out with contiguous rows, A any strides (a transposed view reads its columns). The last
+    ``N mod P`` columns go through a zero-padded copy of theirs."""
+    M, K = A.shape
+    N = B.shape[1]
+    full = N // P
+    if M == 0:
+        return
+    if full:
+        _drive(addr, rmax, A, B.ctypes.data, P, B.strides[0] // B.itemsize, out, 0, full)
+    if full * P < N:
+        panel = np.zeros((K, P), dtype=B.dtype)
+        panel[:, : N - full * P] = B[:, full * P :]
+        _tail(addr, rmax, A, panel, out, full * P)
 
 
 @_jit
 def _matmul_jit(addr, rmax, A, panels, out):
     multiply(addr, rmax, A, panels, out, 0, panels.shape[0])
+
+
+def direct_kernel(A, B):
+    """The kernel for ``A @ B`` read in place (:func:`multiply_direct`), or None where BLAS
+    should run it: outside a one-BLAS-thread block, other dtypes, B without contiguous rows, or a
+    long sum (K > 1024: the panel no longer stays in the L2 cache; slower than BLAS, measured)."""
+    if threads.blas_threads() != 1 or A.dtype != B.dtype or not 0 < A.shape[1] <= 1024:
+        return None
+    if B.strides[1] != B.itemsize or A.shape[0] == 0 or B.shape[1] == 0:
+        return None
+    return _kernel(A.dtype)

@@ -40,7 +40,7 @@ from captionrnn.kernels.cells import (
     rnn_forward_rows,
 )
 from captionrnn.kernels.elementary import _common, _inline, _jit
-from captionrnn.kernels.gemm import multiply
+from captionrnn.kernels.gemm import multiply, pack_panels
 from captionrnn.kernels.team import barrier, matmul
 from captionrnn.kernels.team import share as _share
 
@@ -234,6 +234,15 @@ def _live_product(addr, rmax, panels, da_t, live_t, packed_rows, out_rows, rec, 
 
 
 @_inline
+def _pack_share(state, part, parts, w):
+    # fill this member's share of the panels of w = (kernel address, row block, panels, the matrix
+    # they pack) before the first product (gemm.pack left them empty), then a barrier
+    j0, j1 = _share(w[2].shape[0], part, parts)
+    pack_panels(w[3], w[2], j0, j1)
+    barrier(state, parts)
+
+
+@_inline
 def _forward_product(state, part, parts, w, h, ha):
     # ha = h @ Wh on this member's panels of w = (kernel address, row block, panels), then a barrier
     j0, j1 = _share(w[2].shape[0], part, parts)
@@ -260,18 +269,21 @@ def _run_backward(loop, Whp, live, *args):
     GH, H = Whp.matrix.shape
     scratch = (np.empty((N, GH), Whp.panels.dtype), np.empty((N, H), Whp.panels.dtype))
     k = Whp.kernel
-    team.run(loop, _parts(N, GH, H), (k.addr, k.rmax, Whp.panels), live, scratch, *args)
+    w = (k.addr, k.rmax, Whp.panels, Whp.matrix)
+    team.run(loop, _parts(N, GH, H), w, live, scratch, *args)
 
 
 def _run_forward(loop, Whp, N, *args):
     """Run a forward loop for ``h_{t-1} @ Wh`` with Wh packed as Whp."""
     k = Whp.kernel
-    team.run(loop, _parts(N, *Whp.matrix.shape), (k.addr, k.rmax, Whp.panels), *args)
+    w = (k.addr, k.rmax, Whp.panels, Whp.matrix)
+    team.run(loop, _parts(N, *Whp.matrix.shape), w, *args)
 
 
 @_jit
 def _rnn_forward_loop(part, parts, state, w, xa, ha, b, hs):
     n0, n1 = _share(xa.shape[1], part, parts)
+    _pack_share(state, part, parts, w)
     for t in range(xa.shape[0]):
         _forward_product(state, part, parts, w, hs[t], ha)
         r = slice(n0, n1)
@@ -282,6 +294,7 @@ def _rnn_forward_loop(part, parts, state, w, xa, ha, b, hs):
 @_jit
 def _rnn_backward_loop(part, parts, state, w, live, scratch, dh, dh_rec, hs, da):
     n0, n1 = _share(dh.shape[1], part, parts)
+    _pack_share(state, part, parts, w)
     for t in range(dh.shape[0] - 1, -1, -1):
         r = slice(n0, n1)
         rnn_backward_rows(dh[t, r], dh_rec[r], hs[t + 1, r], da[t, r])
@@ -291,6 +304,7 @@ def _rnn_backward_loop(part, parts, state, w, live, scratch, dh, dh_rec, hs, da)
 @_jit
 def _lstm_forward_loop(part, parts, state, w, gates, ha, b, hs, cs, tanh_c):
     n0, n1 = _share(gates.shape[1], part, parts)
+    _pack_share(state, part, parts, w)
     for t in range(gates.shape[0]):
         _forward_product(state, part, parts, w, hs[t], ha)
         r = slice(n0, n1)
@@ -303,6 +317,7 @@ def _lstm_backward_loop(
     part, parts, state, w, live, scratch, dh, dh_rec, dc, cs, gates, tanh_c, da
 ):
     n0, n1 = _share(dh.shape[1], part, parts)
+    _pack_share(state, part, parts, w)
     for t in range(dh.shape[0] - 1, -1, -1):
         r = slice(n0, n1)
         lstm_backward_rows(
@@ -314,6 +329,7 @@ def _lstm_backward_loop(
 @_jit
 def _gru_forward_loop(part, parts, state, w, gates, ha, bx, bh, hs, hn):
     n0, n1 = _share(gates.shape[1], part, parts)
+    _pack_share(state, part, parts, w)
     for t in range(gates.shape[0]):
         _forward_product(state, part, parts, w, hs[t], ha)
         r = slice(n0, n1)
@@ -326,6 +342,7 @@ def _gru_backward_loop(
     part, parts, state, w, live, scratch, dh, direct, mm, hs, gates, hn, dax, dah
 ):
     n0, n1 = _share(dh.shape[1], part, parts)
+    _pack_share(state, part, parts, w)
     for t in range(dh.shape[0] - 1, -1, -1):
         r = slice(n0, n1)
         gru_backward_rows(
@@ -344,7 +361,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     hs = np.empty((T + 1, N, H), dtype=dt)
     hs[0] = h0
     ha = np.empty((N, H), dtype=dt)
-    Whp = gemm.pack(Wh)
+    Whp = gemm.pack(Wh, fill=False)  # the loop fills the panels
     if Whp.kernel:
         _run_forward(_rnn_forward_loop, Whp, N, xa, ha, b, hs)
     else:
@@ -359,7 +376,7 @@ def rnn_backward(dh, cache):
     db (H,)."""
     dt, dh = _start_backward(dh, cache, "rnn")
     T, N, H = dh.shape
-    WhT = gemm.pack(cache.Wh.astype(dt, copy=False).T)
+    WhT = gemm.pack(cache.Wh.astype(dt, copy=False).T, fill=False)  # the loop fills the panels
     hs = cache.hs.astype(dt, copy=False)
     live = _live_steps(dh)
     da = np.empty((T, N, H), dtype=dt)
@@ -388,7 +405,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     cs[0] = 0
     tanh_c = np.empty((T, N, H), dtype=dt)
     ha = np.empty((N, 4 * H), dtype=dt)
-    Whp = gemm.pack(Wh)
+    Whp = gemm.pack(Wh, fill=False)  # the loop fills the panels
     if Whp.kernel:
         _run_forward(_lstm_forward_loop, Whp, N, gates, ha, b, hs, cs, tanh_c)
     else:
@@ -404,7 +421,7 @@ def lstm_backward(dh, cache):
     4H), db (4H,)."""
     dt, dh = _start_backward(dh, cache, "lstm")
     T, N, H = dh.shape
-    WhT = gemm.pack(cache.Wh.astype(dt, copy=False).T)
+    WhT = gemm.pack(cache.Wh.astype(dt, copy=False).T, fill=False)  # the loop fills the panels
     cs = cache.cs.astype(dt, copy=False)
     gates = cache.gates.astype(dt, copy=False)
     tanh_c = cache.tanh_c.astype(dt, copy=False)
@@ -433,7 +450,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     hs[0] = h0
     hn = np.empty((T, N, H), dtype=dt)
     ha = np.empty((N, 3 * H), dtype=dt)
-    Whp = gemm.pack(Wh)
+    Whp = gemm.pack(Wh, fill=False)  # the loop fills the panels
     if Whp.kernel:
         _run_forward(_gru_forward_loop, Whp, N, gates, ha, bx, bh, hs, hn)
     else:
@@ -449,7 +466,7 @@ def gru_backward(dh, cache):
     3H), dbx (3H,), dbh (3H,)."""
     dt, dh = _start_backward(dh, cache, "gru")
     T, N, H = dh.shape
-    WhT = gemm.pack(cache.Wh.astype(dt, copy=False).T)
+    WhT = gemm.pack(cache.Wh.astype(dt, copy=False).T, fill=False)  # the loop fills the panels
     hs = cache.hs.astype(dt, copy=False)
     gates = cache.gates.astype(dt, copy=False)
     hn = cache.hn.astype(dt, copy=False)

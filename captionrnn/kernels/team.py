@@ -32,11 +32,13 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from captionrnn import threads
+from captionrnn.kernels import gemm
 from captionrnn.kernels.elementary import _inline, _jit
 
 _SPINS = 2048  # pause rounds before a waiting thread starts yielding the core each round
 _IDLE_CYCLES = 1 << 24  # ~5-8 ms: how long an idle worker polls before it sleeps
-_ARRIVED, _GENERATION, _ABORT = 0, 8, 16  # barrier state indices, a cache line (64 bytes) apart
+# state indices, a cache line (64 bytes) apart: barrier arrivals, generation, abort flag, next chunk
+_ARRIVED, _GENERATION, _ABORT, _NEXT = 0, 8, 16, 24
 
 
 # --------------------------------------------------------------------- atomics for jitted code
@@ -128,8 +130,17 @@ def _cycles(typingctx):
 
 
 def new_state():
-    """The shared state of one team run: arrivals, generation and abort flag (int64)."""
-    return np.zeros(24, dtype=np.int64)
+    """The shared state of one team run: arrivals, generation, abort flag and the next unclaimed
+    item of :func:`claim` (int64)."""
+    return np.zeros(32, dtype=np.int64)
+
+
+@_inline
+def claim(state, size):
+    """Inside jitted code: the first of the next ``size`` items no member has claimed yet (items
+    0, 1, ... in order; a start past the end means none are left). Members that loop on it share
+    the items by speed, not by count: a member slowed by another process takes fewer."""
+    return _add(state, _NEXT, size)
 
 
 @_inline
@@ -282,23 +293,49 @@ def run(loop, parts, *args):
 
 
 _MIN_FLOP = 4e6  # a smaller product (~30 us on one core) is not shared: a warm hand-off is ~30 us
+_CHUNK_FLOP = 2e7  # rows are claimed in chunks of about this much work (~0.2 ms on one core)
 
 
 def matmul(A, B, parts=None):
-    """A (M, K) @ B (K, N) with the rows of A shared among ``parts`` members (default
-    :func:`captionrnn.threads.team_size`), each a one-thread BLAS call on its rows; the same as
-    ``A @ B`` up to the order BLAS sums in. Small products and a team of one are plain ``A @ B``."""
+    """A (M, K) @ B (K, N) computed by ``parts`` members (default
+    :func:`captionrnn.threads.team_size`); the same as ``A @ B`` up to the order of the sums.
+    Inside a one-BLAS-thread block, where this machine has the multiply of
+    :mod:`captionrnn.kernels.gemm` and B has contiguous rows, the members claim chunks of rows of A
+    until none are left, each chunk that kernel reading B in place (every element the same in-order
+    sum, whoever computes it); otherwise each member makes one one-thread BLAS call on its even
+    share of the rows. Small products and a team of one outside such a block are
+    plain ``A @ B``."""
     parts = threads.team_size() if parts is None else parts
     M, K = A.shape
     N = B.shape[1]
-    parts = min(parts, M)
-    if parts <= 1 or 2.0 * M * K * N < _MIN_FLOP:
+    flop = 2.0 * M * K * N
+    if flop < _MIN_FLOP:
         return A @ B
+    kernel = gemm.direct_kernel(A, B)
+    if kernel is None and parts <= 1:
+        return A @ B
+    parts = min(parts, M)
     out = np.empty((M, N), dtype=np.result_type(A, B))
+    rows = max(1, min(M, int(_CHUNK_FLOP * M / max(flop, 1.0))))
+    if kernel is not None:
+        rows = -(-rows // kernel.rmax) * kernel.rmax  # whole row blocks of the kernel
+        run(_direct_loop, parts, kernel.addr, kernel.rmax, kernel.P, A, B, out, rows)
+        return out
 
-    def work(part, used):
+    def work(part, used):  # even shares: BLAS repacks B on every call, so few and large ones
         lo, hi = share(M, part, used)
         np.matmul(A[lo:hi], B, out=out[lo:hi])
 
     together(work, parts)
     return out
+
+
+@_jit
+def _direct_loop(part, parts, state, addr, rmax, P, A, B, out, rows):
+    # claim chunks of rows of A until none are left; each is out[chunk] = A[chunk] @ B in place
+    M = A.shape[0]
+    lo = claim(state, rows)
+    while lo < M:
+        hi = min(lo + rows, M)
+        gemm.multiply_direct(addr, rmax, P, A[lo:hi], B, out[lo:hi])
+        lo = claim(state, rows)
