@@ -156,16 +156,18 @@ def _scatter_nt(src, rows, T, N):
     return out
 
 
-def _finish_backward(dA, cache, dt, live, with_dWh=True):
+def _finish_backward(dA, cache, dt, live, with_dWh=True, dA2=None):
     """dx, dWx, dWh, db from the stacked pre-activation gradients dA, shape (T, N, GH).
 
-    Only the rows of dA that ``live`` (T, N) marks take part (the others are zero, see _live_steps).
+    Only the rows of dA that ``live`` (T, N) marks take part (the others are zero, see _live_steps);
+    dA2: those rows, time-major, if the loop gathered them already (see _run_backward).
     with_dWh=False skips dWh (returns None): the GRU's dWh comes from its own dah instead.
     """
     T, N, GH = dA.shape
     rows = np.flatnonzero(live.reshape(T * N))
     everything = rows.size == T * N
-    dA2 = dA.reshape(T * N, GH) if everything else dA.reshape(T * N, GH)[rows]
+    if dA2 is None:
+        dA2 = dA.reshape(T * N, GH) if everything else dA.reshape(T * N, GH)[rows]
     xs = cache.xs.astype(dt, copy=False)
     xs = xs if everything else xs[rows]
     dx_rows = matmul(dA2, cache.Wx.astype(dt, copy=False).T)
@@ -211,17 +213,15 @@ def _gather_live(da_t, live_t, n0, n1, packed_rows):
 
 
 @_inline
-def _live_product(addr, rmax, panels, da_t, live_t, packed_rows, out_rows, rec, j0, j1):
+def _live_product(addr, rmax, panels, live_t, packed_rows, out_rows, rec, j0, j1):
     # rec = da_t @ Wh^T on this part's panels j0..j1 of columns; the rows live_t marks dead (zero in
-    # da_t) get zero without a multiply. packed_rows holds the live rows (_gather_live).
+    # da_t) get zero without a multiply. packed_rows holds the live rows of da_t (_gather_live).
     N, H = rec.shape
-    M = 0
-    for n in range(N):
-        M += live_t[n]
+    M = packed_rows.shape[0]
     if M == N:
-        multiply(addr, rmax, da_t, panels, rec, j0, j1)
+        multiply(addr, rmax, packed_rows, panels, rec, j0, j1)
         return
-    multiply(addr, rmax, packed_rows[:M], panels, out_rows[:M], j0, j1)
+    multiply(addr, rmax, packed_rows, panels, out_rows[:M], j0, j1)
     P = panels.shape[2]
     c0, c1 = j0 * P, min(j1 * P, H)
     i = 0
@@ -251,26 +251,33 @@ def _forward_product(state, part, parts, w, h, ha):
 
 
 @_inline
-def _backward_product(state, part, parts, w, da_t, live_t, rec, scratch):
-    # after this member's rows of da_t: rec = da_t @ Wh^T on its panels of w, barriers around;
-    # scratch = (the live rows of da_t, their products), see _gather_live and _live_product
-    n0, n1 = _share(da_t.shape[0], part, parts)
+def _backward_product(state, part, parts, w, t, da, live, rec, scratch):
+    # after this member's rows of da[t]: rec = da[t] @ Wh^T on its panels of w, barriers around.
+    # scratch = (dA2, offsets, products): the live rows of step t go to dA2[offsets[t]:
+    # offsets[t + 1]] (for the weight gradients after the loop), the multiply reads them there.
+    n0, n1 = _share(da.shape[1], part, parts)
     j0, j1 = _share(w[2].shape[0], part, parts)
-    _gather_live(da_t, live_t, n0, n1, scratch[0])
+    live_rows = scratch[0][scratch[1][t] : scratch[1][t + 1]]
+    _gather_live(da[t], live[t], n0, n1, live_rows)
     barrier(state, parts)
-    _live_product(w[0], w[1], w[2], da_t, live_t, scratch[0], scratch[1], rec, j0, j1)
+    _live_product(w[0], w[1], w[2], live[t], live_rows, scratch[2], rec, j0, j1)
     barrier(state, parts)
 
 
 def _run_backward(loop, Whp, live, *args):
-    """Run a backward loop for ``dA_t @ Wh^T`` with Wh^T packed as Whp (scratch for the live rows
-    from here)."""
+    """Run a backward loop for ``dA_t @ Wh^T`` with Wh^T packed as Whp; returns dA2, the live rows
+    (``live``, (T, N)) of every step's dA_t, time-major, as the loop gathered them for its products
+    (rows padded, see :func:`captionrnn.kernels.gemm.rows_buffer`)."""
     T, N = live.shape
     GH, H = Whp.matrix.shape
-    scratch = (np.empty((N, GH), Whp.panels.dtype), np.empty((N, H), Whp.panels.dtype))
+    offsets = np.zeros(T + 1, dtype=np.int64)
+    np.cumsum(live.sum(axis=1), out=offsets[1:])
+    dA2 = gemm.rows_buffer(int(offsets[-1]), GH, Whp.panels.dtype)
+    scratch = (dA2, offsets, np.empty((N, H), Whp.panels.dtype))
     k = Whp.kernel
     w = (k.addr, k.rmax, Whp.panels, Whp.matrix)
     team.run(loop, _parts(N, GH, H), w, live, scratch, *args)
+    return dA2
 
 
 def _run_forward(loop, Whp, N, *args):
@@ -298,7 +305,7 @@ def _rnn_backward_loop(part, parts, state, w, live, scratch, dh, dh_rec, hs, da)
     for t in range(dh.shape[0] - 1, -1, -1):
         r = slice(n0, n1)
         rnn_backward_rows(dh[t, r], dh_rec[r], hs[t + 1, r], da[t, r])
-        _backward_product(state, part, parts, w, da[t], live[t], dh_rec, scratch)
+        _backward_product(state, part, parts, w, t, da, live, dh_rec, scratch)
 
 
 @_jit
@@ -323,7 +330,7 @@ def _lstm_backward_loop(
         lstm_backward_rows(
             dh[t, r], dh_rec[r], dc[r], cs[t, r], gates[t, r], tanh_c[t, r], da[t, r]
         )
-        _backward_product(state, part, parts, w, da[t], live[t], dh_rec, scratch)
+        _backward_product(state, part, parts, w, t, da, live, dh_rec, scratch)
 
 
 @_jit
@@ -348,7 +355,7 @@ def _gru_backward_loop(
         gru_backward_rows(
             dh[t, r], direct[r], mm[r], hs[t, r], gates[t, r], hn[t, r], dax[t, r], dah[t, r]
         )
-        _backward_product(state, part, parts, w, dah[t], live[t], mm, scratch)
+        _backward_product(state, part, parts, w, t, dah, live, mm, scratch)
 
 
 def rnn_forward(x, h0, Wx, Wh, b):
@@ -381,13 +388,14 @@ def rnn_backward(dh, cache):
     live = _live_steps(dh)
     da = np.empty((T, N, H), dtype=dt)
     dh_rec = np.zeros((N, H), dtype=dt)  # gradient carried back from step t+1
+    dA2 = None
     if WhT.kernel:
-        _run_backward(_rnn_backward_loop, WhT, live, dh, dh_rec, hs, da)
+        dA2 = _run_backward(_rnn_backward_loop, WhT, live, dh, dh_rec, hs, da)
     else:
         for t in range(T - 1, -1, -1):
             rnn_backward_rows(dh[t], dh_rec, hs[t + 1], da[t])
             _recurrent_grad(da[t], WhT, live[t], dh_rec)
-    dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
+    dx, dWx, dWh, db = _finish_backward(da, cache, dt, live, dA2=dA2)
     return dx, dh_rec, dWx, dWh, db
 
 
@@ -429,13 +437,14 @@ def lstm_backward(dh, cache):
     da = np.empty((T, N, 4 * H), dtype=dt)
     dh_rec = np.zeros((N, H), dtype=dt)
     dc = np.zeros((N, H), dtype=dt)  # the loss never reads c_T directly
+    dA2 = None
     if WhT.kernel:
-        _run_backward(_lstm_backward_loop, WhT, live, dh, dh_rec, dc, cs, gates, tanh_c, da)
+        dA2 = _run_backward(_lstm_backward_loop, WhT, live, dh, dh_rec, dc, cs, gates, tanh_c, da)
     else:
         for t in range(T - 1, -1, -1):
             lstm_backward_rows(dh[t], dh_rec, dc, cs[t], gates[t], tanh_c[t], da[t])
             _recurrent_grad(da[t], WhT, live[t], dh_rec)
-    dx, dWx, dWh, db = _finish_backward(da, cache, dt, live)
+    dx, dWx, dWh, db = _finish_backward(da, cache, dt, live, dA2=dA2)
     return dx, dh_rec, dWx, dWh, db
 
 
@@ -475,14 +484,14 @@ def gru_backward(dh, cache):
     live = _live_steps(dh)
     direct = np.zeros((N, H), dtype=dt)
     mm = np.zeros((N, H), dtype=dt)
-    if WhT.kernel:
-        _run_backward(_gru_backward_loop, WhT, live, dh, direct, mm, hs, gates, hn, dax, dah)
+    rows = np.flatnonzero(live.reshape(T * N))
+    if WhT.kernel:  # the loop gathers the live rows of dah for its products
+        dah2 = _run_backward(_gru_backward_loop, WhT, live, dh, direct, mm, hs, gates, hn, dax, dah)
     else:
         for t in range(T - 1, -1, -1):
             gru_backward_rows(dh[t], direct, mm, hs[t], gates[t], hn[t], dax[t], dah[t])
             _recurrent_grad(dah[t], WhT, live[t], mm)
+        dah2 = dah.reshape(T * N, 3 * H)[rows]
     dx, dWx, _, dbx = _finish_backward(dax, cache, dt, live, with_dWh=False)
-    rows = np.flatnonzero(live.reshape(T * N))
-    dah2 = dah.reshape(T * N, 3 * H)[rows]
     dWh = matmul(hs[:-1].reshape(T * N, H)[rows].T, dah2)
     return dx, direct + mm, dWx, dWh, dbx, dah2.sum(axis=0)
