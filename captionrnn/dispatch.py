@@ -28,6 +28,8 @@ def table():
     accepts the inputs.
     """
     rows = [
+        ("captionrnn.layers", "affine_forward", "check_affine", ""),
+        ("captionrnn.layers", "affine_backward", "check_affine_upstream", ""),
         ("captionrnn.layers", "temporal_affine_forward", "check_temporal_affine", ""),
         ("captionrnn.layers", "temporal_affine_backward", "check_temporal_affine_upstream", ""),
         ("captionrnn.layers", "word_embedding_backward", "check_embedding_upstream", ""),

@@ -36,6 +36,8 @@ from captionrnn.kernels.attention import FastAttentionCache, attention_backward,
 from captionrnn.kernels.decoding import top_k_rows
 from captionrnn.kernels.loss import softmax_loss, temporal_softmax_loss
 from captionrnn.kernels.projections import (
+    affine_backward,
+    affine_forward,
     embedding_backward,
     spatial_affine_backward,
     spatial_affine_forward,
@@ -70,6 +72,8 @@ __all__ = [
     "GRUFastCache",
     "LSTMFastCache",
     "RNNFastCache",
+    "affine_backward",
+    "affine_forward",
     "attention_backward",
     "attention_forward",
     "embedding_backward",

@@ -2,7 +2,12 @@
 
 import numpy as np
 
+from captionrnn import threads
+from captionrnn.kernels import team
 from captionrnn.kernels.elementary import _exp_neg, _jit, _reassoc
+from captionrnn.kernels.team import share
+
+_TEAM_MIN_ELEMENTS = 1 << 17  # fewer scores (~0.1 ms of work) are not shared with the team
 
 
 @_reassoc
@@ -16,11 +21,13 @@ def _row_sum(a):
 
 
 @_jit
-def _softmax_loss(x, row_max, y, mask, n_batch, dx, row_loss):
+def _softmax_loss(part, parts, state, x, row_max, y, mask, n_batch, dx, row_loss):
+    # this team member's share of the rows (each row on its own: the same bits for any team size)
     R, V = x.shape
     one = x.dtype.type(1)
     inv_n = one / x.dtype.type(n_batch)
-    for r in range(R):
+    r0, r1 = share(R, part, parts)
+    for r in range(r0, r1):
         xr, dr = x[r], dx[r]
         if not mask[r]:
             dr[:] = 0
@@ -50,7 +57,9 @@ def softmax_loss(x, y, mask):
     xf = np.ascontiguousarray(x).reshape(N * T, V)
     dx = np.empty_like(xf)
     row_loss = np.empty(N * T, dtype=np.float64)
-    _softmax_loss(
+    team.run(
+        _softmax_loss,
+        threads.team_size() if xf.size >= _TEAM_MIN_ELEMENTS else 1,
         xf,
         xf.max(axis=1),  # numpy's vectorised max (NaN-propagating, like the reference's)
         np.ascontiguousarray(y, dtype=np.int64).reshape(N * T),

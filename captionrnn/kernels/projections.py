@@ -1,4 +1,4 @@
-"""Fast projections: the vocabulary layer's backward, the word-embedding backward and the
+"""Fast projections: the affine layer, the vocabulary layer, the word-embedding backward and the
 spatial projection of the attention model. Same signatures and results as the reference layers."""
 
 import numpy as np
@@ -67,17 +67,36 @@ def scatter_rows(src, rows, R):
     return out
 
 
+def _add_bias(out, b):
+    """out + b, in place where that keeps the reference's dtype (a wider bias widens the result)."""
+    if np.result_type(out, b) == out.dtype:
+        out += b
+        return out
+    return out + b
+
+
+def affine_forward(x, w, b):
+    """Fast :func:`captionrnn.layers.affine_forward`: x (N, ...) flattened to (N, D), out = x w + b
+    (N, M) with the product shared by the team (:func:`captionrnn.kernels.team.matmul`)."""
+    from captionrnn.layers import AffineCache
+
+    return _add_bias(matmul(x.reshape(x.shape[0], -1), w), b), AffineCache(x, w, b)
+
+
+def affine_backward(dout, cache):
+    """Fast :func:`captionrnn.layers.affine_backward` -> dx (x's shape), dw (D, M), db (M,)."""
+    x, w, _ = cache
+    dx = matmul(dout, w.T).reshape(x.shape)
+    return dx, matmul(x.reshape(x.shape[0], -1).T, dout), dout.sum(axis=0)
+
+
 def temporal_affine_forward(x, w, b):
     """Fast :func:`captionrnn.layers.temporal_affine_forward`: the bias is added in place, so the
     (N*T, M) scores are written once instead of twice (same values: x w + b)."""
     from captionrnn.layers import TemporalAffineCache
 
     N, T, D = x.shape
-    out = matmul(x.reshape(N * T, D), w)
-    if np.result_type(out, b) == out.dtype:
-        out += b
-    else:  # a wider bias widens the result, as in the reference
-        out = out + b
+    out = _add_bias(matmul(x.reshape(N * T, D), w), b)
     return out.reshape(N, T, w.shape[1]), TemporalAffineCache(x, w, b, out.reshape(N, T, -1))
 
 

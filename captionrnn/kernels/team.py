@@ -300,18 +300,18 @@ def matmul(A, B, parts=None):
     """A (M, K) @ B (K, N) computed by ``parts`` members (default
     :func:`captionrnn.threads.team_size`); the same as ``A @ B`` up to the order of the sums.
     Inside a one-BLAS-thread block, where this machine has the multiply of
-    :mod:`captionrnn.kernels.gemm` and B has contiguous rows, the members claim chunks of rows of A
-    until none are left, each chunk that kernel reading B in place (every element the same in-order
-    sum, whoever computes it); otherwise each member makes one one-thread BLAS call on its even
-    share of the rows. Small products and a team of one outside such a block are
-    plain ``A @ B``."""
+    :mod:`captionrnn.kernels.gemm`, the members claim chunks of rows of A until none are left, each
+    chunk that kernel (every element the same in-order sum, whoever computes it), reading B in place
+    if its rows are contiguous, else from panels the members packed first; otherwise each member
+    makes one one-thread BLAS call on its even share of the rows. Small products (under ~4 MFLOP),
+    and any product outside such a block with a team of one, are plain ``A @ B``."""
     parts = threads.team_size() if parts is None else parts
     M, K = A.shape
     N = B.shape[1]
     flop = 2.0 * M * K * N
     if flop < _MIN_FLOP:
         return A @ B
-    kernel = gemm.direct_kernel(A, B)
+    kernel = gemm.kernel_for(A, B)
     if kernel is None and parts <= 1:
         return A @ B
     parts = min(parts, M)
@@ -319,7 +319,11 @@ def matmul(A, B, parts=None):
     rows = max(1, min(M, int(_CHUNK_FLOP * M / max(flop, 1.0))))
     if kernel is not None:
         rows = -(-rows // kernel.rmax) * kernel.rmax  # whole row blocks of the kernel
-        run(_direct_loop, parts, kernel.addr, kernel.rmax, kernel.P, A, B, out, rows)
+        if B.strides[1] == B.itemsize:  # rows of B contiguous: read in place
+            run(_direct_loop, parts, kernel.addr, kernel.rmax, kernel.P, A, B, out, rows)
+        else:  # a transposed view (W^T): packed first, each member its share of the panels
+            panels = gemm.pack(B, kernel, fill=False).panels
+            run(_packed_loop, parts, kernel.addr, kernel.rmax, A, B, panels, out, rows)
         return out
 
     def work(part, used):  # even shares: BLAS repacks B on every call, so few and large ones
@@ -338,4 +342,18 @@ def _direct_loop(part, parts, state, addr, rmax, P, A, B, out, rows):
     while lo < M:
         hi = min(lo + rows, M)
         gemm.multiply_direct(addr, rmax, P, A[lo:hi], B, out[lo:hi])
+        lo = claim(state, rows)
+
+
+@_jit
+def _packed_loop(part, parts, state, addr, rmax, A, B, panels, out, rows):
+    # pack this member's share of B's panels, a barrier, then claim chunks of rows of A as above
+    j0, j1 = share(panels.shape[0], part, parts)
+    gemm.pack_panels(B, panels, j0, j1)
+    barrier(state, parts)
+    M = A.shape[0]
+    lo = claim(state, rows)
+    while lo < M:
+        hi = min(lo + rows, M)
+        gemm.multiply(addr, rmax, A[lo:hi], panels, out[lo:hi], 0, panels.shape[0])
         lo = claim(state, rows)
