@@ -194,3 +194,30 @@ def test_the_loops_use_the_kernel_at_one_blas_thread_and_share_it_in_a_team(
     for key in ((2, True), (3, True)):  # a team splits panels and rows, never a sum: same bits
         np.testing.assert_array_equal(results[key][0], results[1, False][0])  # h
         np.testing.assert_array_equal(results[key][2], results[1, False][2])  # dh0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pack_reads_any_layout_of_the_weight_into_the_same_panels(dtype):
+    # gemm.pack copies B (K, N) into zero-padded column panels (ceil(N/P), K, P) in jitted code;
+    # C-order, a transposed view (Wh^T) and a strided view give the layout numpy's reshape gives
+    rng = np.random.default_rng(8)
+    base = rng.standard_normal((150, 90)).astype(dtype)
+    for kernel in _kernels(dtype).values():
+        P = kernel.P
+        for B in (base, base.T, base[::2, 5:80], np.ones((1, 1), dtype)):
+            K, N = B.shape
+            want = np.zeros((-(-N // P), K, P), dtype)
+            padded = np.zeros((K, want.shape[0] * P), dtype)
+            padded[:, :N] = B
+            want[:] = padded.reshape(K, -1, P).transpose(1, 0, 2)
+            np.testing.assert_array_equal(gemm.pack(B, kernel).panels, want)
+            empty = gemm.pack(B, kernel, fill=False)  # a team fills them (gemm.pack_panels)
+            assert empty.panels.shape == want.shape and empty.kernel is kernel
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rows_buffer_pads_each_row_by_128_bytes(dtype):
+    a = gemm.rows_buffer(7, 2048, dtype)
+    assert a.shape == (7, 2048) and a.dtype == np.dtype(dtype)
+    assert a.strides == (2048 * a.itemsize + 128, a.itemsize)
+    assert gemm.rows_buffer(0, 5, dtype).shape == (0, 5)

@@ -541,3 +541,28 @@ def test_attention_kernel_defers_to_a_replaced_attention():
     finally:
         attention.dot_product_attention = original
     np.testing.assert_array_equal(attention.attention_weights(cache), 1 / 6)
+
+
+def test_a_changed_kernel_source_drops_numbas_cached_machine_code(tmp_path):
+    # Numba checks a cached function against its own file only; the kernels inline helpers from
+    # each other's files, so any change to any of them must drop every cached function.
+    from captionrnn.kernels.elementary import drop_stale_cache
+
+    (tmp_path / "gemm.py").write_text("A = 1\n")
+    (tmp_path / "sequences.py").write_text("B = 2\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    (cache / "sequences.loop-10.py311.nbi").write_bytes(b"old")
+    (cache / "sequences.loop-10.py311.1.nbc").write_bytes(b"old")
+    (cache / "sequences.cpython-311.pyc").write_bytes(b"kept")
+    assert drop_stale_cache(tmp_path)  # no fingerprint yet: whatever is there may be stale
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "captionrnn-kernels.sha256",
+        "sequences.cpython-311.pyc",
+    ]
+    (cache / "sequences.loop-10.py311.nbi").write_bytes(b"new")  # compiled from these sources
+    assert not drop_stale_cache(tmp_path)  # unchanged: kept
+    assert (cache / "sequences.loop-10.py311.nbi").exists()
+    (tmp_path / "gemm.py").write_text("A = 3\n")  # another file than the cached function's
+    assert drop_stale_cache(tmp_path)
+    assert not (cache / "sequences.loop-10.py311.nbi").exists()

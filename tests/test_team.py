@@ -135,6 +135,98 @@ def test_matmul_shares_rows_and_keeps_the_dtype(dtype, shape):
     np.testing.assert_allclose(team.matmul(At.T.T, B, 2), A @ B, rtol=1e-5, atol=1e-4)
 
 
+@needs_kernel
+@pytest.mark.parametrize("dtype", [np.float32])  # float64: BLAS (gemm.kernel_for)
+@pytest.mark.parametrize("layout", ["C", "A^T", "B^T", "padded"])
+def test_matmul_in_an_own_block_runs_the_kernel_with_the_same_bits_for_every_team(dtype, layout):
+    # Inside limit(own=True) the members claim chunks of rows and run the packed multiply, reading
+    # B in place (rows contiguous) or from panels they packed (a transposed view): every element is
+    # the same in-order sum whoever computes it, so teams of 1, 2 and 3 agree bit for bit, and
+    # within the rounding bound of A @ B. M = 401: chunks that do not divide it; N = 70: a last,
+    # partial panel; K = 300 > one panel's rows.
+    M, K, N = 401, 300, 70
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((K, M)).astype(dtype).T if layout == "A^T" else None
+    A = rng.standard_normal((M, K)).astype(dtype) if A is None else A
+    B = rng.standard_normal((N, K)).astype(dtype).T if layout == "B^T" else None
+    if layout == "padded":  # the loops' gathered rows (gemm.rows_buffer): a row stride > K
+        A = gemm.rows_buffer(M, K, dtype)
+        A[...] = rng.standard_normal((M, K))
+    B = rng.standard_normal((K, N)).astype(dtype) if B is None else B
+    A0, B0 = A.copy(), B.copy()
+    calls = []
+    real_run = team.run
+    results = []
+    for n in (1, 2, 3):
+        with threads.limit(n, own=True):
+            team.run = lambda loop, parts, *a: calls.append(loop) or real_run(loop, parts, *a)
+            try:
+                results.append(team.matmul(A, B))
+            finally:
+                team.run = real_run
+    assert calls and all(loop in (team._direct_loop, team._packed_loop) for loop in calls)
+    assert (team._packed_loop in calls) == (layout == "B^T")
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])
+    got = results[0]
+    assert got.dtype == np.dtype(dtype) and got.shape == (M, N)
+    assert np.all(np.abs(got - A @ B) <= 2 * K * np.finfo(dtype).eps * (np.abs(A) @ np.abs(B)))
+    np.testing.assert_array_equal(A, A0)  # inputs untouched
+    np.testing.assert_array_equal(B, B0)
+
+
+@needs_kernel
+def test_matmul_outside_an_own_block_or_of_mixed_dtypes_keeps_blas():
+    A = np.ones((600, 100), np.float32)
+    with threads.limit(1, own=True):
+        assert gemm.kernel_for(A, A.T) is not None
+        assert gemm.kernel_for(A, A.T.astype(np.float64)) is None  # mixed: np.matmul widens
+        assert gemm.kernel_for(A.astype(np.float64), A.T.astype(np.float64)) is None  # BLAS's
+        assert gemm.kernel_for(np.ones((9, 1024), np.float32), A.T) is None  # rows 4 KB apart
+        assert gemm.kernel_for(gemm.rows_buffer(9, 1024, np.float32), A.T) is not None  # padded
+        assert gemm.kernel_for(A[:, :0], A[:0]) is None  # empty
+        assert gemm.kernel_for(A, np.ones((100, 300), np.float32)[:, ::2]) is None  # no unit axis
+    with threads.limit(2):  # BLAS's own threads
+        assert gemm.kernel_for(A, A.T) is None
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_softmax_loss_and_the_affine_layer_on_the_team_match_one_thread(dtype):
+    # both share rows (the loss) or chunks of rows (the products) among the members: same bits
+    # (float64 products are BLAS calls on even shares of the rows: BLAS may block them otherwise)
+    from captionrnn import layers
+    from captionrnn.kernels import affine_backward, affine_forward, softmax_loss
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 9, 500)).astype(dtype)  # 180000 scores: shared
+    y = rng.integers(0, 500, size=(40, 9))
+    mask = rng.random((40, 9)) > 0.2
+    feats = rng.standard_normal((60, 300)).astype(dtype)
+    W, b = rng.standard_normal((300, 200)).astype(dtype), rng.standard_normal(200).astype(dtype)
+    dout = rng.standard_normal((60, 200)).astype(dtype)
+    runs = {}
+    for n in (1, 2):
+        with threads.limit(n, own=True):
+            out, cache = affine_forward(feats, W, b)
+            runs[n] = (*softmax_loss(x, y, mask), out, *affine_backward(dout, cache))
+    for i, (a, c) in enumerate(zip(runs[1], runs[2])):
+        if i < 2 or dtype == np.float32:
+            np.testing.assert_array_equal(a, c)
+        else:
+            np.testing.assert_allclose(a, c, rtol=1e-13, atol=1e-13)
+    with use_backend("numpy"):
+        ref_loss, ref_dx = layers.temporal_softmax_loss(x, y, mask)
+        ref_out, ref_cache = layers.affine_forward(feats, W, b)
+        ref_grads = layers.affine_backward(dout, ref_cache)
+    rtol = 1e-4 if dtype == np.float32 else 1e-12  # other summation orders than the reference
+    np.testing.assert_allclose(runs[1][0], ref_loss, rtol=rtol)
+    np.testing.assert_allclose(runs[1][1], ref_dx, rtol=rtol, atol=rtol * 1e-2)
+    for a, c in zip(runs[1][2:], (ref_out, *ref_grads)):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a, c, rtol=rtol, atol=rtol * 10)
+
+
 def test_matmul_of_mixed_dtypes_widens_as_numpy_does():
     A = np.ones((600, 100), np.float32)
     B = np.ones((100, 300), np.float64)

@@ -11,11 +11,49 @@ Inside jitted code, ``_exp_neg`` and ``_tanh`` pick the float32 or float64 versi
 argument's type (numba overloads), so every kernel is written once for both dtypes.
 """
 
+import hashlib
+import os
+from pathlib import Path
+
 import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
+
+
+def drop_stale_cache(directory=Path(__file__).parent):
+    """Delete Numba's cached machine code of the kernels when any kernel source has changed.
+
+    Numba checks a cached function against its own file only, but the kernels inline helpers from
+    the other files (``gemm.multiply`` into every sequence loop): after a ``git pull`` that changed
+    gemm.py alone, the loops kept calling the old multiply with the new one's arguments and hung.
+    So one fingerprint of all of them decides: a mismatch removes every ``.nbi``/``.nbc`` file in
+    ``__pycache__`` (recompiled on first use, ~10 s a dtype). Returns True if it removed any. A
+    read-only installation is left as it is (Numba then caches elsewhere, once per version)."""
+    sources = sorted(directory.glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()
+    cache = directory / "__pycache__"
+    stamp = cache / "captionrnn-kernels.sha256"
+    try:
+        if stamp.read_text() == digest:
+            return False
+    except OSError:
+        pass
+    try:
+        stale = [*cache.glob("*.nbi"), *cache.glob("*.nbc")]
+        for f in stale:
+            f.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        tmp = cache / f".{stamp.name}.{os.getpid()}.tmp"
+        tmp.write_text(digest)
+        os.replace(tmp, stamp)
+    except OSError:
+        return False
+    return bool(stale)
+
+
+drop_stale_cache()
 
 # error_model="numpy": no ZeroDivisionError branch on every float division (no denominator here
 # can be zero), which lets LLVM vectorise the call-free float32 loops (measured 10-30x on sigmoid).

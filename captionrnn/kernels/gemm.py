@@ -11,14 +11,21 @@ and the AVX2 figures).
 When: with one BLAS thread: on a busy machine (``captionrnn.threads`` chooses one), on a single
 core, and inside the training step's ``limit(own=True)`` block, where the library's team
 (:mod:`captionrnn.kernels.team`) shares the panels among its threads (:func:`multiply` computes a
-range of panels). Alone, the kernel was no faster than OpenBLAS's two threads at CS231n sizes and up
-to 1.2x slower at the shapes dataset's (H = 256, N = 100), so where BLAS has more threads the loops
-keep their BLAS calls.
+range of panels), packs them (:func:`pack_panels`, each member its share) and runs the step's large
+products on it too (:func:`captionrnn.kernels.team.matmul`, float32: chunks of rows of A, B read in
+place by :func:`multiply_direct` or packed; 1.0-1.15x OpenBLAS's one-thread speed on those shapes).
+Alone, the kernel was no faster than OpenBLAS's two threads at CS231n sizes and up to 1.2x slower at
+the shapes dataset's (H = 256, N = 100), so where BLAS has more threads the loops keep their BLAS
+calls.
 
 How: B (K, N) becomes panels of P = 2 SIMD vectors of columns, shape (ceil(N/P), K, P), zero
 padded. For each panel and each block of up to R rows of A, the microkernel keeps the R x P block of
 the result in 2R vector registers and runs once over K: per k it loads two vectors of the panel,
-broadcasts A[r, k] and does 2R fused multiply-adds. So every result element is the same sum, k = 0
+broadcasts A[r, k] and does 2R fused multiply-adds. The driver takes A and the panels by their
+strides, so a transposed A (``X^T`` of a weight gradient) and an unpacked B whose rows are
+contiguous (panel j is then columns j P ... of B itself) need no copy. Rows of A a multiple of 4 KB
+apart fall into the same L1 cache sets: the buffers the loops multiply from are padded
+(:func:`rows_buffer`). So every result element is the same sum, k = 0
 to K-1 in order, of fused multiply-adds, whatever the vector width or the block: the AVX2 and
 AVX-512 variants give identical bits (tested). Against BLAS, which may sum in another order, the
 backends agree to rounding (tested with bounds derived from K). NaN and inf propagate as in any
@@ -401,9 +408,14 @@ def _matmul_jit(addr, rmax, A, panels, out):
 def kernel_for(A, B):
     """The kernel for a large ``A @ B`` of a one-BLAS-thread block (see
     :func:`captionrnn.kernels.team.matmul`), or None where BLAS should run it: more BLAS threads,
-    mixed or other dtypes, an empty product, or B with neither axis contiguous."""
-    if threads.blas_threads() != 1 or A.dtype != B.dtype or 0 in A.shape or 0 in B.shape:
+    an empty product, B with neither axis contiguous, rows of A a multiple of 4 KB apart (they
+    evict each other from the L1 cache: h (800, 512) float64 @ W ran 1.4x slower than BLAS), and
+    any dtype but float32 (float64 products at CS231n sizes were as fast or faster with OpenBLAS on
+    Zen 4)."""
+    if threads.blas_threads() != 1 or A.dtype != B.dtype or A.dtype != np.float32:
         return None
-    if B.itemsize not in (B.strides[0], B.strides[1]):
+    if 0 in A.shape or 0 in B.shape or B.itemsize not in (B.strides[0], B.strides[1]):
+        return None
+    if A.strides[1] == A.itemsize and A.shape[0] > 1 and A.strides[0] % 4096 == 0:
         return None
     return _kernel(A.dtype)

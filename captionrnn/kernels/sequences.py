@@ -16,6 +16,10 @@ How they are fast (shapes use the package legend):
   a share of the panels, then a share of the rows. With more BLAS threads the loop stays in
   Python with BLAS calls, the backward's as ``(Wh @ dA_t^T)^T`` (5-35% faster than with the view
   ``Wh.T``, measured).
+- The loop's members pack their share of the weight's panels before the first step, and the
+  backward gathers each step's live rows of ``dA`` into one buffer (rows padded, see
+  :func:`captionrnn.kernels.gemm.rows_buffer`): the step's product reads them there, and after the
+  loop ``dWx``, ``dWh``, ``db`` and ``dx`` use them without a second gather.
 - The large products go through :func:`captionrnn.kernels.team.matmul` (a plain ``@`` outside a
   team).
 - The backward skips the rows (t, n) after a sample's last nonzero ``dh`` (the padding of

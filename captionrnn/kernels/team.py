@@ -12,7 +12,10 @@ runs one thread and the team shares the work instead:
   product (:mod:`captionrnn.kernels.gemm`), a :func:`barrier`, its share of the rows in the cell
   maths, a barrier. Nothing is summed across members, so the result has the same bits for every
   team size.
-- :func:`matmul`: the rows of A shared, each member a one-thread BLAS call on its rows.
+- :func:`matmul`: the rows of A shared: inside an own block the members claim chunks of rows
+  (:func:`claim`, so a member slowed by another process takes fewer) and run the packed multiply of
+  :mod:`captionrnn.kernels.gemm` on them; elsewhere each member is a one-thread BLAS call on its
+  even share. The softmax loss (rows) and the affine layer (its products) run on the team too.
 
 The members are the calling thread and ``parts - 1`` workers started once. A worker that finished
 its share keeps polling for the next one for a few milliseconds (a training step hands it work every
