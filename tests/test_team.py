@@ -173,6 +173,12 @@ def test_matmul_in_an_own_block_runs_the_kernel_with_the_same_bits_for_every_tea
     assert np.all(np.abs(got - A @ B) <= 2 * K * np.finfo(dtype).eps * (np.abs(A) @ np.abs(B)))
     np.testing.assert_array_equal(A, A0)  # inputs untouched
     np.testing.assert_array_equal(B, B0)
+    A = A.copy()  # NaN and inf land where np.matmul puts them (no clamping, no fast-math)
+    A[7, 3], A[200, 0], A[400, K - 1] = np.nan, np.inf, -np.inf
+    with threads.limit(2, own=True), np.errstate(invalid="ignore"):
+        got, want = team.matmul(A, B), A @ B
+    for test in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(test(got), test(want))
 
 
 @needs_kernel
