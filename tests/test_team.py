@@ -154,18 +154,19 @@ def test_matmul_in_an_own_block_runs_the_kernel_with_the_same_bits_for_every_tea
         A[...] = rng.standard_normal((M, K))
     B = rng.standard_normal((K, N)).astype(dtype) if B is None else B
     A0, B0 = A.copy(), B.copy()
-    calls = []
-    real_run = team.run
+    calls, packs = [], []
+    real_run, real_pack = team.run, gemm.pack
     results = []
     for n in (1, 2, 3):
         with threads.limit(n, own=True):
             team.run = lambda loop, parts, *a: calls.append(loop) or real_run(loop, parts, *a)
+            gemm.pack = lambda *a, **kw: packs.append(a) or real_pack(*a, **kw)
             try:
                 results.append(team.matmul(A, B))
             finally:
-                team.run = real_run
-    assert calls and all(loop in (team._direct_loop, team._packed_loop) for loop in calls)
-    assert (team._packed_loop in calls) == (layout == "B^T")
+                team.run, gemm.pack = real_run, real_pack
+    assert calls == [team._matmul_loop] * 3
+    assert bool(packs) == (layout == "B^T")  # packed only where B's rows are not contiguous
     for got in results[1:]:
         np.testing.assert_array_equal(got, results[0])
     got = results[0]

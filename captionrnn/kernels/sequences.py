@@ -44,8 +44,8 @@ from captionrnn.kernels.cells import (
     rnn_forward_rows,
 )
 from captionrnn.kernels.elementary import _common, _inline, _jit
-from captionrnn.kernels.gemm import multiply, pack_panels
-from captionrnn.kernels.team import barrier, matmul
+from captionrnn.kernels.gemm import multiply
+from captionrnn.kernels.team import barrier, matmul, pack_together
 from captionrnn.kernels.team import share as _share
 
 
@@ -238,15 +238,6 @@ def _live_product(addr, rmax, panels, live_t, packed_rows, out_rows, rec, j0, j1
 
 
 @_inline
-def _pack_share(state, part, parts, w):
-    # fill this member's share of the panels of w = (kernel address, row block, panels, the matrix
-    # they pack) before the first product (gemm.pack left them empty), then a barrier
-    j0, j1 = _share(w[2].shape[0], part, parts)
-    pack_panels(w[3], w[2], j0, j1)
-    barrier(state, parts)
-
-
-@_inline
 def _forward_product(state, part, parts, w, h, ha):
     # ha = h @ Wh on this member's panels of w = (kernel address, row block, panels), then a barrier
     j0, j1 = _share(w[2].shape[0], part, parts)
@@ -285,7 +276,9 @@ def _run_backward(loop, Whp, live, *args):
 
 
 def _run_forward(loop, Whp, N, *args):
-    """Run a forward loop for ``h_{t-1} @ Wh`` with Wh packed as Whp."""
+    """Run a forward loop for ``h_{t-1} @ Wh`` with Wh packed as Whp, by ``gemm.pack(Wh,
+    fill=False)``: every loop starts by filling the panels of w = (kernel address, row block,
+    panels, Wh) (``team.pack_together``)."""
     k = Whp.kernel
     w = (k.addr, k.rmax, Whp.panels, Whp.matrix)
     team.run(loop, _parts(N, *Whp.matrix.shape), w, *args)
@@ -294,7 +287,7 @@ def _run_forward(loop, Whp, N, *args):
 @_jit
 def _rnn_forward_loop(part, parts, state, w, xa, ha, b, hs):
     n0, n1 = _share(xa.shape[1], part, parts)
-    _pack_share(state, part, parts, w)
+    pack_together(state, part, parts, w[3], w[2])
     for t in range(xa.shape[0]):
         _forward_product(state, part, parts, w, hs[t], ha)
         r = slice(n0, n1)
@@ -305,7 +298,7 @@ def _rnn_forward_loop(part, parts, state, w, xa, ha, b, hs):
 @_jit
 def _rnn_backward_loop(part, parts, state, w, live, scratch, dh, dh_rec, hs, da):
     n0, n1 = _share(dh.shape[1], part, parts)
-    _pack_share(state, part, parts, w)
+    pack_together(state, part, parts, w[3], w[2])
     for t in range(dh.shape[0] - 1, -1, -1):
         r = slice(n0, n1)
         rnn_backward_rows(dh[t, r], dh_rec[r], hs[t + 1, r], da[t, r])
@@ -315,7 +308,7 @@ def _rnn_backward_loop(part, parts, state, w, live, scratch, dh, dh_rec, hs, da)
 @_jit
 def _lstm_forward_loop(part, parts, state, w, gates, ha, b, hs, cs, tanh_c):
     n0, n1 = _share(gates.shape[1], part, parts)
-    _pack_share(state, part, parts, w)
+    pack_together(state, part, parts, w[3], w[2])
     for t in range(gates.shape[0]):
         _forward_product(state, part, parts, w, hs[t], ha)
         r = slice(n0, n1)
@@ -328,7 +321,7 @@ def _lstm_backward_loop(
     part, parts, state, w, live, scratch, dh, dh_rec, dc, cs, gates, tanh_c, da
 ):
     n0, n1 = _share(dh.shape[1], part, parts)
-    _pack_share(state, part, parts, w)
+    pack_together(state, part, parts, w[3], w[2])
     for t in range(dh.shape[0] - 1, -1, -1):
         r = slice(n0, n1)
         lstm_backward_rows(
@@ -340,7 +333,7 @@ def _lstm_backward_loop(
 @_jit
 def _gru_forward_loop(part, parts, state, w, gates, ha, bx, bh, hs, hn):
     n0, n1 = _share(gates.shape[1], part, parts)
-    _pack_share(state, part, parts, w)
+    pack_together(state, part, parts, w[3], w[2])
     for t in range(gates.shape[0]):
         _forward_product(state, part, parts, w, hs[t], ha)
         r = slice(n0, n1)
@@ -353,7 +346,7 @@ def _gru_backward_loop(
     part, parts, state, w, live, scratch, dh, direct, mm, hs, gates, hn, dax, dah
 ):
     n0, n1 = _share(dh.shape[1], part, parts)
-    _pack_share(state, part, parts, w)
+    pack_together(state, part, parts, w[3], w[2])
     for t in range(dh.shape[0] - 1, -1, -1):
         r = slice(n0, n1)
         gru_backward_rows(

@@ -322,11 +322,11 @@ def matmul(A, B, parts=None):
     rows = max(1, min(M, int(_CHUNK_FLOP * M / max(flop, 1.0))))
     if kernel is not None:
         rows = -(-rows // kernel.rmax) * kernel.rmax  # whole row blocks of the kernel
-        if B.strides[1] == B.itemsize:  # rows of B contiguous: read in place
-            run(_direct_loop, parts, kernel.addr, kernel.rmax, kernel.P, A, B, out, rows)
+        if B.strides[1] == B.itemsize:  # rows of B contiguous: read in place, no panels
+            panels = np.empty((0, 0, kernel.P), dtype=B.dtype)
         else:  # a transposed view (W^T): packed first, each member its share of the panels
             panels = gemm.pack(B, kernel, fill=False).panels
-            run(_packed_loop, parts, kernel.addr, kernel.rmax, A, B, panels, out, rows)
+        run(_matmul_loop, parts, kernel.addr, kernel.rmax, A, B, panels, out, rows)
         return out
 
     def work(part, used):  # even shares: BLAS repacks B on every call, so few and large ones
@@ -337,26 +337,28 @@ def matmul(A, B, parts=None):
     return out
 
 
-@_jit
-def _direct_loop(part, parts, state, addr, rmax, P, A, B, out, rows):
-    # claim chunks of rows of A until none are left; each is out[chunk] = A[chunk] @ B in place
-    M = A.shape[0]
-    lo = claim(state, rows)
-    while lo < M:
-        hi = min(lo + rows, M)
-        gemm.multiply_direct(addr, rmax, P, A[lo:hi], B, out[lo:hi])
-        lo = claim(state, rows)
-
-
-@_jit
-def _packed_loop(part, parts, state, addr, rmax, A, B, panels, out, rows):
-    # pack this member's share of B's panels, a barrier, then claim chunks of rows of A as above
+@_inline
+def pack_together(state, part, parts, B, panels):
+    """Inside jitted code: this member's share of ``gemm.pack_panels(B, panels)``, then a barrier
+    (every member must call it)."""
     j0, j1 = share(panels.shape[0], part, parts)
     gemm.pack_panels(B, panels, j0, j1)
     barrier(state, parts)
+
+
+@_jit
+def _matmul_loop(part, parts, state, addr, rmax, A, B, panels, out, rows):
+    # out = A @ B: B read in place (no panels) or from panels the members pack first; then each
+    # member claims chunks of rows of A until none are left
+    packed = panels.shape[0] > 0
+    if packed:
+        pack_together(state, part, parts, B, panels)
     M = A.shape[0]
     lo = claim(state, rows)
     while lo < M:
         hi = min(lo + rows, M)
-        gemm.multiply(addr, rmax, A[lo:hi], panels, out[lo:hi], 0, panels.shape[0])
+        if packed:
+            gemm.multiply(addr, rmax, A[lo:hi], panels, out[lo:hi], 0, panels.shape[0])
+        else:
+            gemm.multiply_direct(addr, rmax, panels.shape[2], A[lo:hi], B, out[lo:hi])
         lo = claim(state, rows)
